@@ -1,0 +1,16 @@
+"""Classic CNNs as Keras functional builders with the keras.applications signature.
+
+Importing this package registers every family with :mod:`tl_kit.models.registry`.
+"""
+
+from tl_kit.models import alexnet, inception, lenet, mobilenet, resnet, vgg  # noqa: F401
+from tl_kit.models.registry import (
+    ModelSpec,
+    ParamCheck,
+    build_model,
+    get_spec,
+    list_models,
+    register_model,
+)
+
+__all__ = ["ModelSpec", "ParamCheck", "build_model", "get_spec", "list_models", "register_model"]
