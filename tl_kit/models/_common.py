@@ -48,13 +48,16 @@ def resolve_input(
     min_size: int,
     include_top: bool,
     name: str,
+    top_any_size: bool = False,
 ):
     """Return ``(img_input, inputs)`` for a builder.
 
     With ``include_top=True`` the input shape must be the paper's (the fully connected
     classifier fixes it), unless the architecture pools globally before the classifier;
-    builders that allow any size pass ``include_top=False`` here. Without the top, any
-    size from ``min_size`` up is accepted; ``None`` spatial dimensions too.
+    builders that allow any size pass ``include_top=False`` here, or ``top_any_size=True``
+    (the top pools globally: ``default_shape`` stays the default, any size from
+    ``min_size`` up is accepted). Without the top, any size from ``min_size`` up is
+    accepted; ``None`` spatial dimensions too.
     """
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
@@ -65,7 +68,7 @@ def resolve_input(
         raise ValueError(
             f"`input_shape` must be (height, width, channels) for {name!r}. Received: input_shape={input_shape!r}"
         )
-    if include_top and tuple(input_shape) != tuple(default_shape):
+    if include_top and not top_any_size and tuple(input_shape) != tuple(default_shape):
         raise ValueError(
             f"With include_top=True, {name!r} needs input_shape={tuple(default_shape)} (its fully "
             "connected classifier fixes the size); use include_top=False for other sizes. "
