@@ -1,0 +1,785 @@
+"""Data loading: folders, TensorFlow Datasets names, arrays and tf.data, into tf.data pipelines.
+
+``load_data(source, ...)`` returns a :class:`Data`: a :class:`DatasetInfo` (class names,
+counts, split, class weights, skipped files) plus ``Data.dataset(split, ...)`` pipelines
+that yield ``(images, labels)`` batches: float32 raw pixels in ``[0, 255]`` of shape
+``(B, H, W, C)`` and one-hot float32 labels ``(B, K)`` (the convention in CONTRACTS.md).
+
+Sources
+    * a folder with one sub-folder per class (images anywhere below a class folder belong
+      to it; JPEG, PNG, BMP, GIF and WebP, extension in any case);
+    * ``"tfds:NAME"`` (``tensorflow_datasets.load``; downloads happen on the user's machine);
+    * ``(x, y)`` arrays, ``y`` integer labels or one-hot;
+    * a ``tf.data.Dataset`` of ``(image, label)`` (batched or not);
+    * a dict of explicit splits ``{"train": ..., "val": ..., "test": ...}`` of the above.
+
+Decoding strategy (folders)
+    Every file is decoded once with PIL during the hygiene scan, in parallel threads (PIL
+    releases the GIL while decoding). PIL reads by content, not by extension, so a PNG
+    named ``.jpg`` is read correctly; it also handles CMYK, palette, 16-bit and EXIF
+    orientation (``ImageOps.exif_transpose``) robustly, which ``tf.io.decode_image`` does
+    not. Files that fail to decode fully (corrupt, truncated, not an image) are skipped and
+    listed, so training never meets them mid-epoch. Mode conversion: grey, palette, CMYK
+    and 16-bit become RGB (or ``L`` for ``channels=1``); images with transparency (RGBA,
+    LA, palette with a transparent colour) are composited on a WHITE background, since
+    transparent regions in photos/icons are meant as background, not black.
+
+    When the resized uint8 images of the dataset fit in the memory budget
+    (:data:`CACHE_LIMIT_BYTES`, default ``min(2 GiB, 25% of RAM)``), the pixels decoded by
+    the scan are kept as a uint8 cache and the pipeline reads from memory (decode once,
+    never again: the cached path). Otherwise the scan keeps only the verdicts and the
+    pipeline decodes the known-good files again with PIL inside ``tf.numpy_function``
+    with ``num_parallel_calls=AUTOTUNE`` (the streaming path). Both paths then shuffle,
+    batch, cast to float32, one-hot the labels, augment (training only) and prefetch
+    (``AUTOTUNE``).
+
+Resize (``resize=``): ``"stretch"`` (ignore aspect ratio), ``"crop"`` (aspect-preserving
+resize so the shorter side fits, then centre crop) or ``"pad"`` (aspect-preserving resize so
+the longer side fits, then pad with black).
+
+Split and manifest
+    The split is stratified per class with a seeded generator: each class is shuffled and
+    ``round(n * validation_split)`` (at least 1) images go to val, likewise for test, the
+    rest to train, so every class appears in every split (a class too small for that
+    raises a :class:`~tl_kit.errors.UserError` naming its folder). With ``run_dir`` the
+    split is written to ``run_dir/manifest.json`` (relative file paths per split) and an
+    existing manifest is reused, so no image changes side when a run is resumed or
+    repeated. Files listed in the manifest that vanished (or now fail hygiene) are reported
+    in ``info.skipped``; files added since are assigned to a split by a stable hash of
+    ``(seed, relative path)`` with the same fractions (so they are assigned the same way on
+    every repeat and never move an older file) and the manifest is updated. For arrays,
+    tf.data and tfds sources the manifest stores indices and is reused when the number of
+    examples and labels is unchanged.
+
+The hygiene report (one row per file: status, reason, conversions) is saved as
+``run_dir/hygiene.csv`` and ``run_dir/hygiene.json``; :func:`hygiene_table` formats it.
+
+Example:
+```python
+data = load_data("data/flowers", image_size=(160, 160), validation_split=0.2, run_dir="runs/f")
+train = data.dataset("train", batch_size=32, training=True, augment="standard")
+print(data.info.class_names, data.info.class_weights)
+```
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tl_kit.errors import UserError
+
+__all__ = [
+    "CACHE_LIMIT_BYTES",
+    "IMAGE_EXTENSIONS",
+    "RESIZE_MODES",
+    "SPLITS",
+    "Data",
+    "DatasetInfo",
+    "HygieneRecord",
+    "decode_image_file",
+    "hygiene_table",
+    "load_data",
+]
+
+SPLITS = ("train", "val", "test")
+RESIZE_MODES = ("stretch", "crop", "pad")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp")
+_SPLIT_ALIASES = {"train": "train", "val": "val", "validation": "val", "valid": "val", "test": "test"}
+
+
+def _memory_budget() -> int:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 << 30
+    return int(min(2 << 30, total // 4))
+
+
+#: Largest uint8 image cache (bytes) kept in memory; above it folders stream from disk.
+CACHE_LIMIT_BYTES: int = _memory_budget()
+
+
+# === Info ===
+
+
+@dataclass
+class DatasetInfo:
+    """What was loaded: class names (in label order), counts, split, class weights, skips."""
+
+    class_names: list[str]
+    num_classes: int
+    counts: dict[str, int]
+    split_counts: dict[str, dict[str, int]]
+    class_weights: dict[int, float]
+    channels: int
+    source: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["class_weights"] = {str(k): float(v) for k, v in self.class_weights.items()}
+        d["skipped"] = [list(s) for s in self.skipped]
+        return d
+
+    def __str__(self) -> str:
+        lines = [f"{self.source}: {self.num_classes} classes, {sum(self.counts.values())} images"]
+        width = max([len(c) for c in self.class_names] + [5])
+        splits = [s for s in SPLITS if s in self.split_counts]
+        lines.append(f"  {'class':<{width}} " + " ".join(f"{s:>6}" for s in splits) + "  weight")
+        for i, c in enumerate(self.class_names):
+            row = " ".join(f"{self.split_counts[s].get(c, 0):>6}" for s in splits)
+            lines.append(f"  {c:<{width}} {row}  {self.class_weights.get(i, 1.0):.3f}")
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} file(s); see hygiene report")
+        return "\n".join(lines)
+
+
+@dataclass
+class HygieneRecord:
+    """One row of the hygiene report."""
+
+    path: str
+    label: str
+    status: str  # "ok" | "skipped"
+    reason: str = ""  # why skipped, or the conversions applied ("CMYK->RGB; exif rotate")
+
+
+def hygiene_table(records: list[HygieneRecord], *, only_problems: bool = True) -> str:
+    """Format a hygiene report as a plain-text table (skipped and converted files)."""
+    rows = [r for r in records if not only_problems or r.status != "ok" or r.reason]
+    n_skip = sum(r.status == "skipped" for r in records)
+    n_conv = sum(r.status == "ok" and bool(r.reason) for r in records)
+    head = f"hygiene: {len(records)} files, {n_skip} skipped, {n_conv} converted"
+    if not rows:
+        return head
+    w = min(max(len(r.path) for r in rows), 70)
+    lines = [head, f"{'status':<8} {'file':<{w}} reason"]
+    for r in rows:
+        p = r.path if len(r.path) <= w else "..." + r.path[-(w - 3):]
+        lines.append(f"{r.status:<8} {p:<{w}} {r.reason}")
+    return "\n".join(lines)
+
+
+# === Data ===
+
+
+class _Split:
+    """One split's examples: a uint8/float32 array in memory, or file paths to stream."""
+
+    def __init__(self, labels: np.ndarray, x: np.ndarray | None = None,
+                 paths: list[str] | None = None):
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.x = x
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class Data:
+    """Loaded data: ``info`` plus ``dataset(split)`` pipelines and ``arrays(split)``.
+
+    Example:
+    ```python
+    data = load_data((x, y), image_size=(32, 32))
+    ds = data.dataset("train", batch_size=16, training=True, augment="light")
+    ```
+    """
+
+    def __init__(self, info: DatasetInfo, image_size: tuple[int, int], splits: dict[str, _Split],
+                 *, resize: str = "stretch", hygiene: list[HygieneRecord] | None = None,
+                 run_dir: str | None = None, seed: int = 0):
+        self.info = info
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.resize = resize
+        self.hygiene = hygiene or []
+        self.run_dir = run_dir
+        self.seed = seed
+        self._splits = splits
+
+    def __repr__(self) -> str:
+        sizes = {s: len(v) for s, v in self._splits.items()}
+        return (f"Data(source={self.info.source!r}, classes={self.info.num_classes}, "
+                f"image_size={self.image_size}, splits={sizes})")
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.info.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return self.info.num_classes
+
+    def has(self, split: str) -> bool:
+        """Whether ``split`` ("train" | "val" | "test") holds any example."""
+        s = _SPLIT_ALIASES.get(split, split)
+        return s in self._splits and len(self._splits[s]) > 0
+
+    def size(self, split: str) -> int:
+        """Number of examples in ``split`` (0 when absent)."""
+        s = _SPLIT_ALIASES.get(split, split)
+        return len(self._splits[s]) if s in self._splits else 0
+
+    def _get(self, split: str) -> _Split:
+        s = _SPLIT_ALIASES.get(split)
+        if s is None:
+            raise UserError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
+        if not self.has(s):
+            have = [k for k in SPLITS if self.has(k)]
+            raise UserError(f"This data has no {s!r} split (it has {have}). Received: split={split!r}")
+        return self._splits[s]
+
+    def paths(self, split: str) -> list[str] | None:
+        """File paths of ``split`` in label order of ``arrays``; None for non-folder data."""
+        sp = self._get(split)
+        return list(sp.paths) if sp.paths is not None else None
+
+    def labels(self, split: str) -> np.ndarray:
+        """Integer labels ``(N,)`` of ``split`` (no decoding)."""
+        return self._get(split).labels.copy()
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)``: float32 images ``(N, H, W, C)`` in [0, 255] and int labels ``(N,)``."""
+        sp = self._get(split)
+        if sp.x is not None:
+            return sp.x.astype(np.float32), sp.labels.copy()
+        x = _decode_many(sp.paths, self.image_size, self.info.channels, self.resize)
+        return x.astype(np.float32), sp.labels.copy()
+
+    def dataset(self, split: str, *, batch_size: int = 32, training: bool = False,
+                augment: str | list | None = None, backend: str = "tf",
+                shuffle: bool | None = None, repeat: bool = False,
+                drop_remainder: bool = False, seed: int | None = None):
+        """A ``tf.data.Dataset`` of ``(images float32 (B,H,W,C), labels one-hot (B,K))``.
+
+        Augmentation (``tl_kit.augment`` policy or op list) runs only when ``training`` is
+        True; ``shuffle`` defaults to ``training``.
+        """
+        import tensorflow as tf
+
+        sp = self._get(split)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise UserError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+        shuffle = training if shuffle is None else shuffle
+        seed = self.seed if seed is None else seed
+        k = self.info.num_classes
+        h, w = self.image_size
+        c = self.info.channels
+        autotune = tf.data.AUTOTUNE
+        n = len(sp)
+        if sp.x is not None:
+            ds = tf.data.Dataset.from_tensor_slices((sp.x, sp.labels))
+            if shuffle:
+                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        else:
+            ds = tf.data.Dataset.from_tensor_slices((np.asarray(sp.paths), sp.labels))
+            if shuffle:
+                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            size, chans, mode = self.image_size, c, self.resize
+
+            def _load(p):
+                return _decode_for_pipeline(p, size, chans, mode)
+
+            def _map(p, y):
+                img = tf.numpy_function(_load, [p], tf.uint8, stateful=False)
+                img.set_shape((h, w, c))
+                return img, y
+
+            ds = ds.map(_map, num_parallel_calls=autotune, deterministic=not shuffle)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
+
+        def _to_float(x, y):
+            return tf.cast(x, tf.float32), tf.one_hot(tf.cast(y, tf.int32), k, dtype=tf.float32)
+
+        ds = ds.map(_to_float, num_parallel_calls=autotune)
+        if training and augment is not None and augment != "none":
+            from tl_kit.augment import build_augmenter
+
+            fn = build_augmenter(augment, image_size=self.image_size, backend=backend, seed=seed)
+            ds = ds.map(fn, num_parallel_calls=autotune, deterministic=False)
+        return ds.prefetch(autotune)
+
+
+# === Array helpers ===
+
+
+def _resize_array(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """Resize a batch (N, h, w, C) to ``size`` with ``mode``; keeps uint8 as uint8."""
+    import tensorflow as tf
+
+    if x.shape[1:3] == tuple(size):
+        return x
+    out = []
+    for i in range(0, len(x), 256):
+        out.append(_tf_resize(tf.convert_to_tensor(x[i:i + 256]), size, mode).numpy())
+    r = np.concatenate(out) if out else np.zeros((0, *size, x.shape[-1]), np.float32)
+    if x.dtype == np.uint8:
+        return np.clip(np.round(r), 0, 255).astype(np.uint8)
+    return r.astype(np.float32)
+
+
+def _tf_resize(img, size: tuple[int, int], mode: str):
+    """TF resize of one image (h, w, C) or a batch, float32 result."""
+    import tensorflow as tf
+
+    img = tf.cast(img, tf.float32)
+    size = [int(size[0]), int(size[1])]
+    if mode == "stretch":
+        return tf.image.resize(img, size, antialias=True)
+    if mode == "pad":
+        return tf.image.resize_with_pad(img, size[0], size[1], antialias=True)
+    # crop: aspect-preserving resize so the shorter side fits, then centre crop
+    shape = tf.shape(img)
+    ih = tf.cast(shape[-3], tf.float32)
+    iw = tf.cast(shape[-2], tf.float32)
+    scale = tf.maximum(size[0] / ih, size[1] / iw)
+    nh = tf.maximum(tf.cast(tf.math.ceil(ih * scale), tf.int32), size[0])
+    nw = tf.maximum(tf.cast(tf.math.ceil(iw * scale), tf.int32), size[1])
+    img = tf.image.resize(img, tf.stack([nh, nw]), antialias=True)
+    return tf.image.resize_with_crop_or_pad(img, size[0], size[1])
+
+
+def _convert_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """(N, H, W, C) with C in 1, 3, 4 -> ``channels`` (alpha dropped, grey = ITU-R 601-2)."""
+    c = x.shape[-1]
+    if c == 4:
+        x = x[..., :3]
+        c = 3
+    if c == channels:
+        return x
+    if c == 1 and channels == 3:
+        return np.repeat(x, 3, axis=-1)
+    if c == 3 and channels == 1:
+        g = x.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        g = g[..., None]
+        return np.clip(np.round(g), 0, 255).astype(np.uint8) if x.dtype == np.uint8 else g
+    raise UserError(f"Images with {c} channels cannot become {channels}. Received: channels={channels!r}")
+
+
+def _normalize_images(x, size: tuple[int, int], channels: int, mode: str, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
+        raise UserError(
+            f"{what} images must have shape (N, H, W), (N, H, W, 1), (N, H, W, 3) or (N, H, W, 4). "
+            f"Received: shape={x.shape}"
+        )
+    if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.number):
+        raise UserError(f"{what} images must be numeric. Received: dtype={x.dtype}")
+    if x.dtype != np.uint8:
+        x = x.astype(np.float32)
+        if x.size and float(np.nanmax(x)) <= 1.0 and float(np.nanmin(x)) >= 0.0:
+            warnings.warn(
+                f"{what} images are float with values in [0, 1]; tl_kit expects raw pixels in "
+                "[0, 255] (models normalise inside). Multiply by 255 if these are scaled images.",
+                stacklevel=3,
+            )
+    x = _convert_channels(x, channels)
+    return _resize_array(x, size, mode)
+
+
+def _normalize_labels(y, num_classes: int | None, what: str) -> tuple[np.ndarray, int | None]:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim == 2:  # one-hot (or soft) labels
+        return y.argmax(axis=1).astype(np.int64), y.shape[1]
+    if y.ndim != 1:
+        raise UserError(f"{what} labels must be integers (N,) or one-hot (N, K). Received: shape={y.shape}")
+    if y.size and (np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0)):
+        raise UserError(f"{what} labels must be integer class indices. Received: dtype={y.dtype}")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise UserError(f"{what} labels must be >= 0. Received: min label={int(y.min())}")
+    return y, None
+
+
+def _dataset_to_arrays(ds, size: tuple[int, int], channels: int, mode: str, what: str):
+    """Materialise a tf.data dataset of (image, label) into resized arrays."""
+    import tensorflow as tf
+
+    spec = ds.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2):
+        raise UserError(
+            f"{what} tf.data dataset must yield (image, label) pairs. Received: element_spec={spec}"
+        )
+    img_spec = spec[0]
+    if img_spec.shape.rank == 4:
+        ds = ds.unbatch()
+        img_spec = ds.element_spec[0]
+    if img_spec.shape.rank not in (2, 3):
+        raise UserError(f"{what} images must be (H, W) or (H, W, C). Received: shape={img_spec.shape}")
+    keep_uint8 = img_spec.dtype == tf.uint8
+
+    def _prep(img, lab):
+        if img.shape.rank == 2:
+            img = img[..., None]
+        img = _tf_resize(img, size, mode)
+        if keep_uint8:
+            img = tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
+        return img, lab
+
+    ds = ds.map(_prep, num_parallel_calls=tf.data.AUTOTUNE).batch(256).prefetch(2)
+    xs, ys = [], []
+    for img, lab in ds.as_numpy_iterator():
+        xs.append(img)
+        ys.append(lab)
+    if not xs:
+        raise UserError(f"{what} tf.data dataset is empty.")
+    x = np.concatenate(xs)
+    y = np.concatenate(ys)
+    return _convert_channels(x, channels), y
+
+
+# === Splitting ===
+
+
+def _split_counts(n: int, fracs: dict[str, float]) -> dict[str, int]:
+    out = {}
+    for s in ("val", "test"):
+        f = fracs.get(s, 0.0)
+        out[s] = max(1, int(round(n * f))) if f > 0 else 0
+    out["train"] = n - out["val"] - out["test"]
+    return out
+
+
+def _check_fracs(validation_split: float, test_split: float) -> dict[str, float]:
+    for name, v in (("validation_split", validation_split), ("test_split", test_split)):
+        if not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+            raise UserError(f"`{name}` must be a fraction in [0, 1). Received: {name}={v!r}")
+    if validation_split + test_split >= 1.0:
+        raise UserError(
+            "`validation_split + test_split` must leave images for training. "
+            f"Received: validation_split={validation_split!r}, test_split={test_split!r}"
+        )
+    return {"val": float(validation_split), "test": float(test_split)}
+
+
+def stratified_split(labels: np.ndarray, fracs: dict[str, float], seed: int,
+                     class_names: list[str], where: str = "") -> dict[str, np.ndarray]:
+    """Indices per split, stratified per class with a seeded generator (sorted per split).
+
+    Raises a UserError naming the class (and ``where``) when a class has too few
+    examples to appear in every requested split.
+    """
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    need = 1 + sum(1 for s in ("val", "test") if fracs.get(s, 0) > 0)
+    for k, name in enumerate(class_names):
+        idx = np.flatnonzero(labels == k)
+        if len(idx) == 0:
+            continue
+        cnt = _split_counts(len(idx), fracs)
+        if cnt["train"] < 1 or len(idx) < need:
+            loc = os.path.join(where, name) if where else f"class {name!r}"
+            raise UserError(
+                f"Class {name!r} has too few images for the split: {len(idx)} image(s), needs at "
+                f"least {need} (one per split: validation_split={fracs.get('val', 0)}, "
+                f"test_split={fracs.get('test', 0)}). Add images to {loc} or lower the split "
+                f"fractions. Received: {loc}={len(idx)} images"
+            )
+        idx = rng.permutation(idx)
+        parts["val"].append(idx[: cnt["val"]])
+        parts["test"].append(idx[cnt["val"]: cnt["val"] + cnt["test"]])
+        parts["train"].append(idx[cnt["val"] + cnt["test"]:])
+    return {s: np.sort(np.concatenate(v)) if v else np.zeros(0, np.int64) for s, v in parts.items()}
+
+
+def _hash_split(key: str, seed: int, fracs: dict[str, float]) -> str:
+    """Stable split for a file added after the manifest was written."""
+    h = int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if h < fracs.get("val", 0):
+        return "val"
+    if h < fracs.get("val", 0) + fracs.get("test", 0):
+        return "test"
+    return "train"
+
+
+def compute_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """scikit-learn "balanced" weights ``n / (k * n_c)`` for classes present; 1.0 otherwise."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels)
+    present = np.unique(labels)
+    weights = {k: 1.0 for k in range(num_classes)}
+    if len(labels) and len(present):
+        w = compute_class_weight("balanced", classes=present, y=labels)
+        for k, v in zip(present, w, strict=True):
+            weights[int(k)] = float(v)
+    return weights
+
+
+# === Manifest ===
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(
+            f"The split manifest {path} cannot be read ({e}); delete it to make a new split. "
+            f"Received: manifest={str(path)!r}"
+        ) from e
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def _index_split(labels: np.ndarray, fracs, seed, class_names, run_dir, source: str,
+                 where: str = "") -> dict[str, np.ndarray]:
+    """Split indices for array-like sources, reusing run_dir/manifest.json when it matches."""
+    fingerprint = hashlib.sha1(np.asarray(labels, np.int64).tobytes()).hexdigest()
+    mpath = Path(run_dir) / "manifest.json" if run_dir else None
+    if mpath is not None:
+        m = _read_json(mpath)
+        if m is not None:
+            if m.get("kind") == "indices" and m.get("fingerprint") == fingerprint:
+                return {s: np.asarray(m["splits"].get(s, []), np.int64) for s in SPLITS}
+            warnings.warn(
+                f"{mpath} was written for other data (different examples or labels); "
+                "making a new split and overwriting it.", stacklevel=3)
+    idx = stratified_split(labels, fracs, seed, class_names, where)
+    if mpath is not None:
+        _write_json(mpath, {
+            "version": 1, "kind": "indices", "source": source, "seed": seed,
+            "validation_split": fracs["val"], "test_split": fracs["test"],
+            "class_names": class_names, "fingerprint": fingerprint, "num_examples": len(labels),
+            "splits": {s: [int(i) for i in v] for s, v in idx.items()},
+        })
+    return idx
+
+
+# === Class names ===
+
+
+def _resolve_classes(y_all: np.ndarray, k_onehot: int | None, num_classes, class_names,
+                     what: str) -> list[str]:
+    if class_names is not None:
+        class_names = [str(c) for c in class_names]
+        if len(set(class_names)) != len(class_names):
+            raise UserError(f"`class_names` must be unique. Received: class_names={class_names!r}")
+    k = None
+    if k_onehot is not None:
+        k = k_onehot
+    if class_names is not None:
+        if k is not None and k != len(class_names):
+            raise UserError(
+                f"{what} labels have {k} classes but {len(class_names)} class names were given. "
+                f"Received: class_names={class_names!r}")
+        k = len(class_names)
+    if num_classes is not None:
+        if k is not None and k != num_classes:
+            raise UserError(
+                f"{what} has {k} classes but `num_classes` says {num_classes}. "
+                f"Received: num_classes={num_classes!r}")
+        k = int(num_classes)
+    seen = int(y_all.max()) + 1 if y_all.size else 0
+    if k is None:
+        k = seen
+    if seen > k:
+        raise UserError(
+            f"{what} labels go up to {seen - 1}, more than the {k} classes declared. "
+            f"Received: num_classes={num_classes!r}, max label={seen - 1}")
+    if k < 1:
+        raise UserError(f"{what} has no labelled examples.")
+    return class_names if class_names is not None else [str(i) for i in range(k)]
+
+
+def _make_info(class_names, channels, source, split_labels: dict[str, np.ndarray],
+               skipped=None) -> DatasetInfo:
+    k = len(class_names)
+    split_counts = {
+        s: {c: int(np.sum(lab == i)) for i, c in enumerate(class_names)}
+        for s, lab in split_labels.items() if len(lab)
+    }
+    counts = {c: sum(sc.get(c, 0) for sc in split_counts.values()) for c in class_names}
+    train = split_labels.get("train", np.zeros(0, np.int64))
+    return DatasetInfo(
+        class_names=list(class_names), num_classes=k, counts=counts, split_counts=split_counts,
+        class_weights=compute_class_weights(train, k), channels=channels, source=source,
+        skipped=list(skipped or []),
+    )
+
+
+# === Loaders: arrays, tf.data, dicts, tfds ===
+
+
+def _is_tf_dataset(obj) -> bool:
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, tf.data.Dataset)
+
+
+def _to_xy(src, size, channels, resize, what):
+    """(x uint8/float32 resized, y int, k_onehot) from arrays or a tf.data dataset."""
+    if _is_tf_dataset(src):
+        x, y = _dataset_to_arrays(src, size, channels, resize, what)
+    elif isinstance(src, (tuple, list)) and len(src) == 2:
+        x = _normalize_images(src[0], size, channels, resize, what)
+        y = src[1]
+    else:
+        raise UserError(
+            f"{what} must be (x, y) arrays or a tf.data.Dataset of (image, label). "
+            f"Received: {type(src).__name__}")
+    y, k = _normalize_labels(y, None, what)
+    if len(x) != len(y):
+        raise UserError(f"{what} has {len(x)} images but {len(y)} labels. Received: len(y)={len(y)}")
+    return x, y, k
+
+
+def _load_single(src, *, size, channels, resize, fracs, seed, run_dir, num_classes, class_names,
+                 source: str) -> Data:
+    x, y, k = _to_xy(src, size, channels, resize, source)
+    names = _resolve_classes(y, k, num_classes, class_names, source)
+    idx = _index_split(y, fracs, seed, names, run_dir, source)
+    splits = {s: _Split(y[i], x=x[i]) for s, i in idx.items() if len(i)}
+    info = _make_info(names, channels, source, {s: v.labels for s, v in splits.items()})
+    return Data(info, size, splits, resize=resize, run_dir=_str(run_dir), seed=seed)
+
+
+def _load_dict(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_classes,
+               class_names, source: str = "dict") -> Data:
+    parts = {}
+    for key, val in src.items():
+        s = _SPLIT_ALIASES.get(str(key))
+        if s is None:
+            raise UserError(f"Split names must be among {SPLITS}. Received: key={key!r}")
+        if s in parts:
+            raise UserError(f"Split {s!r} given twice. Received: keys={list(src)!r}")
+        parts[s] = _to_xy(val, size, channels, resize, f"{source}[{key!r}]")
+    if "train" not in parts:
+        raise UserError(f"A dict of splits needs a 'train' entry. Received: keys={list(src)!r}")
+    ks = {p[2] for p in parts.values() if p[2] is not None}
+    if len(ks) > 1:
+        raise UserError(f"One-hot labels disagree on the number of classes across splits: {sorted(ks)}")
+    y_all = np.concatenate([p[1] for p in parts.values()])
+    names = _resolve_classes(y_all, ks.pop() if ks else None, num_classes, class_names, source)
+    splits = {s: _Split(p[1], x=p[0]) for s, p in parts.items()}
+    # a dict without "val" is split from train when validation_split > 0
+    missing = {s: f for s, f in fracs.items() if f > 0 and s not in splits}
+    if missing:
+        tr = splits["train"]
+        sub = {s: missing.get(s, 0.0) for s in ("val", "test")}
+        idx = _index_split(tr.labels, sub, seed, names, run_dir, source)
+        for s in ("val", "test"):
+            if s in missing:
+                splits[s] = _Split(tr.labels[idx[s]], x=tr.x[idx[s]])
+        splits["train"] = _Split(tr.labels[idx["train"]], x=tr.x[idx["train"]])
+    info = _make_info(names, channels, source, {s: v.labels for s, v in splits.items()})
+    return Data(info, size, splits, resize=resize, run_dir=_str(run_dir), seed=seed)
+
+
+def _str(p) -> str | None:
+    return None if p is None else str(p)
+
+
+# === Public entry point ===
+
+
+def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_split: float = 0.2,
+              test_split: float = 0.0, seed: int = 0, run_dir=None, num_classes: int | None = None,
+              resize: str = "stretch", class_names=None, workers: int | None = None) -> Data:
+    """Load a folder, ``"tfds:NAME"``, ``(x, y)`` arrays, a tf.data dataset or a dict of splits.
+
+    Args:
+        source: see the module docstring.
+        image_size: ``(height, width)`` every image is resized to.
+        channels: 3 (RGB) or 1 (grey).
+        validation_split, test_split: fractions split off (stratified, seeded) when the
+            source has no such split of its own.
+        seed: split (and shuffle) seed.
+        run_dir: where ``manifest.json`` and the hygiene report go; an existing manifest
+            is reused so no image changes side when a run is resumed or repeated.
+        num_classes: expected number of classes; a mismatch raises a UserError.
+        resize: ``"stretch"``, ``"crop"`` or ``"pad"``.
+        class_names: names in label order (arrays/tf.data sources; ignored for folders,
+            whose names are the sorted sub-folder names).
+        workers: threads for the folder hygiene scan and decoding (default: CPU count).
+
+    Returns:
+        A :class:`Data`.
+
+    Example:
+    ```python
+    data = tl_kit.load_data("data/flowers", image_size=(128, 128), run_dir="runs/flowers")
+    ```
+    """
+    size = _check_size(image_size)
+    if channels not in (1, 3):
+        raise UserError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
+    if resize not in RESIZE_MODES:
+        raise UserError(f"`resize` must be one of {RESIZE_MODES}. Received: resize={resize!r}")
+    if num_classes is not None and (not isinstance(num_classes, (int, np.integer)) or num_classes < 1):
+        raise UserError(f"`num_classes` must be a positive integer. Received: num_classes={num_classes!r}")
+    fracs = _check_fracs(validation_split, test_split)
+    kw = dict(size=size, channels=channels, resize=resize, fracs=fracs, seed=int(seed),
+              run_dir=run_dir, num_classes=num_classes, class_names=class_names)
+    if isinstance(source, dict):
+        return _load_dict(source, **kw)
+    if _is_tf_dataset(source):
+        return _load_single(source, source="tf.data", **kw)
+    if isinstance(source, (tuple, list)) and len(source) == 2 and not isinstance(source[0], str):
+        return _load_single(tuple(source), source="arrays", **kw)
+    if isinstance(source, str) and source.startswith("tfds:"):
+        return _load_tfds(source, **kw)
+    if isinstance(source, (str, os.PathLike)):
+        return _load_folder(Path(source), workers=workers, **kw)
+    raise UserError(
+        "`source` must be a folder path, 'tfds:NAME', (x, y) arrays, a tf.data.Dataset or a dict "
+        f"of splits. Received: source={type(source).__name__}")
+
+
+def _check_size(image_size) -> tuple[int, int]:
+    if isinstance(image_size, (int, np.integer)):
+        image_size = (image_size, image_size)
+    try:
+        h, w = (int(v) for v in tuple(image_size)[:2])
+    except (TypeError, ValueError):
+        raise UserError(f"`image_size` must be (height, width). Received: image_size={image_size!r}") from None
+    if h < 1 or w < 1:
+        raise UserError(f"`image_size` must be positive. Received: image_size={image_size!r}")
+    return h, w
+
+
+def _load_tfds(source: str, **kw) -> Data:
+    raise NotImplementedError("tfds sources are not implemented yet")
+
+
+def _load_folder(root: Path, *, workers=None, **kw) -> Data:
+    raise NotImplementedError("folder sources are not implemented yet")
+
+
+def decode_image_file(path, size, channels: int = 3, resize: str = "stretch") -> tuple[np.ndarray, str]:
+    raise NotImplementedError
+
+
+def _decode_for_pipeline(p, size, channels, mode) -> np.ndarray:
+    raise NotImplementedError
+
+
+def _decode_many(paths, size, channels, mode, workers=None) -> np.ndarray:
+    raise NotImplementedError
+
+
+_ = csv, ThreadPoolExecutor  # used by the folder loader
