@@ -94,7 +94,9 @@ def LeNet5(
         raise ValueError(
             f"`variant` must be one of {tuple(VARIANTS)} for 'lenet5'. Received: variant={variant!r}"
         )
-    validate_args(weights=weights, include_top=include_top, pooling=pooling, classes=classes, name=name)
+    validate_args(
+        weights=weights, include_top=include_top, pooling=pooling, classes=classes, name=name
+    )
     if include_top and input_shape is None and input_tensor is None:
         input_shape = DEFAULT_SIZE
     img_input, inputs = resolve_input(
@@ -125,4 +127,6 @@ def LeNet5(
         return classifier(x, classes, classifier_activation)
 
     # === Functional Model ===
-    return finish(inputs, x, include_top=include_top, pooling=pooling, top=top, name=name, weights=weights)
+    return finish(
+        inputs, x, include_top=include_top, pooling=pooling, top=top, name=name, weights=weights
+    )
