@@ -57,7 +57,9 @@ _WIDTHS = (64, 128, 256, 512)
 
 
 def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True):
-    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.Conv2D(
+        filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv"
+    )(x)
     x = layers.BatchNormalization(epsilon=BN_EPS, name=f"{name}_bn")(x)
     if relu:
         x = layers.Activation("relu", name=f"{name}_relu")(x)
@@ -109,8 +111,12 @@ def _resnet(
     plain: bool,
 ) -> keras.Model:
     if depth not in _DEPTHS:
-        raise ValueError(f"ResNet depth must be one of {sorted(_DEPTHS)}. Received: depth={depth!r}")
-    validate_args(weights=weights, include_top=include_top, pooling=pooling, classes=classes, name=name)
+        raise ValueError(
+            f"ResNet depth must be one of {sorted(_DEPTHS)}. Received: depth={depth!r}"
+        )
+    validate_args(
+        weights=weights, include_top=include_top, pooling=pooling, classes=classes, name=name
+    )
     img_input, inputs = resolve_input(
         input_tensor=input_tensor,
         input_shape=input_shape,
@@ -140,7 +146,9 @@ def _resnet(
         t = layers.GlobalAveragePooling2D(name="avg_pool")(t)
         return classifier(t, classes, classifier_activation)
 
-    return finish(inputs, x, include_top=include_top, pooling=pooling, top=top, name=name, weights=weights)
+    return finish(
+        inputs, x, include_top=include_top, pooling=pooling, top=top, name=name, weights=weights
+    )
 
 
 def _doc(depth: int, plain: bool) -> str:
