@@ -762,24 +762,309 @@ def _check_size(image_size) -> tuple[int, int]:
     return h, w
 
 
-def _load_tfds(source: str, **kw) -> Data:
-    raise NotImplementedError("tfds sources are not implemented yet")
+# === TensorFlow Datasets ===
 
 
-def _load_folder(root: Path, *, workers=None, **kw) -> Data:
-    raise NotImplementedError("folder sources are not implemented yet")
+def _load_tfds(source: str, *, class_names=None, **kw) -> Data:
+    """``"tfds:NAME[/CONFIG][:VERSION]"`` via ``tfds.load(as_supervised=True)``.
+
+    Its ``train``/``validation``/``test`` splits are used as they are; a missing
+    validation (or test) split is carved from train with the requested fractions.
+    """
+    import tensorflow_datasets as tfds
+
+    name = source[len("tfds:"):].strip()
+    if not name:
+        raise UserError(f"Give a dataset name after 'tfds:'. Received: source={source!r}")
+    data_dir = os.environ.get("TFDS_DATA_DIR")
+    try:
+        splits, info = tfds.load(name, as_supervised=True, with_info=True, data_dir=data_dir)
+        if not splits:  # split list unknown (no metadata, e.g. tfds.testing.mock_data): ask by name
+            for cand in ("train", "validation", "test"):
+                try:
+                    splits[cand] = tfds.load(name, split=cand, as_supervised=True, data_dir=data_dir)
+                except Exception:  # noqa: BLE001 - that split does not exist
+                    continue
+    except Exception as e:  # DatasetNotFoundError, download/network errors
+        raise UserError(
+            f"TensorFlow Datasets could not load {name!r}: {e}. The first load downloads the "
+            "data (internet needed) into ~/tensorflow_datasets or $TFDS_DATA_DIR. "
+            f"Received: source={source!r}") from e
+    parts = {}
+    for key, ds in splits.items():
+        s = _SPLIT_ALIASES.get(str(key))
+        if s is not None and s not in parts:
+            parts[s] = ds
+    if "train" not in parts:
+        raise UserError(f"{name!r} has no 'train' split (it has {sorted(splits)}). Received: source={source!r}")
+    if class_names is None:
+        label = info.features[info.supervised_keys[1]] if info.supervised_keys else None
+        names = getattr(label, "names", None)
+        class_names = list(names) if names else None
+    return _load_dict(parts, class_names=class_names, source=source, **kw)
+
+
+# === Folders: decoding and hygiene ===
+
+_EXT_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".bmp": "BMP",
+               ".gif": "GIF", ".webp": "WEBP"}
+
+
+def _to_mode(im, channels: int):
+    """PIL image of any mode -> "RGB" (or "L"), with the conversions applied as a note."""
+    from PIL import Image
+
+    notes = []
+    mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, rgba).convert("RGB")
+        notes.append(f"{mode}->RGB (alpha composited on white)")
+    elif mode.startswith("I") or mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        if mode.startswith("I;16") or (a.size and a.max() > 255):
+            a = a / 257.0
+        im = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+        notes.append(f"{mode}->8-bit")
+    elif mode not in ("RGB", "L"):
+        im = im.convert("RGB")
+        notes.append(f"{mode}->RGB")
+    target = "L" if channels == 1 else "RGB"
+    if im.mode != target:
+        if not notes:
+            notes.append(f"{im.mode}->{target}")
+        im = im.convert(target)
+    return im, notes
+
+
+def _pil_resize(im, size: tuple[int, int], mode: str):
+    from PIL import Image, ImageOps
+
+    h, w = size
+    if im.size == (w, h):
+        return im
+    bilinear = Image.Resampling.BILINEAR
+    if mode == "stretch":
+        return im.resize((w, h), bilinear)
+    if mode == "crop":
+        return ImageOps.fit(im, (w, h), method=bilinear, centering=(0.5, 0.5))
+    return ImageOps.pad(im, (w, h), method=bilinear, color=0, centering=(0.5, 0.5))
 
 
 def decode_image_file(path, size, channels: int = 3, resize: str = "stretch") -> tuple[np.ndarray, str]:
-    raise NotImplementedError
+    """Decode one file by content with PIL -> ``(uint8 (H, W, C), notes)``.
+
+    Applies EXIF orientation, converts grey/palette/CMYK/RGBA/16-bit to RGB (or L),
+    composites transparency on white and resizes with ``resize``. Raises on corrupt,
+    truncated or non-image files (the hygiene scan turns that into a skip).
+    """
+    from PIL import Image, ImageOps
+
+    notes = []
+    with Image.open(path) as im:
+        fmt = im.format
+        im.load()  # full decode: truncated/corrupt files raise here
+        ext = os.path.splitext(str(path))[1].lower()
+        if _EXT_FORMAT.get(ext) != fmt:
+            notes.append(f"extension {ext or '(none)'} but content {fmt}: read by content")
+        orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+        if orientation not in (None, 1):
+            im = ImageOps.exif_transpose(im)
+            notes.append(f"EXIF orientation {orientation} applied")
+        im, conv = _to_mode(im, channels)
+        notes += conv
+        im = _pil_resize(im, size, resize)
+        arr = np.asarray(im, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    return arr, "; ".join(notes)
 
 
 def _decode_for_pipeline(p, size, channels, mode) -> np.ndarray:
-    raise NotImplementedError
+    """numpy_function body of the streaming path; a file broken since the scan gives black."""
+    path = p.decode() if isinstance(p, bytes) else str(p)
+    try:
+        return decode_image_file(path, size, channels, mode)[0]
+    except Exception as e:  # never crash mid-epoch
+        warnings.warn(f"{path} could not be decoded ({e}); a black image stands in.", stacklevel=1)
+        return np.zeros((size[0], size[1], channels), np.uint8)
+
+
+def _workers(workers: int | None) -> int:
+    return max(1, int(workers or min(8, (os.cpu_count() or 2) * 2)))
 
 
 def _decode_many(paths, size, channels, mode, workers=None) -> np.ndarray:
-    raise NotImplementedError
+    out = np.zeros((len(paths), size[0], size[1], channels), np.uint8)
+
+    def one(i):
+        out[i] = _decode_for_pipeline(paths[i], size, channels, mode)
+
+    with ThreadPoolExecutor(_workers(workers)) as ex:
+        list(ex.map(one, range(len(paths))))
+    return out
 
 
-_ = csv, ThreadPoolExecutor  # used by the folder loader
+def _list_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, str]]]:
+    """Class names (sorted sub-folders), (file, label) pairs, and stray files at the root."""
+    if not root.exists():
+        raise FileNotFoundError(f"Data folder not found: {root}. Received: source={str(root)!r}")
+    if not root.is_dir():
+        raise UserError(f"The data source must be a folder with one sub-folder per class. "
+                        f"Received: source={str(root)!r}")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    stray = [(str(p), "not inside a class folder") for p in sorted(root.iterdir())
+             if p.is_file() and not p.name.startswith(".")]
+    if not classes:
+        raise UserError(
+            f"{root} has no class sub-folders; put each class's images in their own folder "
+            f"({root}/cats/*.jpg, {root}/dogs/*.jpg). Received: source={str(root)!r}")
+    files = []
+    for k, c in enumerate(classes):
+        for dirpath, dirnames, filenames in os.walk(root / c, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for f in sorted(filenames):
+                if not f.startswith("."):
+                    files.append((os.path.join(dirpath, f), k))
+    return classes, files, stray
+
+
+def _scan(files: list[tuple[str, int]], classes: list[str], size, channels, resize, keep: bool,
+          workers) -> tuple[list[HygieneRecord], list[np.ndarray | None]]:
+    """Decode every file in parallel threads; verdicts (and pixels when ``keep``)."""
+
+    def one(item):
+        path, k = item
+        try:
+            arr, notes = decode_image_file(path, size, channels, resize)
+        except Exception as e:
+            reason = str(e) or type(e).__name__
+            if "cannot identify image file" in reason:
+                reason = "not an image (content not recognised)"
+            elif "truncated" in reason.lower():
+                reason = f"truncated: {reason}"
+            else:
+                reason = f"corrupt: {type(e).__name__}: {reason}"
+            return HygieneRecord(path, classes[k], "skipped", reason), None
+        return HygieneRecord(path, classes[k], "ok", notes), (arr if keep else None)
+
+    with ThreadPoolExecutor(_workers(workers)) as ex:
+        results = list(ex.map(one, files))
+    return [r[0] for r in results], [r[1] for r in results]
+
+
+def _write_hygiene(run_dir, records: list[HygieneRecord], root: Path) -> None:
+    d = Path(run_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "hygiene.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "class", "status", "reason"])
+        for r in records:
+            w.writerow([r.path, r.label, r.status, r.reason])
+    summary = {
+        "source": str(root), "files": len(records),
+        "skipped": sum(r.status == "skipped" for r in records),
+        "converted": sum(r.status == "ok" and bool(r.reason) for r in records),
+        "records": [asdict(r) for r in records],
+    }
+    _write_json(d / "hygiene.json", summary)
+
+
+def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs, seed, run_dir,
+                  root: Path, all_rels: set[str]) -> tuple[dict[str, list[int]], list[tuple[str, str]]]:
+    """Indices (into ``rels``) per split, from run_dir/manifest.json when present."""
+    mpath = Path(run_dir) / "manifest.json" if run_dir else None
+    m = _read_json(mpath) if mpath is not None else None
+    problems: list[tuple[str, str]] = []
+    if m is not None and m.get("kind") == "files":
+        if m.get("class_names") != classes:
+            raise UserError(
+                f"The classes in {root} ({classes}) differ from those in the split manifest "
+                f"{mpath} ({m.get('class_names')}). Use a new run directory, or delete the manifest "
+                f"to make a new split. Received: source={str(root)!r}")
+        if (m.get("validation_split"), m.get("test_split"), m.get("seed")) != (fracs["val"], fracs["test"], seed):
+            warnings.warn(
+                f"Reusing the split in {mpath} (validation_split={m.get('validation_split')}, "
+                f"test_split={m.get('test_split')}, seed={m.get('seed')}); the arguments given "
+                "differ. Delete the manifest to split again.", stacklevel=4)
+        where = {rel: s for s in SPLITS for rel in m["splits"].get(s, [])}
+        pos = {rel: i for i, rel in enumerate(rels)}
+        out: dict[str, list[int]] = {s: [] for s in SPLITS}
+        added = []
+        for rel, s in where.items():
+            if rel in pos:
+                out[s].append(pos[rel])
+            elif rel not in all_rels:
+                problems.append((str(root / rel), f"in manifest ({s}) but missing from the folder"))
+        for rel, i in pos.items():
+            if rel not in where:
+                s = _hash_split(rel, int(m.get("seed", seed)), {"val": m.get("validation_split", 0.0),
+                                                                "test": m.get("test_split", 0.0)})
+                out[s].append(i)
+                added.append((rel, s))
+        if added:
+            for rel, s in added:
+                m["splits"].setdefault(s, []).append(rel)
+            _write_json(mpath, m)
+            warnings.warn(f"{len(added)} new file(s) since {mpath} was written were assigned to "
+                          "splits by a stable hash of their path; older files keep their side.",
+                          stacklevel=4)
+        if problems:
+            warnings.warn(f"{len(problems)} file(s) listed in {mpath} are missing from {root}.",
+                          stacklevel=4)
+        return {s: sorted(v) for s, v in out.items()}, problems
+    idx = stratified_split(labels, fracs, seed, classes, str(root))
+    if mpath is not None:
+        if m is not None:
+            warnings.warn(f"{mpath} was not written for a folder; overwriting it.", stacklevel=4)
+        _write_json(mpath, {
+            "version": 1, "kind": "files", "source": str(root), "seed": seed,
+            "validation_split": fracs["val"], "test_split": fracs["test"], "class_names": classes,
+            "splits": {s: [rels[i] for i in v] for s, v in idx.items()},
+        })
+    return {s: [int(i) for i in v] for s, v in idx.items()}, problems
+
+
+def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, num_classes,
+                 class_names=None, workers=None) -> Data:
+    root = Path(root).expanduser()
+    classes, files, stray = _list_folder(root)
+    if num_classes is not None and num_classes != len(classes):
+        raise UserError(
+            f"{root} has {len(classes)} class folders ({', '.join(classes)}) but num_classes="
+            f"{num_classes}. Fix the folder or num_classes. Received: num_classes={num_classes!r}")
+    per_image = size[0] * size[1] * channels
+    keep = len(files) * per_image <= CACHE_LIMIT_BYTES
+    records, pixels = _scan(files, classes, size, channels, resize, keep, workers)
+    records = [HygieneRecord(p, "", "skipped", why) for p, why in stray] + records
+    if run_dir is not None:
+        _write_hygiene(run_dir, records, root)
+    ok = [i for i, (r, _) in enumerate(zip(records[len(stray):], files, strict=True)) if r.status == "ok"]
+    skipped = [(r.path, r.reason) for r in records if r.status == "skipped"]
+    labels_all = np.array([files[i][1] for i in ok], np.int64)
+    for k, c in enumerate(classes):
+        if not np.any(labels_all == k):
+            n_files = sum(1 for _, lab in files if lab == k)
+            extra = f" ({n_files} file(s) there could not be read; see the hygiene report)" if n_files else ""
+            raise UserError(
+                f"Class folder {root / c} has no usable images{extra}. Add images or remove the "
+                f"folder. Received: {root / c}=0 images")
+    if skipped:
+        warnings.warn(f"Skipped {len(skipped)} unreadable file(s) in {root}:\n"
+                      + hygiene_table(records), stacklevel=3)
+    rels = [Path(files[i][0]).relative_to(root).as_posix() for i in ok]
+    all_rels = {Path(p).relative_to(root).as_posix() for p, _ in files}
+    idx, problems = _folder_split(rels, labels_all, classes, fracs, seed, run_dir, root, all_rels)
+    skipped += problems
+    paths = [files[i][0] for i in ok]
+    cache = np.stack([pixels[i] for i in ok]) if keep else None
+    splits = {}
+    for s, ii in idx.items():
+        if not ii:
+            continue
+        ii_arr = np.asarray(ii, np.int64)
+        splits[s] = _Split(labels_all[ii_arr], x=cache[ii_arr] if cache is not None else None,
+                           paths=[paths[i] for i in ii])
+    info = _make_info(classes, channels, str(root), {s: v.labels for s, v in splits.items()}, skipped)
+    return Data(info, size, splits, resize=resize, hygiene=records, run_dir=_str(run_dir), seed=seed)

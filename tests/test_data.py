@@ -1,0 +1,251 @@
+"""tl_kit.data: folders with every hygiene case, splits + manifest, arrays, tf.data, tfds mock."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tl_kit.data import DatasetInfo, hygiene_table, load_data
+from tl_kit.errors import UserError
+
+SIZE = (16, 16)
+
+
+def _img(color, size=(20, 24), mode="RGB"):
+    return Image.new(mode, size, color)
+
+
+def _fill_class(folder, n, color, ext=".png"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        _img(color).save(folder / f"img{i}{ext}")
+
+
+def _messy_folder(root):
+    """Three classes with every bad case the hygiene scan must handle."""
+    a, b, c = root / "apple", root / "banana", root / "cherry"
+    _fill_class(a, 6, (200, 30, 30), ".jpg")
+    _fill_class(b, 4, (30, 200, 30), ".png")
+    _fill_class(c, 4, (30, 30, 200), ".bmp")
+    # bad files: skipped and listed
+    (a / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" + bytes(range(200)))
+    good = a / "img0.jpg"
+    (a / "truncated.jpg").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    (b / "notes.txt").write_text("this is not an image")
+    # read by content: a PNG named .jpg
+    _img((30, 200, 30)).save(b / "really_png.jpg", format="PNG")
+    # modes: grey, palette, RGBA (transparent -> white), CMYK
+    _img(100, mode="L").save(c / "grey.png")
+    _img((30, 30, 200)).convert("P").save(c / "palette.gif")
+    rgba = Image.new("RGBA", (20, 24), (0, 0, 0, 0))
+    rgba.save(c / "transparent.png")
+    Image.new("CMYK", (20, 24), (255, 0, 0, 0)).save(c / "cmyk.jpg", quality=95)
+    # EXIF orientation 6 (display = rotate 90 degrees clockwise): left red, right blue
+    arr = np.zeros((16, 32, 3), np.uint8)
+    arr[:, :16] = (255, 0, 0)
+    arr[:, 16:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(arr).save(c / "rotated.jpg", exif=exif, quality=95)
+    # upper-case extensions, WebP, nested folders
+    _img((200, 30, 30)).save(a / "UPPER.JPEG", format="JPEG")
+    _img((30, 200, 30)).save(b / "UPPER.PNG", format="PNG")
+    _img((30, 200, 30)).save(b / "pic.WebP", format="WEBP")
+    (b / "sub" / "deeper").mkdir(parents=True)
+    _img((30, 200, 30)).save(b / "sub" / "deeper" / "nested.png")
+    (root / "stray.txt").write_text("outside any class")
+    return root
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory):
+    return _messy_folder(tmp_path_factory.mktemp("messy"))
+
+
+def _by_name(data, name):
+    """(image, label) of the file whose path ends with ``name``, from any split."""
+    for s in ("train", "val", "test"):
+        if data.has(s):
+            x, y = data.arrays(s)
+            for img, lab, p in zip(x, y, data.paths(s), strict=True):
+                if p.endswith(name):
+                    return img, lab
+    raise AssertionError(f"{name} not loaded")
+
+
+def test_folder_hygiene(messy, tmp_path):
+    with pytest.warns(UserWarning, match="Skipped"):
+        data = load_data(messy, image_size=SIZE, validation_split=0.25, run_dir=tmp_path, seed=3)
+    info = data.info
+    assert info.class_names == ["apple", "banana", "cherry"]
+    skipped = {p.split("/")[-1]: why for p, why in info.skipped}
+    assert set(skipped) == {"corrupt.jpg", "truncated.jpg", "notes.txt", "stray.txt"}
+    assert "truncated" in skipped["truncated.jpg"] or "corrupt" in skipped["truncated.jpg"]
+    assert "not an image" in skipped["notes.txt"]
+    assert info.counts == {"apple": 7, "banana": 8, "cherry": 9}
+    # hygiene report saved, and a printable table
+    rows = json.loads((tmp_path / "hygiene.json").read_text())
+    assert rows["skipped"] == 4 and (tmp_path / "hygiene.csv").exists()
+    table = hygiene_table(data.hygiene)
+    assert "truncated.jpg" in table and "CMYK->RGB" in table and "read by content" in table
+    # conversions, by value
+    grey, _ = _by_name(data, "grey.png")
+    assert grey.shape == (16, 16, 3) and np.allclose(grey, 100)
+    white, _ = _by_name(data, "transparent.png")
+    assert np.allclose(white, 255)
+    cmyk, _ = _by_name(data, "cmyk.jpg")
+    assert cmyk[..., 0].mean() < 60 and cmyk[..., 1].mean() > 190 and cmyk[..., 2].mean() > 190
+    pal, lab = _by_name(data, "palette.gif")
+    assert lab == 2 and abs(pal[..., 2].mean() - 200) < 15
+    png_as_jpg, lab = _by_name(data, "really_png.jpg")
+    assert lab == 1 and np.allclose(png_as_jpg, (30, 200, 30))
+    rot, _ = _by_name(data, "rotated.jpg")  # rotated 90 cw: red on top, blue at the bottom
+    assert rot[2, :, 0].mean() > 200 and rot[2, :, 2].mean() < 50
+    assert rot[-3, :, 2].mean() > 200 and rot[-3, :, 0].mean() < 50
+    _, lab = _by_name(data, "nested.png")
+    assert lab == 1
+    for name in ("UPPER.JPEG", "UPPER.PNG", "pic.WebP", "img0.bmp"):
+        _by_name(data, name)
+    # pipeline yields the contract's dtypes/shapes
+    x, y = next(iter(data.dataset("train", batch_size=4, training=True)))
+    assert x.dtype == tf.float32 and x.shape == (4, 16, 16, 3) and y.shape == (4, 3)
+    assert np.allclose(y.numpy().sum(1), 1)
+
+
+def test_folder_grey_and_streaming(messy, monkeypatch):
+    import tl_kit.data as D
+
+    monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)  # force the streaming (decode in tf.data) path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = load_data(messy, image_size=SIZE, channels=1, validation_split=0.25, seed=3,
+                         resize="crop")
+    assert data._splits["train"].x is None
+    x, y = next(iter(data.dataset("val", batch_size=64)))
+    assert x.shape[1:] == (16, 16, 1) and x.shape[0] == data.size("val")
+    xa, ya = data.arrays("val")
+    np.testing.assert_array_equal(np.argmax(y.numpy(), 1), ya)
+    np.testing.assert_allclose(np.sort(xa.reshape(len(xa), -1).mean(1)),
+                               np.sort(x.numpy().reshape(len(xa), -1).mean(1)), atol=1e-4)
+
+
+def test_resize_modes(tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        wide = np.zeros((10, 40, 3), np.uint8)
+        wide[:, :, :] = 255
+        for i in range(3):
+            Image.fromarray(wide).save(tmp_path / c / f"{i}.png")
+    pad = load_data(tmp_path, image_size=SIZE, validation_split=0, resize="pad").arrays("train")[0]
+    crop = load_data(tmp_path, image_size=SIZE, validation_split=0, resize="crop").arrays("train")[0]
+    assert pad[0, 0].max() == 0 and pad[0, 8].min() == 255  # black bars above and below
+    assert crop.min() == 255
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        load_data(tmp_path / "nope")
+    _fill_class(tmp_path / "a", 5, (1, 2, 3))
+    _fill_class(tmp_path / "b", 5, (1, 2, 3))
+    with pytest.raises(UserError, match="num_classes=3"):
+        load_data(tmp_path, image_size=SIZE, num_classes=3)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "bad.jpg").write_bytes(b"junk")
+    with pytest.raises(UserError, match="empty.*no usable images"):
+        load_data(tmp_path, image_size=SIZE)
+    (tmp_path / "empty" / "bad.jpg").unlink()
+    _fill_class(tmp_path / "empty", 1, (1, 2, 3))
+    with pytest.raises(UserError, match="too few images.*empty"):
+        load_data(tmp_path, image_size=SIZE, validation_split=0.2)
+
+
+def test_split_reproducible_and_manifest_reused(tmp_path):
+    root = tmp_path / "d"
+    _fill_class(root / "a", 12, (10, 10, 10))
+    _fill_class(root / "b", 8, (20, 20, 20))
+    kw = dict(image_size=SIZE, validation_split=0.25, test_split=0.25)
+    one = load_data(root, seed=7, **kw)
+    two = load_data(root, seed=7, **kw)
+    for s in ("train", "val", "test"):
+        assert one.paths(s) == two.paths(s)
+    assert one.info.split_counts["val"] == {"a": 3, "b": 2}
+    other = load_data(root, seed=8, **kw)
+    assert other.paths("val") != one.paths("val")
+    # class weights: sklearn "balanced" from the train split (a: 6, b: 4)
+    assert one.info.class_weights == pytest.approx({0: 10 / 12, 1: 10 / 8})
+
+    run = tmp_path / "run"
+    first = load_data(root, seed=7, run_dir=run, **kw)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert sorted(manifest["splits"]["val"]) == sorted(
+        p.split("d/")[-1] for p in first.paths("val"))
+    # add files and remove one; reuse with another seed: old files keep their side
+    _fill_class(root / "a", 16, (10, 10, 10))  # img12..img15 are new
+    removed = first.paths("train")[0]
+    Path(removed).unlink()
+    with pytest.warns(UserWarning):
+        again = load_data(root, seed=99, run_dir=run, **kw)
+    for s in ("train", "val", "test"):
+        old = set(first.paths(s)) - {removed}
+        assert old <= set(again.paths(s))
+    assert sum(again.size(s) for s in ("train", "val", "test")) == 20 - 1 + 4
+    assert any("missing" in why for _, why in again.info.skipped)
+    manifest2 = json.loads((run / "manifest.json").read_text())
+    assert sum(len(v) for v in manifest2["splits"].values()) == 24
+
+
+def test_arrays_int_and_onehot(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (30, 20, 24, 3)).astype(np.uint8)
+    y = np.repeat(np.arange(3), 10)
+    d1 = load_data((x, y), image_size=SIZE, validation_split=0.2, seed=1, run_dir=tmp_path)
+    d2 = load_data((x, np.eye(3)[y]), image_size=SIZE, validation_split=0.2, seed=1)
+    assert isinstance(d1.info, DatasetInfo) and d1.info.num_classes == 3
+    assert d1.info.source == "arrays" and d1.paths("train") is None
+    np.testing.assert_array_equal(d1.arrays("val")[1], d2.arrays("val")[1])
+    xv, yv = d1.arrays("val")
+    assert xv.shape == (6, 16, 16, 3) and xv.dtype == np.float32 and yv.dtype.kind == "i"
+    assert json.loads((tmp_path / "manifest.json").read_text())["kind"] == "indices"
+    d3 = load_data((x, y), image_size=SIZE, validation_split=0.2, seed=5, run_dir=tmp_path)
+    np.testing.assert_array_equal(d3.arrays("val")[0], xv)  # manifest reused
+    # already the right size: pixels untouched; the pipeline is float32 [0, 255] + one-hot
+    d4 = load_data((x, y), image_size=(20, 24), validation_split=0.0, seed=1)
+    xb, yb = next(iter(d4.dataset("train", batch_size=30, shuffle=False)))
+    np.testing.assert_array_equal(xb.numpy(), x.astype(np.float32))
+    np.testing.assert_array_equal(yb.numpy(), np.eye(3)[y])
+    with pytest.raises(UserError, match="num_classes"):
+        load_data((x, np.eye(3)[y]), image_size=SIZE, num_classes=4)
+    with pytest.raises(UserError, match="labels"):
+        load_data((x, y[:5]), image_size=SIZE)
+
+
+def test_tf_data_and_dict_sources():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (20, 24, 24, 3)).astype(np.uint8)
+    y = np.repeat(np.arange(2), 10)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(6)
+    data = load_data(ds, image_size=SIZE, validation_split=0.2, class_names=["cat", "dog"])
+    assert data.info.source == "tf.data" and data.info.class_names == ["cat", "dog"]
+    assert data.info.split_counts["val"] == {"cat": 2, "dog": 2}
+    d = load_data({"train": (x, y), "validation": tf.data.Dataset.from_tensor_slices((x[:4], y[:4]))},
+                  image_size=SIZE, validation_split=0.0)
+    assert d.size("train") == 20 and d.size("val") == 4 and not d.has("test")
+    grey = load_data((x, y), image_size=SIZE, channels=1, validation_split=0.0)
+    assert grey.arrays("train")[0].shape == (20, 16, 16, 1)
+
+
+def test_tfds_mock():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=12):
+        data = load_data("tfds:beans", image_size=SIZE, validation_split=0.2)
+    assert data.info.class_names == ["angular_leaf_spot", "bean_rust", "healthy"]
+    assert data.info.source == "tfds:beans"
+    assert data.size("train") == 12 and data.size("val") == 12 and data.size("test") == 12
+    x, y = next(iter(data.dataset("train", batch_size=5)))
+    assert x.shape == (5, 16, 16, 3) and y.shape == (5, 3)
