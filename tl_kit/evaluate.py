@@ -1,0 +1,518 @@
+"""Evaluate and interpret a classifier: metrics, confusion matrix, worst predictions, curves,
+and ensembles.
+
+Everything here works on any ``keras.Model`` that maps raw [0, 255] images (B, H, W, C) to
+softmax probabilities, plus the list of class names; the learner, the CLI and notebooks all
+call these functions.
+
+Example:
+```python
+report = evaluate_model(model, (x_test, y_test), ["cat", "dog"], out_dir="runs/pets")
+print(report["accuracy"], report["most_confused"][:3])
+big = ensemble([model_a, model_b])   # a keras.Model again
+```
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tl_kit.errors import UserError
+from tl_kit.tta import model_image_size, predict_tta
+
+__all__ = ["evaluate_model", "evaluate_run", "plot_history", "ensemble", "iter_batches"]
+
+_EPSILON = 1e-7  # keras.backend.epsilon(): the clip Keras' crossentropy uses
+
+
+# === Data ===
+
+
+def _labels_to_int(labels, num_classes: int | None = None) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return labels.argmax(axis=-1).astype(np.int64)
+    if labels.ndim == 1:
+        return labels.astype(np.int64)
+    raise UserError(
+        "Labels must be integers (N,) or one-hot (N, num_classes). "
+        f"Received: labels.shape={labels.shape}"
+    )
+
+
+def _default_split(data) -> str:
+    for split in ("test", "val"):
+        if data.has(split):
+            return split
+    return "train"
+
+
+def iter_batches(data, *, split: str | None = None, batch_size: int = 32):
+    """Yield ``(images float32 (B,H,W,C), int labels (B,))`` from any supported source.
+
+    ``data`` is ``(x, y)`` arrays (y integer or one-hot), a ``tf.data.Dataset`` of
+    ``(images, labels)`` batches, or a ``tl_kit.data.Data`` (``split`` defaults to "test",
+    else "val", else "train").
+    """
+    if isinstance(data, tuple | list) and len(data) == 2:
+        images = np.asarray(data[0], np.float32)
+        labels = _labels_to_int(data[1])
+        if images.ndim != 4 or len(images) != len(labels):
+            raise UserError(
+                "Expected (images (N,H,W,C), labels (N,)) with matching N. "
+                f"Received: images.shape={images.shape}, labels.shape={labels.shape}"
+            )
+        for start in range(0, len(images), batch_size):
+            yield images[start : start + batch_size], labels[start : start + batch_size]
+        return
+    if hasattr(data, "dataset") and hasattr(data, "has"):
+        split = split or _default_split(data)
+        data = data.dataset(split, batch_size=batch_size, training=False, shuffle=False)
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        for images, labels in data.as_numpy_iterator():
+            yield np.asarray(images, np.float32), _labels_to_int(labels)
+        return
+    raise UserError(
+        "data must be (images, labels) arrays, a tf.data.Dataset of (images, labels) or a "
+        f"tl_kit Data object. Received: data={type(data).__name__}"
+    )
+
+
+# === Metrics ===
+
+
+def evaluate_model(
+    model,
+    data,
+    class_names: Sequence[str],
+    out_dir: str | os.PathLike | None = None,
+    tta: str | None = None,
+    top_k: int = 5,
+    *,
+    split: str | None = None,
+    batch_size: int = 32,
+    num_worst: int = 16,
+    num_confused: int = 10,
+) -> dict:
+    """Evaluate a classifier and, with ``out_dir``, save the report and plots.
+
+    Args:
+        model: keras.Model mapping raw [0, 255] images to probabilities.
+        data: ``(x, y)`` arrays, a ``tf.data.Dataset`` of ``(images, labels)`` or a tl_kit
+            ``Data`` (see :func:`iter_batches`).
+        class_names: one name per output unit, in order.
+        out_dir: where to write ``metrics.json``, ``confusion_matrix.csv`` and
+            ``plots/confusion_matrix.png``, ``plots/worst_predictions.png``; None writes nothing.
+        tta: None, ``"flip"`` or ``"multicrop"`` (see :mod:`tl_kit.tta`).
+        top_k: k of the top-k accuracy (capped at the number of classes).
+        split: which split of a ``Data`` object (default "test", else "val").
+        num_worst: images in the worst-predictions grid (highest loss).
+        num_confused: how many most-confused (true, predicted) pairs to list.
+
+    Returns:
+        A JSON-ready dict: ``loss``, ``accuracy``, ``top_k``, ``top_k_accuracy``,
+        ``num_samples``, ``per_class`` (precision/recall/f1/support), ``macro_avg``,
+        ``weighted_avg``, ``confusion_matrix``, ``most_confused``, ``worst``, ``files``.
+
+    Example:
+    ```python
+    report = evaluate_model(model, data, data.info.class_names, out_dir=run_dir, tta="flip")
+    ```
+    """
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    class_names = [str(name) for name in class_names]
+    num_classes = len(class_names)
+    probs_parts, label_parts = [], []
+    worst_images = worst_losses = worst_labels = worst_probs = None
+    offset = 0
+    for images, labels in iter_batches(data, split=split, batch_size=batch_size):
+        probs = predict_tta(model, images, tta, batch_size=batch_size)
+        if probs.shape[-1] != num_classes:
+            raise UserError(
+                f"The model predicts {probs.shape[-1]} classes but {num_classes} class names "
+                f"were given. Received: class_names={class_names}"
+            )
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise UserError(
+                f"Labels must lie in [0, {num_classes}). Received: labels with max={labels.max()}"
+            )
+        losses = -np.log(np.clip(probs[np.arange(len(labels)), labels], _EPSILON, 1.0))
+        probs_parts.append(probs)
+        label_parts.append(labels)
+        # Keep only the `num_worst` highest-loss images seen so far (bounded memory).
+        if num_worst > 0:
+            cand_images = images if worst_images is None else np.concatenate([worst_images, images])
+            cand_losses = losses if worst_losses is None else np.concatenate([worst_losses, losses])
+            cand_labels = labels if worst_labels is None else np.concatenate([worst_labels, labels])
+            cand_probs = probs if worst_probs is None else np.concatenate([worst_probs, probs])
+            keep = np.argsort(-cand_losses, kind="stable")[:num_worst]
+            worst_images, worst_losses = cand_images[keep], cand_losses[keep]
+            worst_labels, worst_probs = cand_labels[keep], cand_probs[keep]
+        offset += len(labels)
+    if offset == 0:
+        raise UserError("No images to evaluate: the data is empty. Received: num_samples=0")
+
+    probs = np.concatenate(probs_parts)
+    labels = np.concatenate(label_parts)
+    preds = probs.argmax(axis=-1)
+    k = max(1, min(int(top_k), num_classes))
+    topk = np.argsort(-probs, axis=-1)[:, :k]
+    true_probs = np.clip(probs[np.arange(len(labels)), labels], _EPSILON, 1.0)
+    matrix = confusion_matrix(labels, preds, labels=list(range(num_classes)))
+    report = classification_report(
+        labels, preds, labels=list(range(num_classes)), target_names=class_names,
+        output_dict=True, zero_division=0,
+    )
+    per_class = {
+        name: {key: float(report[name][key]) for key in ("precision", "recall", "f1-score")}
+        | {"support": int(report[name]["support"])}
+        for name in class_names
+    }
+    pairs = [
+        (int(matrix[t, p]), t, p)
+        for t in range(num_classes) for p in range(num_classes) if t != p and matrix[t, p] > 0
+    ]
+    pairs.sort(key=lambda item: (-item[0], item[1], item[2]))
+    most_confused = [
+        {"true": class_names[t], "predicted": class_names[p], "count": count}
+        for count, t, p in pairs[:num_confused]
+    ]
+    metrics = {
+        "loss": float(-np.log(true_probs).mean()),
+        "accuracy": float((preds == labels).mean()),
+        "top_k": k,
+        "top_k_accuracy": float((topk == labels[:, None]).any(axis=-1).mean()),
+        "num_samples": int(len(labels)),
+        "tta": tta,
+        "class_names": class_names,
+        "per_class": per_class,
+        "macro_avg": {key: float(v) for key, v in report["macro avg"].items()},
+        "weighted_avg": {key: float(v) for key, v in report["weighted avg"].items()},
+        "confusion_matrix": matrix.astype(int).tolist(),
+        "most_confused": most_confused,
+        "worst": [
+            {
+                "true": class_names[int(t)],
+                "predicted": class_names[int(p.argmax())],
+                "probability": float(p.max()),
+                "loss": float(loss),
+            }
+            for t, p, loss in zip(
+                worst_labels if worst_labels is not None else [],
+                worst_probs if worst_probs is not None else [],
+                worst_losses if worst_losses is not None else [],
+                strict=True,
+            )
+        ],
+        "files": {},
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        plots = out / "plots"
+        plots.mkdir(parents=True, exist_ok=True)
+        files = metrics["files"]
+        files["confusion_matrix_csv"] = str(_write_confusion_csv(matrix, class_names, out))
+        files["confusion_matrix_png"] = str(
+            plot_confusion_matrix(matrix, class_names, plots / "confusion_matrix.png")
+        )
+        if worst_images is not None and len(worst_images):
+            files["worst_predictions_png"] = str(
+                plot_worst(worst_images, worst_labels, worst_probs, class_names,
+                           plots / "worst_predictions.png")
+            )
+        files["metrics_json"] = str(out / "metrics.json")
+        _write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _write_confusion_csv(matrix: np.ndarray, class_names: Sequence[str], out: Path) -> Path:
+    path = out / "confusion_matrix.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["true\\predicted", *class_names])
+        for name, row in zip(class_names, matrix, strict=True):
+            writer.writerow([name, *(int(v) for v in row)])
+    return path
+
+
+# === Plots ===
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(
+    matrix, class_names: Sequence[str], out_png: str | os.PathLike
+) -> Path:
+    """Save a confusion matrix (rows: true class, columns: predicted) as a PNG."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    n = len(class_names)
+    side = min(4 + 0.45 * n, 30)
+    fig, ax = plt.subplots(figsize=(side, side))
+    try:
+        ax.imshow(matrix, cmap="Blues")
+        ax.set_xticks(range(n), labels=class_names, rotation=90 if n > 6 else 0)
+        ax.set_yticks(range(n), labels=class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        if n <= 30:
+            threshold = matrix.max() / 2 if matrix.size else 0
+            for i in range(n):
+                for j in range(n):
+                    ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if matrix[i, j] > threshold else "black")
+        fig.tight_layout()
+        fig.savefig(out_png, dpi=100)
+    finally:
+        plt.close(fig)
+    return Path(out_png)
+
+
+def plot_worst(
+    images, labels, probs, class_names: Sequence[str], out_png: str | os.PathLike
+) -> Path:
+    """Save a grid of images titled ``true -> predicted (p)``, e.g. the highest-loss ones."""
+    plt = _pyplot()
+    count = len(images)
+    cols = min(4, count)
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
+    try:
+        for ax in axes.ravel():
+            ax.axis("off")
+        for ax, image, label, prob in zip(axes.ravel(), images, labels, probs, strict=False):
+            pixels = np.clip(np.asarray(image), 0, 255).astype(np.uint8)
+            if pixels.shape[-1] == 1:
+                ax.imshow(pixels[..., 0], cmap="gray", vmin=0, vmax=255)
+            else:
+                ax.imshow(pixels)
+            pred = int(np.argmax(prob))
+            ax.set_title(
+                f"{class_names[int(label)]} -> {class_names[pred]}\n"
+                f"p={prob[pred]:.2f}, p(true)={prob[int(label)]:.2f}",
+                fontsize=9,
+            )
+        fig.tight_layout()
+        fig.savefig(out_png, dpi=100)
+    finally:
+        plt.close(fig)
+    return Path(out_png)
+
+
+def _read_history(history) -> list[dict]:
+    if isinstance(history, str | os.PathLike):
+        with open(history, newline="") as handle:
+            return list(csv.DictReader(handle))
+    if hasattr(history, "to_dict"):  # pandas DataFrame
+        return history.to_dict("records")
+    if isinstance(history, dict):  # keras History.history: {metric: [values]}
+        length = max((len(v) for v in history.values()), default=0)
+        return [{key: values[i] for key, values in history.items()} for i in range(length)]
+    return list(history)
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def plot_history(history, out_png: str | os.PathLike) -> Path:
+    """Plot training curves (loss and accuracy, train and validation) across all stages.
+
+    Args:
+        history: path to ``history.csv`` (columns ``stage, epoch, loss, accuracy, val_loss,
+            val_accuracy, ...``), a DataFrame, a list of row dicts, or a Keras
+            ``History.history`` dict.
+        out_png: PNG to write. Stage boundaries are drawn as dashed vertical lines.
+
+    Example:
+    ```python
+    plot_history("runs/pets/history.csv", "runs/pets/plots/history.png")
+    ```
+    """
+    rows = _read_history(history)
+    if not rows:
+        raise UserError(f"The training history is empty. Received: history={history!r}")
+    plt = _pyplot()
+    columns = list(rows[0].keys())
+    x = np.arange(1, len(rows) + 1)
+    stages = [str(row.get("stage", "")) for row in rows]
+    panels = [m for m in ("loss", "accuracy") if m in columns or f"val_{m}" in columns]
+    if not panels:
+        raise UserError(
+            "The history has neither loss nor accuracy columns. "
+            f"Received: columns={columns}"
+        )
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    try:
+        for ax, metric in zip(axes[0], panels, strict=True):
+            for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+                if key in columns:
+                    ax.plot(x, [_number(row.get(key)) for row in rows], style, marker="o",
+                            markersize=3, label=key)
+            for i in range(1, len(stages)):
+                if stages[i] != stages[i - 1]:
+                    ax.axvline(i + 0.5, color="grey", linestyle=":", linewidth=1)
+            starts = [0] + [i for i in range(1, len(stages)) if stages[i] != stages[i - 1]]
+            for start in starts:
+                if stages[start]:
+                    ax.annotate(stages[start], (x[start], 1.0), xycoords=("data", "axes fraction"),
+                                xytext=(2, -12), textcoords="offset points", fontsize=8)
+            ax.set_xlabel("epoch (all stages)")
+            ax.set_title(metric)
+            ax.legend()
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out_png, dpi=100)
+    finally:
+        plt.close(fig)
+    return Path(out_png)
+
+
+# === Ensembles ===
+
+
+def ensemble(
+    models: Sequence,
+    weights: Sequence[float] | None = None,
+    name: str = "ensemble",
+    *,
+    image_size: Sequence[int] | None = None,
+):
+    """Average (or weight) several classifiers' probabilities into one ``keras.Model``.
+
+    The ensemble takes raw images at ``image_size`` (default: the largest member input)
+    and resizes them inside the graph (a ``Resizing`` layer per member whose size differs),
+    so members may use different backbones and input sizes. The result saves to ``.keras``,
+    evaluates, predicts and exports like any other model.
+
+    Args:
+        models: two or more keras.Models with the same number of classes and channels.
+        weights: one non-negative weight per model (normalised to sum 1); None averages.
+        name: the ensemble model's name.
+        image_size: ``(height, width)`` of the ensemble input.
+
+    Example:
+    ```python
+    both = ensemble([vgg_model, mobilenet_model], weights=[2, 1])
+    probs = both.predict(images)
+    ```
+    """
+    import keras
+
+    models = list(models)
+    if len(models) < 1:
+        raise UserError(f"ensemble needs at least one model. Received: models={models}")
+    channels = {m.input_shape[-1] for m in models}
+    outputs = {m.output_shape[-1] for m in models}
+    if len(channels) != 1 or len(outputs) != 1:
+        raise UserError(
+            "Ensemble members must take the same channels and predict the same classes. "
+            f"Received: channels={sorted(channels)}, num_classes={sorted(outputs)}"
+        )
+    if weights is not None:
+        weights = [float(w) for w in weights]
+        if len(weights) != len(models) or min(weights) < 0 or sum(weights) <= 0:
+            raise UserError(
+                "weights must hold one non-negative number per model, not all zero. "
+                f"Received: weights={weights}"
+            )
+        weights = [w / sum(weights) for w in weights]
+    sizes = [model_image_size(m) for m in models]
+    if image_size is None:
+        known = [s for s in sizes if s is not None]
+        image_size = max(known, key=lambda s: (s[0] * s[1], s)) if known else (None, None)
+    height, width = image_size
+    inputs = keras.Input((height, width, channels.pop()), name="image")
+    seen: set[str] = set()
+    member_outputs = []
+    for i, (model, size) in enumerate(zip(models, sizes, strict=True)):
+        x = inputs
+        if size is not None and tuple(size) != (height, width):
+            x = keras.layers.Resizing(*size, name=f"member{i}_resize")(x)
+        if model.name in seen or model.name == name:
+            # Two members (or member and ensemble) with one name: nest under a unique name.
+            inner = keras.Input(model.input_shape[1:])
+            model = keras.Model(inner, model(inner), name=f"member{i}_{model.name}")
+        seen.add(model.name)
+        probs = model(x)
+        if weights is not None:
+            probs = keras.layers.Rescaling(weights[i], name=f"member{i}_weight")(probs)
+        member_outputs.append(probs)
+    if len(member_outputs) == 1:
+        outputs_ = keras.layers.Identity(name="predictions")(member_outputs[0])
+    elif weights is None:
+        outputs_ = keras.layers.Average(name="predictions")(member_outputs)
+    else:
+        outputs_ = keras.layers.Add(name="predictions")(member_outputs)
+    return keras.Model(inputs, outputs_, name=name)
+
+
+# === Run directories (CLI entry point) ===
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    data=None,
+    *,
+    split: str | None = None,
+    out_dir: str | os.PathLike | None = None,
+    tta: str | None = None,
+    top_k: int = 5,
+    batch_size: int = 32,
+) -> dict:
+    """Evaluate the model saved in a run (or export) directory; backs ``tl-kit evaluate``.
+
+    ``data`` is anything :func:`evaluate_model` accepts, or a source for
+    ``tl_kit.data.load_data`` (folder, ``"tfds:NAME"``); a source is loaded at the model's
+    input size with the run's class names and split manifest (``run_dir``), so the test
+    split is the one training held out. Results go to ``out_dir`` (default: ``run_dir``).
+    """
+    from tl_kit.predict import load_for_inference
+
+    model, class_names = load_for_inference(run_dir)
+    if data is None:
+        raise UserError(f"evaluate_run needs data to evaluate on. Received: data={data!r}")
+    if isinstance(data, str | os.PathLike):
+        from tl_kit.data import load_data
+
+        size = model_image_size(model)
+        if size is None:
+            raise UserError(
+                f"The model in {run_dir} has no fixed input size to load images at. "
+                f"Received: input_shape={model.input_shape}"
+            )
+        run = Path(run_dir)
+        data = load_data(
+            str(data), image_size=size, channels=int(model.input_shape[-1]),
+            class_names=list(class_names), run_dir=str(run) if run.is_dir() else None,
+        )
+    out = out_dir if out_dir is not None else (run_dir if Path(run_dir).is_dir() else None)
+    return evaluate_model(model, data, class_names, out_dir=out, tta=tta, top_k=top_k,
+                          split=split, batch_size=batch_size)
