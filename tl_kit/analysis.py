@@ -31,6 +31,7 @@ import importlib
 import importlib.util
 import json
 import math
+import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field
@@ -41,7 +42,14 @@ from tl_kit.errors import UserError
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-__all__ = ["LayerRow", "ModelSummary", "summary", "parse_input_shape", "MACS_CONVENTION"]
+__all__ = [
+    "LayerRow",
+    "ModelSummary",
+    "summary",
+    "parse_input_shape",
+    "model_catalog",
+    "MACS_CONVENTION",
+]
 
 MACS_CONVENTION = (
     "MACs count multiply-adds of convolution and dense layers only (biases, batch norm, "
@@ -294,14 +302,21 @@ def _backbones_module():
     return importlib.import_module("tl_kit.backbones")
 
 
-def _known_names() -> list[str]:
+def _known_names() -> str:
+    """The tl_kit model names, then how many backbones exist (there are many)."""
     from tl_kit.models.registry import list_models
 
-    names = list(list_models())
+    models = list(list_models())
+    text = ", ".join(models)
     backbones = _backbones_module()
     if backbones is not None:
-        names += [n for n in backbones.list_backbones() if n not in names]
-    return sorted(names)
+        extra = [n for n in backbones.list_backbones() if n not in models]
+        if extra:
+            shown = ", ".join(extra[:3])
+            text += (
+                f"; or one of the {len(extra)} backbones of tl_kit.list_backbones() ({shown}, ...)"
+            )
+    return text
 
 
 def _build_from_name(name: str, input_shape, build_kwargs: dict[str, Any]):
@@ -331,8 +346,58 @@ def _build_from_name(name: str, input_shape, build_kwargs: dict[str, Any]):
             kwargs.setdefault("weights", None)
             return bspec.build(input_shape=input_shape, **kwargs), "tl_kit.backbones"
     raise UserError(
-        f"Unknown model {name!r}. Known models: {', '.join(_known_names())}. Received: name={name!r}"
+        f"Unknown model {name!r}. Known models: {_known_names()}. Received: name={name!r}"
     )
+
+
+def _load_model_file(path: str):
+    import keras
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model file not found. Received: path={path!r}")
+    if importlib.util.find_spec("tl_kit.layers") is not None:
+        importlib.import_module("tl_kit.layers")  # registers tl_kit's serializable layers
+    return keras.saving.load_model(path, compile=False)
+
+
+_MODEL_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def model_catalog(pattern: str = "*") -> list[dict[str, Any]]:
+    """Metadata of the registered tl_kit models matching ``pattern`` (shell-style).
+
+    Each entry: ``name``, ``family``, ``default_size``, ``min_size``, ``params`` (the
+    paper's count for the default configuration, from the registry metadata; None if
+    none is recorded), ``params_trainable_only``, ``blocks`` (ordered declarations),
+    ``preprocess``, ``paper``. Nothing is built, so this is fast.
+
+    Example:
+    ```python
+    [m["name"] for m in model_catalog("resnet*")]
+    ```
+    """
+    from tl_kit.models.registry import get_spec, list_models
+
+    out = []
+    for name in list_models(pattern):
+        spec = get_spec(name)
+        checks = [c for c in spec.param_checks if not c.kwargs and c.input_shape is None]
+        check = checks[0] if checks else None
+        out.append(
+            {
+                "name": name,
+                "family": spec.family,
+                "default_size": list(spec.default_size),
+                "min_size": spec.min_size,
+                "params": check.expected if check else None,
+                "params_trainable_only": bool(check and check.trainable_only),
+                "classes": check.classes if check else None,
+                "blocks": list(spec.blocks),
+                "preprocess": spec.preprocess,
+                "paper": spec.paper,
+            }
+        )
+    return out
 
 
 # === Tracing ===
@@ -524,9 +589,10 @@ def summary(
     """Shapes, parameters, multiply-adds and receptive field of a model, layer by layer.
 
     Args:
-        model_or_name: a ``keras.Model`` or a registered name: a tl_kit classic model
-            (``tl_kit.list_models()``) or, failing that, a backbone
-            (``tl_kit.list_backbones()``), built with ``weights=None``.
+        model_or_name: a ``keras.Model``, a path to a saved ``.keras`` / ``.h5`` model,
+            or a registered name: a tl_kit classic model (``tl_kit.list_models()``) or,
+            failing that, a backbone (``tl_kit.list_backbones()``), built with
+            ``weights=None``.
         input_shape: ``(H, W, C)`` (or ``"224x224x3"``). For a name it is passed to the
             builder; for a model whose input has undefined sizes it is the size to
             analyse at (the model is not changed). ``(H, W)`` takes C from the model.
@@ -548,7 +614,16 @@ def summary(
     import keras
 
     shape = parse_input_shape(input_shape)
-    if isinstance(model_or_name, str):
+    if isinstance(model_or_name, (str, os.PathLike)) and (
+        str(model_or_name).endswith(_MODEL_FILE_SUFFIXES) or os.path.sep in str(model_or_name)
+    ):
+        if build_kwargs:
+            raise UserError(
+                "Builder arguments only apply when a model name is given. "
+                f"Received: build_kwargs={sorted(build_kwargs)}"
+            )
+        model, source = _load_model_file(os.fspath(model_or_name)), os.fspath(model_or_name)
+    elif isinstance(model_or_name, str):
         model, source = _build_from_name(model_or_name, shape, build_kwargs)
         shape = None  # the builder already used it
     elif isinstance(model_or_name, keras.Model):
