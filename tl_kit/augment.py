@@ -40,7 +40,7 @@ Backends:
       through ``tf.numpy_function`` -- on the CPU, with several batches in flight thanks
       to ``num_parallel_calls`` (OpenCV releases the GIL). It adds ``clahe`` and
       ``grid_distortion``, which TF lacks; the ``"strong"`` policy uses them there.
-      ``pca_color`` runs in NumPy; mixup/cutmix run in TF after it, as in the tf backend.
+      ``pca_color``, ``contrast`` and exact colour offsets run in NumPy; mixup/cutmix run in TF after it, as in the tf backend.
 
 Example:
 ```python
@@ -375,8 +375,7 @@ def _albu_transform(op: dict, image_size):
         d = float(op["max_delta"])
         return A.RandomBrightnessContrast(brightness_limit=(-d, d), contrast_limit=(0, 0), p=p)
     if name == "contrast":
-        return A.RandomBrightnessContrast(brightness_limit=(0, 0),
-                                          contrast_limit=(op["lower"] - 1, op["upper"] - 1), p=p)
+        return None  # NumPy: around the image mean, like the tf backend (albumentations scales around 0)
     if name == "coarse_dropout":
         s = float(op["size"])
         return A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(s, s),
@@ -395,6 +394,10 @@ def _numpy_op(op: dict, img: np.ndarray, rng: np.random.Generator) -> np.ndarray
         return img
     if op["name"] == "color_shift":
         return np.clip(img + np.asarray(op["offsets"], np.float32), 0, 255)
+    if op["name"] == "contrast":
+        f = rng.uniform(float(op["lower"]), float(op["upper"]))
+        mean = img.mean(axis=(0, 1), keepdims=True)
+        return np.clip((img - mean) * f + mean, 0, 255)
     if op["name"] == "pca_color" and img.shape[-1] == 3:
         alpha = rng.normal(0.0, float(op["std"]), 3).astype(np.float32)
         delta = np.asarray(op["eigvecs"], np.float32) @ (alpha * np.asarray(op["eigvals"], np.float32))
