@@ -320,3 +320,23 @@ def test_registry_resnet50():
 def test_registry_mobilenet_v2():
     s = tl_kit.summary("mobilenet_v2")
     assert 0.29e9 < s.macs < 0.32e9
+
+
+def test_model_catalog_reads_metadata_without_building():
+    from tl_kit.analysis import model_catalog
+
+    entries = {e["name"]: e for e in model_catalog()}
+    assert set(entries) == set(tl_kit.list_models())
+    assert entries["lenet5"]["default_size"] == [32, 32, 1]
+    assert entries["lenet5"]["params"] == 61_706 and entries["lenet5"]["classes"] == 10
+    assert entries["vgg16"]["blocks"] == ["block1_", "block2_", "block3_", "block4_", "block5_"]
+    assert [e["name"] for e in model_catalog("resnet5*")] == ["resnet50"]
+    assert model_catalog("zz*") == []
+
+
+def test_real_backbone_registry_name():
+    s = tl_kit.summary("keras:mobilenetv2", input_shape=(96, 96, 3))
+    assert s.source == "tl_kit.backbones"
+    assert s.input_shape == (96, 96, 3)
+    assert s.layer("out_relu").output_shape == (3, 3, 1280)
+    assert s.macs > 0

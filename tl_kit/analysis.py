@@ -243,7 +243,9 @@ class ModelSummary:
         except ImportError:  # pragma: no cover - rich is a dependency
             print(self.to_text(), file=file)
             return
-        Console(file=file, width=120).print(self)
+        out = file if file is not None else sys.stdout
+        is_tty = hasattr(out, "isatty") and out.isatty()
+        Console(file=out, width=None if is_tty else 120).print(self)
 
 
 def _fmt_shape(shape) -> str:
