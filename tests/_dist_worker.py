@@ -1,0 +1,194 @@
+"""Multi-device scenarios for tests/test_distribute.py, each run in its own process.
+
+Device layout (logical CPU devices) and MultiWorkerMirroredStrategy must be configured
+before TensorFlow initialises its runtime, so every scenario runs as
+``python tests/_dist_worker.py MODE OUT_JSON [RUN_DIR]`` in a fresh interpreter.
+
+Modes:
+    mirrored        two logical CPUs: custom_fit (XLA off and on) and Keras fit under
+                    MirroredStrategy vs one device, same global batch -> max weight diffs.
+    worker          one task of a multi-worker cluster (TF_CONFIG from the environment):
+                    custom_fit of a tiny convnet into RUN_DIR/checkpoints + RUN_DIR/history.csv.
+    keras_fit_mwms  one task running Keras's own model.fit under MultiWorkerMirroredStrategy
+                    (records the upstream failure, keras-team/keras#20585).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+GLOBAL_BATCH = 16
+
+
+def _data(n: int = 64, size: int = 8):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, size=(n, size, size, 3)).astype("float32")
+    labels = (x[:, :, :, 0].mean(axis=(1, 2)) > 127.5).astype("int64")
+    y = np.eye(2, dtype="float32")[labels]
+    return x, y
+
+
+def _model(seed: int = 1):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax", dtype="float32"),
+        ]
+    )
+
+
+def _max_diff(a, b) -> float:
+    import numpy as np
+
+    return float(max(np.max(np.abs(u - v)) for u, v in zip(a, b, strict=True)))
+
+
+def mirrored(out: str) -> dict:
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+
+    from tl_kit import distribute as dist
+
+    x, y = _data()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)
+    one = dist.resolve_strategy("default")
+    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    def train_custom(strategy, jit):
+        with strategy.scope():
+            model = _model()
+            opt = keras.optimizers.SGD(0.05)
+        result = dist.custom_fit(
+            model,
+            opt,
+            "categorical_crossentropy",
+            ds,
+            epochs=3,
+            strategy=strategy,
+            restore_best_weights=False,
+            jit_compile=jit,
+            verbose=0,
+        )
+        return model.get_weights(), result
+
+    def train_fit(strategy):
+        with strategy.scope():
+            model = _model()
+            model.compile(keras.optimizers.SGD(0.05), "categorical_crossentropy")
+        model.fit(ds, epochs=3, verbose=0, shuffle=False)
+        return model.get_weights()
+
+    w1, r1 = train_custom(one, False)
+    w2, r2 = train_custom(two, False)
+    w2x, _ = train_custom(two, True)
+    f1, f2 = train_fit(one), train_fit(two)
+    w0 = _model().get_weights()
+    return {
+        "replicas": two.num_replicas_in_sync,
+        "custom_max_diff": _max_diff(w1, w2),
+        "custom_xla_max_diff": _max_diff(w1, w2x),
+        "fit_max_diff": _max_diff(f1, f2),
+        "custom_vs_fit_max_diff": _max_diff(w1, f1),
+        "moved": _max_diff(w0, w1),
+        "loss_one": r1.history["loss"],
+        "loss_two": r2.history["loss"],
+    }
+
+
+def _cluster_model_and_data(strategy):
+    import keras
+    import tensorflow as tf
+
+    x, y = _data(n=96)
+    train = tf.data.Dataset.from_tensor_slices((x[:64], y[:64])).batch(GLOBAL_BATCH)
+    val = tf.data.Dataset.from_tensor_slices((x[64:], y[64:])).batch(GLOBAL_BATCH)
+    with strategy.scope():
+        model = _model()
+        opt = keras.optimizers.SGD(0.05, momentum=0.9)
+    return model, opt, train, val
+
+
+def worker(out: str, run_dir: str) -> dict:
+    from tl_kit import distribute as dist
+
+    strategy = dist.resolve_strategy("auto")  # first TF call: MWMS from TF_CONFIG
+    model, opt, train, val = _cluster_model_and_data(strategy)
+    lines: list[str] = []
+    result = dist.custom_fit(
+        model,
+        opt,
+        "categorical_crossentropy",
+        train,
+        val,
+        epochs=3,
+        strategy=strategy,
+        checkpoint_dir=os.path.join(run_dir, "checkpoints"),
+        history_csv=os.path.join(run_dir, "history.csv"),
+        patience=5,
+        log=lines.append,
+    )
+    return {
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "chief": dist.is_chief(strategy),
+        "write_dir": result.checkpoint_dir,
+        "write_dir_files": sorted(os.listdir(result.checkpoint_dir)),
+        "history": result.history,
+        "lines": lines,
+        "first_kernel_sum": float(model.get_weights()[0].sum()),
+    }
+
+
+def keras_fit_mwms(out: str, patched: bool = False) -> dict:
+    from tl_kit import distribute as dist
+
+    strategy = dist.resolve_strategy("multiworker")
+    if patched:  # skip the symbolic build that reduces a PerReplica batch (model is built)
+        from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+        TensorFlowTrainer._maybe_symbolic_build = lambda self, *a, **k: None
+    model, opt, train, _ = _cluster_model_and_data(strategy)
+    with strategy.scope():
+        model.compile(opt, "categorical_crossentropy", metrics=["accuracy"])
+    try:
+        model.fit(train, epochs=1, verbose=0)
+    except Exception as exc:  # the upstream failure is the thing being recorded
+        message = f"{type(exc).__name__}: {exc}"
+        frames = traceback.extract_tb(exc.__traceback__)
+        return {
+            "ok": False,
+            "error_head": message[:200],
+            "error_tail": message[-300:],
+            "frames": [f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in frames][-8:],
+        }
+    return {"ok": True}
+
+
+if __name__ == "__main__":
+    mode, out = sys.argv[1], sys.argv[2]
+    if mode == "mirrored":
+        report = mirrored(out)
+    elif mode == "worker":
+        report = worker(out, sys.argv[3])
+    elif mode in ("keras_fit_mwms", "keras_fit_mwms_patched"):
+        report = keras_fit_mwms(out, patched=mode.endswith("patched"))
+    else:
+        raise SystemExit(f"unknown mode: {mode}")
+    with open(out, "w", encoding="utf-8") as fh:
+        json.dump(report, fh)
