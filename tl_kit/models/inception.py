@@ -387,4 +387,4 @@ def strip_aux(model: keras.Model) -> keras.Model:
             "strip_aux() expects a GoogLeNet built with aux_logits=True (a layer named "
             f"'predictions'). Received: model={model.name!r}"
         ) from None
-    return keras.Model(model.inputs, main.output, name=model.name)
+    return keras.Model(model.input, main.output, name=model.name)
