@@ -157,7 +157,7 @@ def test_saved_model_in_fresh_tensorflow_only_process(exported, tmp_path):
     np.testing.assert_allclose(got["bytes"][0], expected[0], atol=1e-5)
     np.testing.assert_allclose(got["bytes"][2], expected[1], atol=1e-5)
     grey_rgb = np.repeat(grey[..., None], 3, axis=-1).astype("float32")[None]
-    resized = tf.image.resize(grey_rgb, (SIZE, SIZE), method="bilinear").numpy()
+    resized = tf.image.resize(grey_rgb, (SIZE, SIZE), method="bilinear", antialias=True).numpy()
     np.testing.assert_allclose(got["bytes"][1], model.predict(resized, verbose=0)[0], atol=1e-5)
     assert got["bytes"].shape == (5, 3)
     np.testing.assert_allclose(got["bytes"].sum(-1), 1.0, atol=1e-5)  # GIF and JPEG decode too

@@ -230,7 +230,7 @@ def _write_export(model, out: Path, names, formats, size, channels, representati
         "formats": list(formats),
         "class_names": list(names),
         "input_shape": [height, width, channels],
-        "input": "raw pixels in [0, 255]; resize: bilinear",
+        "input": "raw pixels in [0, 255]; resize: bilinear, antialias (as tl_kit.data)",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "tensorflow": tf.__version__,
         "files": [],
@@ -295,7 +295,7 @@ def _take_images(data, count: int, size) -> np.ndarray:
             f"Received: shape={images.shape}"
         )
     if tuple(images.shape[1:3]) != tuple(size):
-        images = tf.image.resize(images, size, method="bilinear").numpy()
+        images = tf.image.resize(images, size, method="bilinear", antialias=True).numpy()
     return images.astype(np.float32)
 
 
@@ -308,7 +308,7 @@ def _write_saved_model(model, out: Path, names, size, channels: int) -> None:
     class_table = tf.constant(list(names))
 
     def classify(images):
-        images = tf.image.resize(tf.cast(images, tf.float32), (height, width), method="bilinear")
+        images = tf.image.resize(tf.cast(images, tf.float32), (height, width), method="bilinear", antialias=True)
         probs = tf.cast(model(images, training=False), tf.float32)
         index = tf.argmax(probs, axis=-1)
         return {"probabilities": probs, "class_index": index,
@@ -325,7 +325,7 @@ def _write_saved_model(model, out: Path, names, size, channels: int) -> None:
                 lambda: tf.image.rgb_to_grayscale(image[..., :3]),
             )
         image.set_shape([None, None, channels])
-        return tf.image.resize(tf.cast(image, tf.float32), (height, width), method="bilinear")
+        return tf.image.resize(tf.cast(image, tf.float32), (height, width), method="bilinear", antialias=True)
 
     def serve_bytes(image_bytes):
         images = tf.map_fn(decode, image_bytes,
@@ -443,7 +443,7 @@ def _accuracy(fn, test, size) -> tuple[float, int]:
         if tuple(images.shape[1:3]) != tuple(size):
             import tensorflow as tf
 
-            images = tf.image.resize(images, size, method="bilinear").numpy()
+            images = tf.image.resize(images, size, method="bilinear", antialias=True).numpy()
         correct += int((fn(images).argmax(-1) == labels).sum())
         total += len(labels)
     return (correct / total if total else float("nan")), total

@@ -43,7 +43,7 @@ def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return array.astype(np.float32)
     import tensorflow as tf
 
-    return tf.image.resize(array, size, method="bilinear").numpy().astype(np.float32)
+    return tf.image.resize(array, size, method="bilinear", antialias=True).numpy().astype(np.float32)
 
 
 def _from_pil(image, channels: int) -> np.ndarray:
