@@ -1,0 +1,206 @@
+"""Where a backbone's starting weights come from.
+
+``weights`` may be:
+
+- ``None``: random initialisation;
+- ``"imagenet"``: Keras Applications' own download and cache (``$KERAS_HOME/models``,
+  by default ``~/.keras/models``). A cached file is used without touching the network.
+  When the file is missing and its host cannot be reached, tl_kit fails at once (a 3 s
+  connection check, never a long hang) with the file name, the folder to put it in and
+  the URL to fetch it from on a machine that has a network;
+- a weights file (``.weights.h5`` / ``.h5``) saved from a backbone of the same architecture;
+- a ``.keras`` model file, or a run directory, of a classifier trained with tl_kit: its
+  ``backbone`` submodel's weights start the new backbone (your own domain pretraining).
+
+:func:`fetch_weights` pre-downloads ImageNet weights into the cache (for air-gapped
+clusters: run it where there is a network, then copy ``$KERAS_HOME/models``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import socket
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import keras
+
+__all__ = [
+    "WeightsUnavailableError",
+    "keras_cache_dir",
+    "imagenet_download_guard",
+    "load_backbone_weights",
+    "find_model_file",
+    "fetch_weights",
+    "is_weights_source_path",
+]
+
+CONNECT_TIMEOUT_S = 3.0
+
+
+class WeightsUnavailableError(RuntimeError):
+    """ImageNet weights are not cached and cannot be downloaded (no network)."""
+
+
+def keras_cache_dir() -> str:
+    """Keras's cache folder, honouring ``KERAS_HOME`` (read now, not at import time)."""
+    home = os.environ.get("KERAS_HOME")
+    if not home:
+        from keras.src.backend import config as _config
+
+        home = _config.keras_home()
+    return os.path.expanduser(home)
+
+
+def _can_reach(url: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
+    """A quick TCP connect to the URL's host; False on any failure within ``timeout``."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    if not host:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def imagenet_download_guard() -> Iterator[list[str]]:
+    """Route Keras Applications' weight downloads through tl_kit's cache and offline check.
+
+    Inside the block, ``keras.utils.get_file`` (as the applications call it) uses
+    :func:`keras_cache_dir`, returns a cached file without any network access, and raises
+    :class:`WeightsUnavailableError` at once when the file is missing and the host is
+    unreachable. Yields the list of files used (paths), filled as they are resolved.
+    """
+    from keras.src.utils import file_utils
+
+    real_get_file = file_utils.get_file
+    used: list[str] = []
+
+    def guarded_get_file(fname=None, origin=None, *args: Any, **kwargs: Any):
+        cache_subdir = kwargs.get("cache_subdir", "datasets")
+        cache_dir = kwargs.get("cache_dir") or keras_cache_dir()
+        kwargs["cache_dir"] = cache_dir
+        name = fname or os.path.basename(urllib.parse.urlsplit(origin or "").path)
+        folder = os.path.join(cache_dir, cache_subdir)
+        target = os.path.join(folder, name)
+        if not os.path.exists(target) and not _can_reach(origin or ""):
+            raise WeightsUnavailableError(
+                f"ImageNet weights file {name!r} is not in the Keras cache and {origin} cannot be "
+                f"reached (no network). Download it on a machine with a network (or run "
+                f"`tl-kit weights fetch NAME` there) and place it at {target} "
+                f"(folder {folder}; set KERAS_HOME to use another cache folder), or use "
+                f"weights=None or a weights file. Received: weights='imagenet'"
+            )
+        path = real_get_file(fname, origin, *args, **kwargs)
+        used.append(path)
+        return path
+
+    public_get_file = keras.utils.get_file
+    file_utils.get_file = guarded_get_file
+    keras.utils.get_file = guarded_get_file
+    try:
+        yield used
+    finally:
+        file_utils.get_file = real_get_file
+        keras.utils.get_file = public_get_file
+
+
+def is_weights_source_path(weights: Any) -> bool:
+    """True for a path-like ``weights`` (file, ``.keras`` model or run directory)."""
+    return isinstance(weights, (str, os.PathLike)) and str(weights) not in ("", "imagenet")
+
+
+def find_model_file(path: str | os.PathLike) -> str:
+    """The ``.keras`` model inside a run directory (``model.keras``, else the newest checkpoint)."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return path
+    for candidate in ("model.keras", os.path.join("checkpoints", "best.keras")):
+        full = os.path.join(path, candidate)
+        if os.path.isfile(full):
+            return full
+    found = sorted(glob.glob(os.path.join(path, "checkpoints", "*.keras")), key=os.path.getmtime)
+    if found:
+        return found[-1]
+    raise FileNotFoundError(
+        f"No trained model in run directory {path!r}: expected model.keras or "
+        f"checkpoints/*.keras. Received: weights={path!r}"
+    )
+
+
+def _load_keras_model(path: str) -> keras.Model:
+    import tl_kit.layers  # noqa: F401  (registers Preprocess for deserialisation)
+
+    return keras.saving.load_model(path, compile=False)
+
+
+def load_backbone_weights(model: keras.Model, weights: str | os.PathLike) -> keras.Model:
+    """Load ``weights`` (file, ``.keras`` model or run directory) into the backbone ``model``.
+
+    A ``.keras`` model or run directory gives the weights of its ``backbone`` submodel (or of
+    the whole model when it has none); the architectures must match layer for layer.
+    """
+    path = os.fspath(weights)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            "Weights not found: give None, 'imagenet', a weights file, a .keras model or a "
+            f"run directory. Received: weights={path!r}"
+        )
+    if os.path.isdir(path) or path.endswith(".keras"):
+        source = _load_keras_model(find_model_file(path))
+        try:
+            source = source.get_layer("backbone")
+        except ValueError:
+            pass
+        src_weights = source.get_weights()
+        dst_shapes = [tuple(w.shape) for w in model.weights]
+        src_shapes = [tuple(w.shape) for w in src_weights]
+        if src_shapes != dst_shapes:
+            raise ValueError(
+                f"The backbone in {path!r} does not match {model.name!r}: "
+                f"{len(src_shapes)} weight tensors {src_shapes[:3]}... vs {len(dst_shapes)} "
+                f"{dst_shapes[:3]}... (same backbone name and channels needed). "
+                f"Received: weights={path!r}"
+            )
+        model.set_weights(src_weights)
+        return model
+    try:
+        model.load_weights(path)
+    except Exception as exc:  # keras raises several types here
+        raise ValueError(
+            f"Could not load weights file {path!r} into {model.name!r}: {exc}. "
+            f"Received: weights={path!r}"
+        ) from exc
+    return model
+
+
+def fetch_weights(names: Sequence[str], *, verbose: bool = True) -> dict[str, list[str]]:
+    """Download ImageNet weights (no top) for the named backbones into the Keras cache.
+
+    Returns ``{name: [cached file paths]}``. Backbones without ImageNet weights raise.
+    Run where there is a network, then copy ``$KERAS_HOME/models`` to the offline machines.
+    """
+    from tl_kit.backbones import get_backbone
+
+    result: dict[str, list[str]] = {}
+    for name in names:
+        spec = get_backbone(name)
+        if not spec.imagenet:
+            raise ValueError(
+                f"Backbone {name!r} has no published ImageNet weights. Received: names={list(names)!r}"
+            )
+        with imagenet_download_guard() as used:
+            spec.build(weights="imagenet")
+        keras.backend.clear_session()
+        result[name] = list(used)
+        if verbose:
+            for p in used:
+                print(f"{name}: {p}")
+    return result
