@@ -90,9 +90,16 @@ def imagenet_download_guard() -> Iterator[list[str]]:
         name = fname or os.path.basename(urllib.parse.urlsplit(origin or "").path)
         folder = os.path.join(cache_dir, cache_subdir)
         target = os.path.join(folder, name)
-        if not os.path.exists(target) and not _can_reach(origin or ""):
+        file_hash = kwargs.get("file_hash") or kwargs.get("md5_hash")
+        cached = os.path.exists(target)
+        state = "is not in the Keras cache"
+        if cached and file_hash:
+            algorithm = kwargs.get("hash_algorithm", "auto")
+            if not file_utils.validate_file(target, file_hash, algorithm=algorithm):
+                cached, state = False, "is in the Keras cache but incomplete or corrupt (hash mismatch)"
+        if not cached and not _can_reach(origin or ""):
             raise WeightsUnavailableError(
-                f"ImageNet weights file {name!r} is not in the Keras cache and {origin} cannot be "
+                f"ImageNet weights file {name!r} {state} and {origin} cannot be "
                 f"reached (no network). Download it on a machine with a network (or run "
                 f"`tl-kit weights fetch NAME` there) and place it at {target} "
                 f"(folder {folder}; set KERAS_HOME to use another cache folder), or use "
