@@ -1,0 +1,298 @@
+"""Recipes: how to fine-tune, as plain data (TOML files or Python objects).
+
+A :class:`Recipe` is an ordered list of :class:`Stage` objects plus a few model choices
+(head pooling, dropout, image size). The three built-ins follow the classic advice
+(Yosinski et al., "How transferable are features in deep neural networks?", NIPS 2014;
+the Keras transfer-learning guide; CS231n's "Transfer Learning" notes):
+
+- ``small``: freeze the whole backbone, train only the new softmax head (few images per
+  class: the pretrained features are better than anything the data could teach);
+- ``medium``: warm the head up on the frozen backbone, then unfreeze the last N blocks
+  (N from the backbone, overridable) at a ~10x lower learning rate;
+- ``large``: warm the head up, then fine-tune every layer, the pretrained weights as a start.
+
+:func:`choose_regime` picks one from the number of training images per class:
+
+================  ===========  =====================================================
+images per class  regime       why
+================  ===========  =====================================================
+< 100             ``small``    too few to move millions of weights without overfitting
+100 - 999         ``medium``   enough to adapt the most task-specific (last) blocks
+>= 1000           ``large``    enough to adapt every layer
+================  ===========  =====================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+__all__ = [
+    "Stage",
+    "Recipe",
+    "BUILTIN_RECIPES",
+    "REGIME_THRESHOLDS",
+    "load_recipe",
+    "builtin_recipe",
+    "choose_regime",
+]
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("cosine", "constant")
+HEAD_POOLS = ("auto", "avg", "max", "flatten")
+# smallest images-per-class of each regime, see the module docstring
+REGIME_THRESHOLDS: dict[str, int] = {"small": 0, "medium": 100, "large": 1000}
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def _err(msg: str, **received: Any) -> ValueError:
+    from tl_kit.errors import UserError
+
+    got = ", ".join(f"{k}={v!r}" for k, v in received.items())
+    return UserError(f"{msg} Received: {got}")
+
+
+@dataclass
+class Stage:
+    """One training stage.
+
+    Attributes:
+        name: label used in logs and history.csv.
+        trainable: ``"head"`` (backbone frozen), an int N (the last N backbone blocks),
+            ``"default"`` (the backbone's own N, ``BackboneSpec.default_unfreeze``) or ``"all"``.
+        epochs: maximum epochs (early stopping may end the stage sooner).
+        optimizer: ``"adam"``, ``"adamw"``, ``"sgd"`` (momentum 0.9, Nesterov) or ``"rmsprop"``.
+        learning_rate: peak learning rate (reached after the warm-up).
+        warmup_epochs: linear warm-up from ~0 to ``learning_rate``.
+        schedule: ``"cosine"`` decay to 0 after the warm-up, or ``"constant"``.
+        weight_decay: decoupled weight decay (adamw) or L2 on the head (others).
+        label_smoothing: for the categorical cross-entropy.
+        augment: augmentation policy (``tl_kit.augment.POLICIES``) or ``"none"``.
+        batch_size: global batch size (split across replicas).
+        early_stopping: patience in epochs on validation loss; 0 turns it off.
+        restore_best: restore the weights of the best validation epoch at the end.
+        class_weights: weight the loss with the data's "balanced" class weights.
+        train_bn: let BatchNormalization layers of unfrozen blocks update (default: frozen,
+            in inference mode, as the Keras guide advises).
+        cache_features: head-only stages train on cached backbone features.
+        cache_copies: augmented copies of the training set added to that cache.
+    """
+
+    name: str = "head"
+    trainable: int | str = "head"
+    epochs: int = 10
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    warmup_epochs: int = 0
+    schedule: str = "cosine"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    augment: str = "light"
+    batch_size: int = 32
+    early_stopping: int = 5
+    restore_best: bool = True
+    class_weights: bool = True
+    train_bn: bool = False
+    cache_features: bool = True
+    cache_copies: int = 2
+
+    def __post_init__(self) -> None:
+        t = self.trainable
+        if not (t in ("head", "all", "default") or (isinstance(t, int) and not isinstance(t, bool) and t >= 0)):
+            raise _err("Stage.trainable must be 'head', 'all', 'default' or an int >= 0.", trainable=t)
+        if self.optimizer not in OPTIMIZERS:
+            raise _err(f"Stage.optimizer must be one of {OPTIMIZERS}.", optimizer=self.optimizer)
+        if self.schedule not in SCHEDULES:
+            raise _err(f"Stage.schedule must be one of {SCHEDULES}.", schedule=self.schedule)
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise _err("Stage.epochs must be an int >= 0.", epochs=self.epochs)
+        if self.learning_rate <= 0:
+            raise _err("Stage.learning_rate must be > 0.", learning_rate=self.learning_rate)
+        if self.batch_size < 1:
+            raise _err("Stage.batch_size must be >= 1.", batch_size=self.batch_size)
+        if not 0 <= self.label_smoothing < 1:
+            raise _err("Stage.label_smoothing must be in [0, 1).", label_smoothing=self.label_smoothing)
+
+    @property
+    def head_only(self) -> bool:
+        return self.trainable in ("head", 0)
+
+
+@dataclass
+class Recipe:
+    """A fine-tuning recipe: ordered stages plus the model choices.
+
+    Attributes:
+        name: ``"small"``, ``"medium"``, ``"large"`` or your own.
+        stages: the stages, run in order; the model is recompiled between them.
+        description: when to use it.
+        backbone: default backbone name (``None``: the caller decides).
+        image_size: input size (``None``: the backbone's default).
+        dropout: dropout rate before the softmax head.
+        head_pool: how the head reads the feature map: ``"avg"``, ``"max"``, ``"flatten"``,
+            or ``"auto"`` (flatten when the map holds <= 4096 values, else average pooling:
+            small maps keep their spatial detail, LeNet-5's 5x5x16 gives 400 features).
+        head_layer: attach the head to this backbone layer instead of its output (the layers
+            after it are dropped); ``None`` = the backbone's output.
+    """
+
+    name: str = "custom"
+    stages: list[Stage] = field(default_factory=lambda: [Stage()])
+    description: str = ""
+    backbone: str | None = None
+    image_size: int | None = None
+    dropout: float = 0.2
+    head_pool: str = "auto"
+    head_layer: str | None = None
+
+    def __post_init__(self) -> None:
+        self.stages = [s if isinstance(s, Stage) else _stage_from_dict(s) for s in self.stages]
+        if not self.stages:
+            raise _err("A recipe needs at least one stage.", stages=self.stages)
+        if self.head_pool not in HEAD_POOLS:
+            raise _err(f"Recipe.head_pool must be one of {HEAD_POOLS}.", head_pool=self.head_pool)
+        if not 0 <= self.dropout < 1:
+            raise _err("Recipe.dropout must be in [0, 1).", dropout=self.dropout)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (no None values, so it writes to TOML as is)."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if v is not None}
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+    def save(self, path: str | os.PathLike) -> str:
+        Path(path).write_text(self.to_toml())
+        return os.fspath(path)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise _err(f"Unknown recipe keys {unknown}; known: {sorted(known)}.", keys=unknown)
+        return cls(**dict(data))
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+    def with_stage_overrides(self, **changes: Any) -> Recipe:
+        """A copy with ``changes`` applied to every stage (``epochs=1``, ``batch_size=8``)."""
+        return self.replace(stages=[dataclasses.replace(s, **changes) for s in self.stages])
+
+
+def _stage_from_dict(data: Mapping[str, Any]) -> Stage:
+    known = {f.name for f in dataclasses.fields(Stage)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise _err(f"Unknown stage keys {unknown}; known: {sorted(known)}.", keys=unknown)
+    return Stage(**dict(data))
+
+
+def _small() -> Recipe:
+    return Recipe(
+        name="small",
+        description="Few images per class (< 100): freeze the backbone, train only the new head.",
+        stages=[Stage(name="head", trainable="head", epochs=30, learning_rate=1e-3,
+                      label_smoothing=0.1, augment="light", early_stopping=8)],
+    )
+
+
+def _medium() -> Recipe:
+    return Recipe(
+        name="medium",
+        description="100-999 images per class: head warm-up, then the last blocks at a 10x lower rate.",
+        stages=[
+            Stage(name="head", trainable="head", epochs=5, learning_rate=1e-3,
+                  label_smoothing=0.1, augment="light", early_stopping=0),
+            Stage(name="finetune", trainable="default", epochs=15, learning_rate=1e-4,
+                  warmup_epochs=1, label_smoothing=0.1, augment="standard", early_stopping=5),
+        ],
+    )
+
+
+def _large() -> Recipe:
+    return Recipe(
+        name="large",
+        description="1000+ images per class: head warm-up, then fine-tune every layer.",
+        stages=[
+            Stage(name="head", trainable="head", epochs=3, learning_rate=1e-3,
+                  label_smoothing=0.1, augment="standard", early_stopping=0),
+            Stage(name="finetune", trainable="all", epochs=30, learning_rate=1e-4,
+                  warmup_epochs=2, weight_decay=1e-4, optimizer="adamw",
+                  label_smoothing=0.1, augment="standard", early_stopping=6),
+        ],
+    )
+
+
+BUILTIN_RECIPES = {"small": _small, "medium": _medium, "large": _large}
+_FILES = {"small": "small_data.toml", "medium": "medium_data.toml", "large": "large_data.toml"}
+
+
+def builtin_recipe(name: str) -> Recipe:
+    """A fresh copy of the built-in recipe ``name`` (``"small"``, ``"medium"``, ``"large"``)."""
+    try:
+        return BUILTIN_RECIPES[name]()
+    except KeyError:
+        raise _err(f"Unknown built-in recipe; choose one of {sorted(BUILTIN_RECIPES)}.", recipe=name) from None
+
+
+def load_recipe(source: str | os.PathLike | Recipe | Mapping[str, Any]) -> Recipe:
+    """A recipe from a built-in name (``"small"``), a TOML file, a dict or a Recipe."""
+    if isinstance(source, Recipe):
+        return source
+    if isinstance(source, Mapping):
+        return Recipe.from_dict(source)
+    text = os.fspath(source)
+    if text in BUILTIN_RECIPES:
+        return builtin_recipe(text)
+    path = Path(text)
+    if not path.exists():
+        raise _err(
+            "Recipe not found: give 'small', 'medium', 'large' or the path of a TOML file.",
+            recipe=text,
+        )
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise _err(f"Recipe file {text!r} is not valid TOML ({exc}).", recipe=text) from exc
+    return Recipe.from_dict(data)
+
+
+def choose_regime(images_per_class: int | float | Mapping[str, int]) -> tuple[str, str]:
+    """``(regime, reason)`` from the training images per class (median over classes).
+
+    Thresholds: :data:`REGIME_THRESHOLDS` (``< 100`` small, ``100-999`` medium, ``>= 1000`` large).
+    """
+    if isinstance(images_per_class, Mapping):
+        counts = [int(v) for v in images_per_class.values()]
+        if not counts:
+            raise _err("No classes to count.", images_per_class=dict(images_per_class))
+        n = statistics.median(counts)
+        what = f"median {n:g} training images per class (min {min(counts)}, max {max(counts)})"
+    else:
+        n = float(images_per_class)
+        what = f"{n:g} training images per class"
+    if n >= REGIME_THRESHOLDS["large"]:
+        regime = "large"
+        why = f">= {REGIME_THRESHOLDS['large']}: enough to fine-tune every layer"
+    elif n >= REGIME_THRESHOLDS["medium"]:
+        regime = "medium"
+        why = (f"{REGIME_THRESHOLDS['medium']}-{REGIME_THRESHOLDS['large'] - 1}: enough to adapt "
+               "the last blocks, not the whole network")
+    else:
+        regime = "small"
+        why = (f"< {REGIME_THRESHOLDS['medium']}: too few to fine-tune the backbone without "
+               "overfitting; train only the head on frozen features")
+    return regime, f"{what} ({why})"
