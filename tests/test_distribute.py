@@ -414,3 +414,38 @@ def test_custom_fit_class_weight_and_errors(tmp_path):
         dist.custom_fit(
             model, opt, "categorical_crossentropy", _data(), epochs=1, monitor="val_loss"
         )
+
+
+# === benchmarks/gpu_bench.py smoke test ===
+
+
+def test_gpu_bench_quick_runs_on_cpu_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    modes = "float32,mixed_xla,default_strategy,mirrored_strategy"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "gpu_bench.py"),
+            "--quick",
+            "--model",
+            "tiny",
+            "--modes",
+            modes,
+            "--out",
+            str(out),
+        ],
+        env=_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["backend"] == "tensorflow" and report["skipped"] == []
+    assert [r["mode"] for r in report["results"]] == modes.split(",")
+    mixed = report["results"][1]
+    assert mixed["policy"] == "mixed_bfloat16" and mixed["jit_compile"] is True
+    assert all(r["images_per_s"] > 0 and np.isfinite(r["final_loss"]) for r in report["results"])
+    assert "mirrored_strategy/default_strategy" in report["ratios"]
+    assert "MirroredStrategy (1 device) / default strategy" in proc.stdout
