@@ -49,6 +49,7 @@ def resolve_input(
     include_top: bool,
     name: str,
     top_any_size: bool = False,
+    pooling: str | None = None,
 ):
     """Return ``(img_input, inputs)`` for a builder.
 
@@ -57,12 +58,15 @@ def resolve_input(
     builders that allow any size pass ``include_top=False`` here, or ``top_any_size=True``
     (the top pools globally: ``default_shape`` stays the default, any size from
     ``min_size`` up is accepted). Without the top, any size from ``min_size`` up is
-    accepted; ``None`` spatial dimensions too.
+    accepted; ``None`` spatial dimensions too. Builders may pass their ``pooling``: with
+    ``pooling="flatten"`` and no input shape the default is ``default_shape`` (a flattened
+    feature vector needs a fixed size).
     """
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
-        input_shape = default_shape if include_top else (None, None, default_shape[2])
+        fixed = include_top or pooling == "flatten"
+        input_shape = default_shape if fixed else (None, None, default_shape[2])
     input_shape = tuple(input_shape)
     if len(input_shape) != 3:
         raise ValueError(
@@ -87,7 +91,10 @@ def resolve_input(
         img_input = layers.Input(tensor=input_tensor, shape=input_shape)
     else:
         img_input = input_tensor
-    return img_input, keras.utils.get_source_inputs(input_tensor)
+    sources = keras.utils.get_source_inputs(input_tensor)
+    # One source input -> pass the tensor itself, so calling the model with one array
+    # matches its input structure (no Keras structure warning).
+    return img_input, sources[0] if len(sources) == 1 else sources
 
 
 def apply_pooling(x, pooling: str | None, prefix: str = ""):
