@@ -182,6 +182,7 @@ def AlexNet(
     img_input, inputs = resolve_input(
         input_tensor=input_tensor,
         input_shape=input_shape,
+        pooling=pooling,
         default_shape=(227, 227, 3),
         min_size=67,
         include_top=include_top,
@@ -305,6 +306,7 @@ def ZFNet(
     img_input, inputs = resolve_input(
         input_tensor=input_tensor,
         input_shape=input_shape,
+        pooling=pooling,
         default_shape=(224, 224, 3),
         min_size=53,
         include_top=include_top,

@@ -102,6 +102,7 @@ def LeNet5(
     img_input, inputs = resolve_input(
         input_tensor=input_tensor,
         input_shape=input_shape,
+        pooling=pooling,
         default_shape=DEFAULT_SIZE,
         min_size=MIN_SIZE,
         include_top=False,

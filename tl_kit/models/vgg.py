@@ -116,6 +116,7 @@ def _vgg(
     img_input, inputs = resolve_input(
         input_tensor=input_tensor,
         input_shape=input_shape,
+        pooling=pooling,
         default_shape=DEFAULT_SIZE,
         min_size=MIN_SIZE,
         include_top=include_top,
