@@ -15,10 +15,12 @@ run functions only, so ``tl-kit --help`` is fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from tl_kit import __version__
 from tl_kit.errors import UserError
@@ -161,6 +163,525 @@ def _summary_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# === Shared helpers for the workflow commands ===
+
+
+def _console(stderr: bool = False):
+    """A rich Console on the current stdout/stderr (wide when not a terminal, so pipes keep
+    whole rows)."""
+    from rich.console import Console
+
+    file = sys.stderr if stderr else sys.stdout
+    return Console(file=file, width=None if file.isatty() else 200, highlight=False)
+
+
+def _rich_table(title: str | None, header: Sequence[str], rows: Sequence[Sequence], right=()):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for i, name in enumerate(header):
+        table.add_column(str(name), justify="right" if i in right else "left")
+    for row in rows:
+        table.add_row(*(str(c) for c in row))
+    _console().print(table)
+
+
+@contextlib.contextmanager
+def _spinner(message: str, quiet: bool = False):
+    """A rich spinner on stderr while a long step runs (nothing when ``quiet``)."""
+    if quiet:
+        yield
+        return
+    console = _console(stderr=True)
+    with console.status(message, spinner="dots"):
+        yield
+    console.print(f"[green]done[/green] {message}")
+
+
+def _existing_dir(path: str, arg: str) -> str:
+    """``path`` if it is a folder (or a ``tfds:NAME`` source); otherwise a one-line UserError."""
+    if str(path).startswith("tfds:"):
+        return path
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"Folder not found: {path}. Received: {arg}={path!r}")
+    if not p.is_dir():
+        raise UserError(f"Expected a folder, got a file: {path}. Received: {arg}={path!r}")
+    return path
+
+
+def _existing_path(path: str, arg: str) -> str:
+    if not Path(path).exists():
+        raise UserError(f"Not found: {path}. Received: {arg}={path!r}")
+    return path
+
+
+def _image_size(value: str | None) -> tuple[int, int] | None:
+    """``"64"`` -> (64, 64); ``"64,96"`` / ``"64x96"`` -> (64, 96)."""
+    if value is None:
+        return None
+    parts = [p for p in str(value).replace("x", ",").split(",") if p.strip()]
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = (size[0], size[0])
+    if len(size) != 2 or min(size) < 1:
+        raise UserError(
+            f"--image-size takes one or two positive integers (64 or 64,96). "
+            f"Received: image_size={value!r}"
+        )
+    return size
+
+
+def _jsonable(obj):
+    """Numpy scalars/arrays, tuples and paths into plain JSON types."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _print_json(obj) -> None:
+    _print(json.dumps(_jsonable(obj), indent=2))
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return "-" if value is None else str(value)
+
+
+def _print_report(report: dict, title: str) -> None:
+    """Evaluation report as rich tables: totals, per class, most confused pairs, files."""
+    k = report.get("top_k")
+    totals = [
+        ("samples", report.get("num_samples")),
+        ("loss", report.get("loss")),
+        ("accuracy", report.get("accuracy")),
+    ]
+    if k:
+        totals.append((f"top-{k} accuracy", report.get("top_k_accuracy")))
+    if report.get("tta"):
+        totals.append(("tta", report["tta"]))
+    _rich_table(title, ("metric", "value"), [(m, _fmt(v)) for m, v in totals], right=(1,))
+    per_class = report.get("per_class") or {}
+    if per_class:
+        rows = [
+            (
+                name,
+                _fmt(c.get("precision"), 3),
+                _fmt(c.get("recall"), 3),
+                _fmt(c.get("f1-score", c.get("f1")), 3),
+                c.get("support", "-"),
+            )
+            for name, c in per_class.items()
+        ]
+        _rich_table(
+            "per class", ("class", "precision", "recall", "f1", "support"), rows, right=(1, 2, 3, 4)
+        )
+    confused = report.get("most_confused") or []
+    if confused:
+        rows = []
+        for item in confused[:10]:
+            if isinstance(item, dict):
+                rows.append((item.get("true"), item.get("predicted"), item.get("count")))
+            else:
+                rows.append(tuple(item)[:3])
+        _rich_table("most confused", ("true", "predicted", "count"), rows, right=(2,))
+    files = report.get("files") or {}
+    if files:
+        items = files.items() if isinstance(files, dict) else enumerate(files)
+        _rich_table("files written", ("what", "path"), [(k, v) for k, v in items])
+
+
+# === evaluate ===
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory, .keras model file or export folder")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="DIR",
+        help="image folder (one sub-folder per class) or tfds:NAME",
+    )
+    p.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        default=None,
+        help="which split to evaluate (default: test if the run held one out, else val)",
+    )
+    p.add_argument(
+        "--tta",
+        choices=("none", "flip", "multicrop"),
+        default="none",
+        help="test-time augmentation: mirror, or 10 crops (corners+centre, mirrored)",
+    )
+    p.add_argument("--top-k", type=int, default=5, help="k of the top-k accuracy (default 5)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="where metrics.json and the plots go (default: the run directory)",
+    )
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+
+
+def _evaluate_run(args: argparse.Namespace) -> int:
+    _existing_path(args.run, "run")
+    data = _existing_dir(args.data, "data")
+    from tl_kit.evaluate import evaluate_run
+
+    with _spinner(f"evaluating {args.run} on {data}", quiet=args.json):
+        report = evaluate_run(
+            args.run,
+            data,
+            split=args.split,
+            out_dir=args.out,
+            tta=None if args.tta == "none" else args.tta,
+            top_k=args.top_k,
+            batch_size=args.batch_size,
+        )
+    if args.json:
+        _print_json(report)
+    else:
+        _print_report(report, f"evaluation of {args.run}")
+    return EXIT_OK
+
+
+# === predict ===
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="run directory, .keras model file or export folder")
+    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, BMP, GIF) or folders")
+    p.add_argument("--top-k", type=int, default=3, help="classes to show per image (default 3)")
+    p.add_argument(
+        "--tta",
+        choices=("none", "flip", "multicrop"),
+        default="none",
+        help="test-time augmentation (default none)",
+    )
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+
+
+def _predict_run(args: argparse.Namespace) -> int:
+    _existing_path(args.model, "model")
+    for image in args.images:
+        _existing_path(image, "images")
+    if args.top_k < 1:
+        raise UserError(f"--top-k must be at least 1. Received: top_k={args.top_k}")
+    from tl_kit.predict import format_predictions, predict_run
+
+    with _spinner(f"predicting {len(args.images)} input(s)", quiet=args.json):
+        preds = predict_run(
+            args.model,
+            list(args.images),
+            top_k=args.top_k,
+            tta=None if args.tta == "none" else args.tta,
+            batch_size=args.batch_size,
+        )
+    if args.json:
+        _print(format_predictions(preds, as_json=True))
+        return EXIT_OK
+    k = max(len(p["top"]) for p in preds)
+    header = ["image"] + [f"top {i + 1}" for i in range(k)]
+    rows = [
+        [p["path"] or f"image[{i}]"] + [f"{name} {prob:.3f}" for name, prob in p["top"]]
+        for i, p in enumerate(preds)
+    ]
+    _rich_table(None, header, rows)
+    return EXIT_OK
+
+
+# === export ===
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory or .keras model file (with class_names.json)")
+    p.add_argument(
+        "--format",
+        nargs="+",
+        default=["saved_model"],
+        dest="formats",
+        choices=("saved_model", "tflite", "onnx"),
+        metavar="FORMAT",
+        help="one or more of saved_model, tflite, onnx (default saved_model)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="base folder; versions go in DIR/1, DIR/2, ... (default RUN/export)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help="training images: calibrate int8 TFLite and check accuracy (needed for tflite)",
+    )
+    p.add_argument(
+        "--version",
+        type=int,
+        default=None,
+        help="version folder number (default: the next free one)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the existing version (--version N, else the newest)",
+    )
+    p.add_argument("--json", action="store_true", help="print the export report as JSON")
+
+
+def _export_run(args: argparse.Namespace) -> int:
+    _existing_path(args.run, "run")
+    data = _existing_dir(args.data, "data") if args.data else None
+    if "tflite" in args.formats and data is None:
+        raise UserError(
+            "TFLite export calibrates the int8 model on training images: pass --data DIR. "
+            f"Received: format={args.formats}"
+        )
+    from tl_kit.export import export_run, next_version
+
+    out = args.out if args.out is not None else str(Path(args.run) / "export")
+    version = args.version
+    if args.overwrite and version is None:
+        newest = next_version(out) - 1 if Path(out).is_dir() else 0
+        version = newest if newest >= 1 else None
+    with _spinner(f"exporting {args.run} as {', '.join(args.formats)}", quiet=args.json):
+        report = export_run(
+            args.run,
+            out,
+            formats=tuple(args.formats),
+            data=data,
+            version=version,
+            overwrite=args.overwrite,
+        )
+    if args.json:
+        _print_json(report)
+        return EXIT_OK
+    rows = []
+    for fmt in args.formats:
+        info = report.get(fmt) or {}
+        checks = info.items() if fmt == "tflite" else [("", info)]
+        for mode, r in checks:
+            r = r if isinstance(r, dict) else {}
+            rows.append(
+                (
+                    f"{fmt}/{mode}" if mode else fmt,
+                    _fmt(r.get("max_abs_diff"), 6),
+                    _fmt(r.get("top1_agreement"), 3),
+                    _fmt(r.get("accuracy"), 3),
+                    _fmt(r.get("accuracy_drop"), 3),
+                    f"{r['size_bytes']:,}" if isinstance(r.get("size_bytes"), int) else "-",
+                )
+            )
+    _rich_table(
+        f"export written to {report.get('path')}",
+        ("format", "max |diff| vs Keras", "top-1 agreement", "accuracy", "accuracy drop", "bytes"),
+        rows,
+        right=(1, 2, 3, 4, 5),
+    )
+    return EXIT_OK
+
+
+# === augment-preview ===
+
+
+def _augment_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="DIR",
+        help="image folder (one sub-folder per class) or tfds:NAME",
+    )
+    p.add_argument(
+        "--policy", default="standard", help="none, light, standard or strong (default standard)"
+    )
+    p.add_argument(
+        "--out",
+        metavar="PNG",
+        default="augmentation_preview.png",
+        help="where to write the grid (default augmentation_preview.png)",
+    )
+    p.add_argument("-n", "--num-images", type=int, default=16, help="images in the grid")
+    p.add_argument("--image-size", default="128", help="size to load images at (default 128)")
+    p.add_argument(
+        "--backend",
+        choices=("tf", "albumentations"),
+        default="tf",
+        help="in-graph Keras/TF ops or albumentations (CPU)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _augment_run(args: argparse.Namespace) -> int:
+    data = _existing_dir(args.data, "data")
+    size = _image_size(args.image_size)
+    from tl_kit.augment import POLICIES, save_augmentation_preview
+
+    if args.policy not in POLICIES:
+        raise UserError(
+            f"Unknown augmentation policy {args.policy!r}; choose one of {', '.join(POLICIES)}. "
+            f"Received: policy={args.policy!r}"
+        )
+    with _spinner(f"scanning {data} and augmenting {args.num_images} images"):
+        path = save_augmentation_preview(
+            data,
+            args.out,
+            policy=args.policy,
+            n=args.num_images,
+            backend=args.backend,
+            image_size=size,
+            seed=args.seed,
+        )
+    _print(str(path))
+    return EXIT_OK
+
+
+# === weights ===
+
+
+class _FoundWeights(Exception):
+    """Raised by the dry-run get_file once a backbone asked for its weights file."""
+
+
+def _weights_file(spec) -> tuple[str, str]:
+    """(cache path, origin URL) of a backbone's ImageNet file, without downloading it.
+
+    Builds the architecture with ``weights="imagenet"`` while ``get_file`` only records
+    what it was asked for and stops the build.
+    """
+    import keras
+    from keras.src.utils import file_utils
+
+    from tl_kit.weights import keras_cache_dir
+
+    asked: list[tuple[str, str]] = []
+
+    def record(fname=None, origin=None, *a, **kw):
+        import os.path
+        import urllib.parse
+
+        name = fname or os.path.basename(urllib.parse.urlsplit(origin or "").path)
+        folder = os.path.join(
+            kw.get("cache_dir") or keras_cache_dir(), kw.get("cache_subdir", "datasets")
+        )
+        asked.append((os.path.join(folder, name), origin or ""))
+        raise _FoundWeights
+
+    real_private, real_public = file_utils.get_file, keras.utils.get_file
+    file_utils.get_file = keras.utils.get_file = record
+    try:
+        spec._make(tuple(spec.default_size), "imagenet")
+    except Exception:  # _FoundWeights, possibly wrapped by a builder's own error
+        if not asked:
+            raise
+    finally:
+        file_utils.get_file, keras.utils.get_file = real_private, real_public
+        keras.backend.clear_session()
+    if not asked:
+        raise UserError(
+            f"Backbone {spec.name!r} did not ask for a weights file. Received: name={spec.name!r}"
+        )
+    return asked[0]
+
+
+def _weights_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action",
+        choices=("fetch", "list"),
+        help="fetch: download into the Keras cache; list: show what is cached",
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        help="backbone names (fetch), or shell-style patterns (list; default: all)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _weights_run(args: argparse.Namespace) -> int:
+    from tl_kit.backbones import get_backbone, list_backbones
+    from tl_kit.weights import keras_cache_dir
+
+    if args.action == "fetch":
+        if not args.names:
+            raise UserError("weights fetch needs at least one backbone name. Received: names=[]")
+        specs = [get_backbone(n) for n in args.names]  # unknown names fail before any download
+        from tl_kit.weights import fetch_weights
+
+        with _spinner(
+            f"fetching ImageNet weights for {', '.join(s.name for s in specs)}", quiet=args.json
+        ):
+            result = fetch_weights([s.name for s in specs], verbose=False)
+        if args.json:
+            _print_json(result)
+        else:
+            rows = [(name, path) for name, paths in result.items() for path in paths]
+            _rich_table(
+                f"Keras cache: {Path(keras_cache_dir()) / 'models'}", ("backbone", "file"), rows
+            )
+        return EXIT_OK
+
+    patterns = args.names or ["*"]
+    names = sorted({n for pat in patterns for n in list_backbones(pat)})
+    if not names:
+        raise UserError(f"No backbone matches {patterns}. Received: names={patterns}")
+    specs = [get_backbone(n) for n in names]
+    entries = []
+    from rich.progress import Progress
+
+    with Progress(console=_console(stderr=True), transient=True, disable=args.json) as progress:
+        task = progress.add_task("checking the weights cache", total=len(specs))
+        for spec in specs:
+            entry = {
+                "backbone": spec.name,
+                "imagenet": spec.imagenet,
+                "file": None,
+                "cached": False,
+                "url": None,
+            }
+            if spec.imagenet:
+                path, url = _weights_file(spec)
+                import os.path
+
+                entry.update(file=path, url=url, cached=os.path.isfile(path))
+            entries.append(entry)
+            progress.advance(task)
+    if args.json:
+        _print_json({"cache_dir": str(Path(keras_cache_dir()) / "models"), "backbones": entries})
+        return EXIT_OK
+    rows = [
+        (
+            e["backbone"],
+            "no ImageNet weights"
+            if not e["imagenet"]
+            else ("cached" if e["cached"] else "missing"),
+            e["file"] or "",
+        )
+        for e in entries
+    ]
+    _rich_table(
+        f"Keras cache: {Path(keras_cache_dir()) / 'models'}", ("backbone", "imagenet", "file"), rows
+    )
+    return EXIT_OK
+
+
 # === The table of subcommands ===
 
 SUBCOMMANDS: list[Subcommand] = [
@@ -186,6 +707,74 @@ SUBCOMMANDS: list[Subcommand] = [
         "  tl-kit summary resnet50 --no-top --input-shape 160,160,3\n"
         "  tl-kit summary lenet5 --json > lenet5.json\n"
         "  tl-kit summary runs/photos/model.keras",
+    ),
+    Subcommand(
+        name="evaluate",
+        help="evaluate a trained run: accuracy, top-k, per-class report, confusion matrix",
+        description="Evaluate the model of a run directory (or a .keras file or an export) on "
+        "an image folder. A folder is loaded with the run's class names and split manifest, so "
+        "the test split is the one training held out. Writes metrics.json, "
+        "confusion_matrix.csv and plots/ (confusion matrix, worst predictions) into the run.",
+        add_arguments=_evaluate_args,
+        run=_evaluate_run,
+        epilog="examples:\n"
+        "  tl-kit evaluate runs/photos --data data/my_photos\n"
+        "  tl-kit evaluate runs/photos --data data/my_photos --tta multicrop --split val\n"
+        "  tl-kit evaluate runs/photos --data data/other_photos --json > metrics.json",
+    ),
+    Subcommand(
+        name="predict",
+        help="classify image files with a run directory, a .keras model or an export",
+        description="Print the top-k classes and probabilities for each image (JPEG, PNG, BMP, "
+        "GIF; folders are expanded). Works on a run directory, a .keras file with "
+        "class_names.json beside it, or a SavedModel export.",
+        add_arguments=_predict_args,
+        run=_predict_run,
+        epilog="examples:\n"
+        "  tl-kit predict runs/photos a.jpg b.png\n"
+        "  tl-kit predict runs/photos/export photos/ --top-k 1 --json\n"
+        "  tl-kit predict runs/photos a.jpg --tta multicrop",
+    ),
+    Subcommand(
+        name="export",
+        help="export a run as SavedModel (TF Serving), TFLite and/or ONNX",
+        description="Write a numbered version folder (DIR/1, DIR/2, ...) with the SavedModel "
+        "(serving signature on encoded image bytes, preprocessing and class names inside), "
+        "labels.txt, and optionally TFLite (float32, dynamic range, int8) and ONNX files, each "
+        "checked against the Keras model. An existing version is never replaced without "
+        "--overwrite, and a failed export leaves nothing behind.",
+        add_arguments=_export_args,
+        run=_export_run,
+        epilog="examples:\n"
+        "  tl-kit export runs/photos\n"
+        "  tl-kit export runs/photos --format saved_model tflite onnx --data data/my_photos\n"
+        "  tl-kit export runs/photos --out exports/photos --overwrite --json",
+    ),
+    Subcommand(
+        name="weights",
+        help="pre-download ImageNet weights (fetch) or show the cache (list)",
+        description="'fetch' downloads the ImageNet weights (no top) of the named backbones "
+        "into the Keras cache ($KERAS_HOME/models, ~/.keras/models by default): run it where "
+        "there is a network, then copy that folder to offline machines. 'list' shows, for each "
+        "backbone, whether its file is cached (nothing is downloaded).",
+        add_arguments=_weights_args,
+        run=_weights_run,
+        epilog="examples:\n"
+        "  tl-kit weights fetch keras:resnet50 mobilenetv2\n"
+        "  tl-kit weights list\n"
+        "  tl-kit weights list 'keras:efficientnet*' --json",
+    ),
+    Subcommand(
+        name="augment-preview",
+        help="save a grid PNG of augmented training images for a policy",
+        description="Load an image folder and save a grid of randomly augmented images, to "
+        "see what a recipe's augmentation policy does to your data before training.",
+        add_arguments=_augment_args,
+        run=_augment_run,
+        epilog="examples:\n"
+        "  tl-kit augment-preview --data data/textures\n"
+        "  tl-kit augment-preview --data data/my_photos --policy strong --out strong.png\n"
+        "  tl-kit augment-preview --data data/my_photos --backend albumentations -n 25",
     ),
 ]
 
@@ -226,6 +815,18 @@ def _one_line(err: BaseException) -> str:
     return " ".join((text or type(err).__name__).split())
 
 
+def _user_facing_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions shown as one line with exit status 2: bad input, or a missing file or
+    weights download the message tells the user how to provide."""
+    from tl_kit.errors import TLKitError
+
+    types: list[type[BaseException]] = [UserError, TLKitError, FileNotFoundError, ValueError]
+    weights = sys.modules.get("tl_kit.weights")  # imported only by commands that need it
+    if weights is not None:
+        types.append(weights.WeightsUnavailableError)
+    return tuple(types)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tl-kit`` with ``argv`` (``sys.argv[1:]`` by default); returns the exit status."""
     parser = build_parser()
@@ -237,8 +838,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     try:
         status = args._run(args)
-    except (UserError, FileNotFoundError, ValueError) as err:
-        if args.traceback:
+    except Exception as err:
+        if args.traceback or not isinstance(err, _user_facing_errors()):
             raise
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
