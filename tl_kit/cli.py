@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -682,6 +683,215 @@ def _weights_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# === train ===
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "recipe",
+        help="recipe TOML file (recipes/*.toml), a built-in (small, medium, large), scratch "
+        "(random weights, every layer), or auto (chosen from images per class)",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="DIR",
+        help="image folder (one sub-folder per class, nested ok) or tfds:NAME",
+    )
+    p.add_argument(
+        "--backbone",
+        default=None,
+        help="backbone name (tl-kit models; keras:* names); default: the recipe's",
+    )
+    p.add_argument(
+        "--out",
+        metavar="RUN_DIR",
+        default=None,
+        help="run directory (default runs/<backbone>-<time>)",
+    )
+    p.add_argument(
+        "--weights",
+        default="auto",
+        help="auto (ImageNet where published), imagenet, none, a weights file, "
+        "a .keras model or a run directory",
+    )
+    p.add_argument(
+        "--image-size",
+        default=None,
+        metavar="S",
+        help="input size, S or H,W (default: the recipe's, else the backbone's)",
+    )
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--epochs-scale",
+        type=float,
+        default=None,
+        metavar="F",
+        help="multiply every stage's epochs by F (at least 1 epoch per stage)",
+    )
+    budget.add_argument(
+        "--epochs", type=int, default=None, metavar="N", help="N epochs for every stage"
+    )
+    budget.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 epoch per stage, no augmented feature copies (a smoke run)",
+    )
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size, every stage")
+    p.add_argument(
+        "--unfreeze",
+        type=int,
+        default=None,
+        help="blocks the medium recipe unfreezes (default: the backbone's)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--json", action="store_true", help="no progress output; print the run summary as JSON"
+    )
+
+
+def _scaled_recipe(recipe, args: argparse.Namespace):
+    """The recipe with the command line's epoch and batch overrides applied."""
+    import dataclasses
+
+    stages = []
+    for stage in recipe.stages:
+        changes: dict = {}
+        if args.quick:
+            changes.update(epochs=min(stage.epochs, 1), cache_copies=0)
+        elif args.epochs is not None:
+            changes["epochs"] = args.epochs
+        elif args.epochs_scale is not None:
+            changes["epochs"] = max(1, round(stage.epochs * args.epochs_scale))
+        if args.batch_size is not None:
+            changes["batch_size"] = args.batch_size
+        stages.append(dataclasses.replace(stage, **changes))
+    return recipe.replace(stages=stages)
+
+
+def _train_run(args: argparse.Namespace) -> int:
+    data = _existing_dir(args.data, "data")
+    if args.epochs is not None and args.epochs < 0:
+        raise UserError(f"--epochs must be 0 or more. Received: epochs={args.epochs}")
+    if args.epochs_scale is not None and args.epochs_scale <= 0:
+        raise UserError(
+            f"--epochs-scale must be positive. Received: epochs_scale={args.epochs_scale}"
+        )
+    size = _image_size(args.image_size)
+    from tl_kit.backbones import get_backbone
+    from tl_kit.recipes import load_recipe
+    from tl_kit.train import scratch_recipe
+
+    overrides = args.quick or args.epochs is not None or args.epochs_scale is not None
+    if args.recipe == "auto":
+        if overrides:
+            raise UserError(
+                "--quick, --epochs and --epochs-scale need a named recipe (small, medium, large, "
+                "scratch or a TOML file), not 'auto'. Received: recipe='auto'"
+            )
+        recipe = None
+    elif args.recipe == "scratch":
+        recipe = scratch_recipe()
+    else:
+        recipe = load_recipe(args.recipe)
+    backbone = args.backbone or (recipe.backbone if recipe is not None else None)
+    if not backbone:
+        raise UserError(
+            f"Which backbone? The recipe names none: pass --backbone NAME (see tl-kit models, "
+            f"tl_kit.list_backbones()). Received: backbone=None, recipe={args.recipe!r}"
+        )
+    spec = get_backbone(backbone)  # unknown name: one-line error before anything loads
+    side = size or ((recipe.image_size,) * 2 if recipe is not None and recipe.image_size else None)
+    if side is not None and min(side) < spec.min_size:
+        raise UserError(
+            f"Backbone {spec.name!r} needs inputs of at least {spec.min_size}x{spec.min_size} "
+            f"pixels. Received: image_size={side[0]}x{side[1]}"
+        )
+    weights = None if str(args.weights).lower() == "none" else args.weights
+    if weights not in (None, "auto", "imagenet"):
+        _existing_path(weights, "weights")
+
+    from tl_kit.train import Learner
+
+    learner = Learner(
+        spec.name,
+        recipe=_scaled_recipe(recipe, args) if recipe is not None else None,
+        regime="auto",
+        weights=weights,
+        image_size=size,
+        run_dir=args.out,
+        seed=args.seed,
+        verbose=0 if args.json else 2,
+        unfreeze=args.unfreeze,
+        # TensorBoard logs only where the tensorboard package is installed (not a dependency).
+        tensorboard=importlib.util.find_spec("tensorboard") is not None,
+    )
+    learner.fit(data)
+    summary = {
+        "run_dir": str(learner.run_dir),
+        "backbone": learner.spec.name,
+        "weights": None if learner.weights is None else str(learner.weights),
+        "recipe": learner.resolved_recipe.name,
+        "regime_reason": learner.regime_reason,
+        "image_size": list(learner.image_size),
+        "class_names": list(learner.class_names),
+        "metrics": learner.metrics,
+        "history": learner.history,
+    }
+    if args.json:
+        _print_json(summary)
+        return EXIT_OK
+    rows = [
+        ("run directory", summary["run_dir"]),
+        ("backbone", f"{summary['backbone']} (weights={summary['weights']})"),
+        ("recipe", f"{summary['recipe']}: {summary['regime_reason']}"),
+        ("classes", ", ".join(summary["class_names"])),
+    ]
+    for split, values in learner.metrics.items():
+        if isinstance(values, dict):
+            rows.append((split, ", ".join(f"{k} {_fmt(v)}" for k, v in values.items())))
+        else:
+            rows.append((split, _fmt(values)))
+    _rich_table("training finished", ("", ""), rows)
+    _print(f"next: tl-kit evaluate {summary['run_dir']} --data {data}")
+    return EXIT_OK
+
+
+# === demo ===
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small budget (one seed, fewer epochs): a first look in about a minute",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default="runs/demo",
+        help="run directory for the table, plot and pretraining run (default runs/demo)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result rows as JSON")
+
+
+def _demo_run(args: argparse.Namespace) -> int:
+    from tl_kit.demo import run_demo
+
+    kwargs: dict = {"out_dir": args.out, "quick": args.quick, "verbose": 0 if args.json else 1}
+    if args.quick:
+        kwargs.update(seeds=(0,))
+    result = run_demo(**kwargs)
+    if args.json:
+        _print_json({k: v for k, v in result.items() if k != "table"})
+        return EXIT_OK
+    _print(result.get("table", ""))
+    for line in result.get("findings", []):
+        _print(f"- {line}")
+    _print(f"results: {args.out}")
+    return EXIT_OK
+
+
 # === The table of subcommands ===
 
 SUBCOMMANDS: list[Subcommand] = [
@@ -707,6 +917,35 @@ SUBCOMMANDS: list[Subcommand] = [
         "  tl-kit summary resnet50 --no-top --input-shape 160,160,3\n"
         "  tl-kit summary lenet5 --json > lenet5.json\n"
         "  tl-kit summary runs/photos/model.keras",
+    ),
+    Subcommand(
+        name="train",
+        help="fine-tune a backbone on an image folder following a recipe",
+        description="Train backbone + new softmax head on DIR following RECIPE's stages (which "
+        "blocks are trainable, epochs, learning rates, augmentation). Writes a run directory: "
+        "config.toml, history.csv, metrics.json, checkpoints/, model.keras, logs/. Recipes: "
+        "small (frozen backbone, head only), medium (head warm-up, then the last blocks), "
+        "large (head warm-up, then everything); RECIPE auto picks one from images per class.",
+        add_arguments=_train_args,
+        run=_train_run,
+        epilog="examples:\n"
+        "  tl-kit train recipes/medium_data.toml --data data/my_photos --backbone resnet50 "
+        "--out runs/photos\n"
+        "  tl-kit train small --data data/textures --backbone mobilenet_v2 --weights none "
+        "--image-size 64 --quick\n"
+        "  tl-kit train recipes/small_data.toml --data tfds:beans --backbone keras:efficientnetb0 "
+        "--epochs-scale 0.5 --json",
+    ),
+    Subcommand(
+        name="demo",
+        help="offline end-to-end transfer demo on scikit-learn's digits",
+        description="Pretrain LeNet-5 on digits 0-4, transfer to digits 5-9 with 1, 5 and 20 "
+        "labels per class under each regime and from scratch, and print test accuracy (mean "
+        "and spread over seeds) and time per cell. No network needed.",
+        add_arguments=_demo_args,
+        run=_demo_run,
+        epilog="examples:\n  tl-kit demo\n  tl-kit demo --quick --out runs/demo_quick\n"
+        "  tl-kit demo --json > demo.json",
     ),
     Subcommand(
         name="evaluate",

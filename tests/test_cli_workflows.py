@@ -1,0 +1,274 @@
+"""The tl-kit workflow commands, in-process through main(): train -> evaluate -> predict ->
+export, plus weights, augment-preview, demo's arguments and the one-line user errors.
+
+One tiny run (LeNet-5 at 32x32 on a copy of data/textures, one epoch per stage) is
+trained once per module and shared by the tests that read a run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tl_kit.cli import SUBCOMMANDS, main
+
+TEXTURES = Path(__file__).resolve().parents[1] / "data" / "textures"
+PER_CLASS = 12
+
+
+def _copy_textures(dest: Path, per_class: int = PER_CLASS) -> Path:
+    for cls in sorted(p for p in TEXTURES.iterdir() if p.is_dir()):
+        (dest / cls.name).mkdir(parents=True)
+        for f in sorted(cls.glob("*.jpg"))[:per_class]:
+            shutil.copy(f, dest / cls.name / f.name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    return {"root": root, "data": _copy_textures(root / "textures")}
+
+
+@pytest.fixture(scope="module")
+def trained(workspace):
+    """`tl-kit train small --backbone lenet5 --weights none --image-size 32 --quick --json`."""
+    import contextlib
+    import io
+
+    run = workspace["root"] / "run"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main([
+            "train", "small", "--data", str(workspace["data"]), "--backbone", "lenet5",
+            "--weights", "none", "--image-size", "32", "--quick", "--out", str(run), "--json",
+        ])  # fmt: skip
+    assert status == 0
+    summary = json.loads(out.getvalue())
+    return {**workspace, "run": run, "summary": summary}
+
+
+def _one_line_error(capsys, status: int, *needles: str) -> str:
+    captured = capsys.readouterr()
+    assert status == 2
+    err = captured.err
+    assert err.startswith("tl-kit: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+# === help ===
+
+
+def test_every_workflow_command_has_help_with_examples(capsys):
+    names = {c.name for c in SUBCOMMANDS}
+    assert {"train", "evaluate", "predict", "export", "weights", "augment-preview", "demo"} <= names
+    for name in ("train", "evaluate", "predict", "export", "weights", "augment-preview", "demo"):
+        assert main([name, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "examples:" in out and f"tl-kit {name} " in out
+
+
+# === train ===
+
+
+def test_train_writes_a_run_directory(trained):
+    run, summary = trained["run"], trained["summary"]
+    assert summary["run_dir"] == str(run)
+    assert summary["backbone"] == "lenet5" and summary["weights"] is None
+    assert summary["recipe"] == "small"
+    assert summary["class_names"] == ["brick", "grass", "gravel"]
+    assert summary["image_size"] == [32, 32]
+    assert [row["stage"] for row in summary["history"]] == ["head"]  # --quick: 1 epoch
+    for name in ("model.keras", "config.toml", "history.csv", "manifest.json"):
+        assert (run / name).is_file(), name
+    assert "val" in summary["metrics"]
+
+
+def test_train_user_errors_are_one_line(tmp_path, workspace, capsys):
+    data = str(workspace["data"])
+    status = main(["train", "small", "--data", str(tmp_path / "missing"), "--backbone", "lenet5"])
+    _one_line_error(capsys, status, "Folder not found", "missing")
+
+    status = main(["train", "small", "--data", data, "--backbone", "vgg61"])
+    _one_line_error(capsys, status, "Unknown backbone 'vgg61'", "Received: backbone='vgg61'")
+
+    status = main(["train", "small", "--data", data, "--backbone", "vgg16", "--image-size", "16"])
+    _one_line_error(capsys, status, "at least 32x32", "image_size=16x16")
+
+    status = main(["train", str(tmp_path / "nope.toml"), "--data", data, "--backbone", "lenet5"])
+    _one_line_error(capsys, status, "Recipe not found")
+
+    status = main(["train", "small", "--data", data])
+    _one_line_error(capsys, status, "--backbone")
+
+    status = main(["train", "auto", "--data", data, "--backbone", "lenet5", "--quick"])
+    _one_line_error(capsys, status, "named recipe")
+
+
+def test_scaled_recipe_applies_the_budget_flags():
+    import argparse
+
+    from tl_kit.cli import _scaled_recipe
+    from tl_kit.recipes import builtin_recipe
+
+    medium = builtin_recipe("medium")
+    ns = argparse.Namespace(quick=False, epochs=None, epochs_scale=0.5, batch_size=8)
+    scaled = _scaled_recipe(medium, ns)
+    assert [s.epochs for s in scaled.stages] == [
+        max(1, round(s.epochs * 0.5)) for s in medium.stages
+    ]
+    assert {s.batch_size for s in scaled.stages} == {8}
+    ns = argparse.Namespace(quick=True, epochs=None, epochs_scale=None, batch_size=None)
+    assert [s.epochs for s in _scaled_recipe(medium, ns).stages] == [1, 1]
+
+
+# === evaluate / predict / export on the trained run ===
+
+
+def test_evaluate_json_and_table(trained, capsys):
+    status = main(["evaluate", str(trained["run"]), "--data", str(trained["data"]), "--json"])
+    assert status == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0.0 <= report["accuracy"] <= 1.0
+    assert report["class_names"] == ["brick", "grass", "gravel"]
+    # The run's manifest decides the split: the validation images of training.
+    manifest = json.loads((trained["run"] / "manifest.json").read_text())
+    assert report["num_samples"] == len(manifest["splits"]["val"])
+    assert Path(report["files"]["confusion_matrix_png"]).is_file()
+
+    status = main(["evaluate", str(trained["run"]), "--data", str(trained["data"]),
+                   "--tta", "flip", "--split", "train"])  # fmt: skip
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "per class" in out and "brick" in out
+
+
+def test_evaluate_user_errors(trained, tmp_path, capsys):
+    status = main(["evaluate", str(trained["run"]), "--data", str(tmp_path / "none")])
+    _one_line_error(capsys, status, "Folder not found")
+    status = main(["evaluate", str(tmp_path / "norun"), "--data", str(trained["data"])])
+    _one_line_error(capsys, status, "norun")
+
+
+def test_predict_table_and_json(trained, capsys):
+    images = sorted((trained["data"] / "grass").glob("*.jpg"))[:2]
+    status = main(["predict", str(trained["run"]), *map(str, images), "--top-k", "2", "--json"])
+    assert status == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert [p["path"] for p in preds] == [str(i) for i in images]
+    for p in preds:
+        assert len(p["top"]) == 2
+        assert sum(p["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert p["top"][0]["probability"] >= p["top"][1]["probability"]
+
+    status = main(["predict", str(trained["run"]), str(images[0]), "--tta", "multicrop"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert images[0].name in out and "top 1" in out
+
+    status = main(["predict", str(trained["run"]), str(trained["root"] / "missing.jpg")])
+    _one_line_error(capsys, status, "missing.jpg")
+
+
+def test_export_saved_model_versions_and_overwrite(trained, tmp_path, capsys):
+    out = tmp_path / "exports"
+    status = main(["export", str(trained["run"]), "--out", str(out), "--json"])
+    assert status == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["version"] == 1 and (out / "1" / "saved_model.pb").is_file()
+    assert (out / "1" / "labels.txt").read_text().split() == ["brick", "grass", "gravel"]
+
+    # No silent overwrite: a second export is version 2; --overwrite replaces the newest.
+    assert main(["export", str(trained["run"]), "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 2
+    assert main(["export", str(trained["run"]), "--out", str(out), "--overwrite", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 2
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["1", "2"]
+    status = main(["export", str(trained["run"]), "--out", str(out), "--version", "1"])
+    _one_line_error(capsys, status, "already exists", "overwrite")
+
+    # The export predicts like the run directory.
+    img = str(sorted((trained["data"] / "brick").glob("*.jpg"))[0])
+    assert main(["predict", str(out), img, "--json"]) == 0
+    from_export = json.loads(capsys.readouterr().out)[0]["probs"]
+    assert main(["predict", str(trained["run"]), img, "--json"]) == 0
+    from_run = json.loads(capsys.readouterr().out)[0]["probs"]
+    for name, p in from_run.items():
+        assert from_export[name] == pytest.approx(p, abs=1e-4)
+
+
+def test_export_tflite_needs_data(trained, tmp_path, capsys):
+    status = main(["export", str(trained["run"]), "--out", str(tmp_path / "e"),
+                   "--format", "tflite"])  # fmt: skip
+    _one_line_error(capsys, status, "--data")
+    assert not (tmp_path / "e" / "1").exists()
+
+
+# === weights, augment-preview, demo ===
+
+
+def test_weights_list_reports_cache_status(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    cached = tmp_path / "keras" / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"x")
+    assert main(["weights", "list", "vgg16", "lenet5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cache_dir"] == str(tmp_path / "keras" / "models")
+    rows = {e["backbone"]: e for e in out["backbones"]}
+    assert rows["vgg16"]["cached"] is True and rows["vgg16"]["file"] == str(cached)
+    assert rows["lenet5"]["imagenet"] is False and rows["lenet5"]["cached"] is False
+
+    status = main(["weights", "fetch", "no_such_net"])
+    _one_line_error(capsys, status, "Unknown backbone 'no_such_net'")
+    status = main(["weights", "fetch"])
+    _one_line_error(capsys, status, "at least one backbone")
+
+
+def test_weights_fetch_offline_is_one_line(tmp_path, monkeypatch, capsys):
+    import tl_kit.weights as weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(weights, "_can_reach", lambda *a, **k: False)  # never touch the network
+    status = main(["weights", "fetch", "keras:mobilenetv3small"])
+    _one_line_error(capsys, status, "not in the Keras cache", str(tmp_path / "keras"))
+
+
+def test_augment_preview_writes_a_png(workspace, tmp_path, capsys):
+    out = tmp_path / "preview.png"
+    status = main(["augment-preview", "--data", str(workspace["data"]), "--policy", "strong",
+                   "--out", str(out), "-n", "4", "--image-size", "32"])  # fmt: skip
+    assert status == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(out) in capsys.readouterr().out
+
+    status = main(["augment-preview", "--data", str(workspace["data"]), "--policy", "wild"])
+    _one_line_error(capsys, status, "Unknown augmentation policy 'wild'")
+    status = main(["augment-preview", "--data", str(tmp_path / "none")])
+    _one_line_error(capsys, status, "Folder not found")
+
+
+def test_demo_passes_its_options_to_run_demo(tmp_path, monkeypatch, capsys):
+    import tl_kit.demo as demo
+
+    calls = {}
+
+    def fake_run_demo(**kwargs):
+        calls.update(kwargs)
+        return {"rows": [{"regime": "small", "accuracy": 0.9}], "table": "TABLE",
+                "findings": ["head-only helped"]}  # fmt: skip
+
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    assert main(["demo", "--quick", "--out", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "TABLE" in out and "- head-only helped" in out
+    assert calls["out_dir"] == str(tmp_path / "d") and calls["quick"] is True
+    assert main(["demo", "--json", "--out", str(tmp_path / "d")]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0]["regime"] == "small"
+    assert calls["quick"] is False
