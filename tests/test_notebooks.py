@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-import nbclient  # noqa: E402  (dev extra)
-import nbformat  # noqa: E402
+import nbclient
+import nbformat
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
