@@ -446,6 +446,8 @@ def test_gpu_bench_quick_runs_on_cpu_and_writes_json(tmp_path):
     assert [r["mode"] for r in report["results"]] == modes.split(",")
     mixed = report["results"][1]
     assert mixed["policy"] == "mixed_bfloat16" and mixed["jit_compile"] is True
+    assert mixed["backbone_compute_dtype"] == "bfloat16"  # the policy really applied
+    assert report["results"][0]["backbone_compute_dtype"] == "float32"
     assert all(r["images_per_s"] > 0 and np.isfinite(r["final_loss"]) for r in report["results"])
     assert "mirrored_strategy/default_strategy" in report["ratios"]
     assert "MirroredStrategy (1 device) / default strategy" in proc.stdout
