@@ -116,7 +116,7 @@ def test_two_workers_train_to_the_end_and_only_chief_writes_run_dir(tmp_path):
         assert other["write_dir"].startswith(tempfile.gettempdir())
         assert "ckpt-3.index" in other["write_dir_files"]
     finally:
-        shutil.rmtree(other["write_dir"], ignore_errors=True)
+        shutil.rmtree(Path(other["write_dir"]).parent, ignore_errors=True)
 
 
 # === Strategy resolution ===
