@@ -85,7 +85,7 @@ def test_finetune_trains_and_writes_the_run_directory(tmp_path, digits):
 @pytest.mark.parametrize("augment", ["none"])
 def test_cached_and_uncached_head_training_give_the_same_model(tmp_path, digits, pretrained_file, augment):
     x, y = digits
-    preds, backbones = [], []
+    preds = []
     for cached in (True, False):
         keras.backend.clear_session()
         stage = Stage(trainable="head", epochs=4, augment=augment, batch_size=1000,

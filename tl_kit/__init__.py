@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "load_recipe": "tl_kit.recipes",
     "finetune": "tl_kit.train",
     "Learner": "tl_kit.train",
+    "run_demo": "tl_kit.demo",
     # evaluation and export
     "ensemble": "tl_kit.evaluate",
     "export_model": "tl_kit.export",

@@ -84,6 +84,11 @@ class Stage:
             in inference mode, as the Keras guide advises).
         cache_features: head-only stages train on cached backbone features.
         cache_copies: augmented copies of the training set added to that cache.
+        min_steps_per_epoch: with very few images an epoch is one or two steps; cycle the
+            training data so every epoch has at least this many batches (0: one pass).
+        head_init: ``"random"`` or ``"imprint"``: start the head (head-only cached stages) as
+            the nearest-class-mean classifier of the cached features (weight imprinting,
+            Qi et al., "Low-Shot Learning with Imprinted Weights", CVPR 2018).
     """
 
     name: str = "head"
@@ -103,6 +108,8 @@ class Stage:
     train_bn: bool = False
     cache_features: bool = True
     cache_copies: int = 2
+    min_steps_per_epoch: int = 0
+    head_init: str = "random"
 
     def __post_init__(self) -> None:
         t = self.trainable
@@ -116,6 +123,8 @@ class Stage:
             raise _err("Stage.epochs must be an int >= 0.", epochs=self.epochs)
         if self.learning_rate <= 0:
             raise _err("Stage.learning_rate must be > 0.", learning_rate=self.learning_rate)
+        if self.head_init not in ("random", "imprint"):
+            raise _err("Stage.head_init must be 'random' or 'imprint'.", head_init=self.head_init)
         if self.batch_size < 1:
             raise _err("Stage.batch_size must be >= 1.", batch_size=self.batch_size)
         if not 0 <= self.label_smoothing < 1:

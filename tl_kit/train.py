@@ -439,12 +439,16 @@ class Learner:
         n_train = data.size("train")
         batch = min(stage.batch_size, n_train)
         steps = math.ceil(n_train / batch)
+        cycle = stage.min_steps_per_epoch > steps
+        steps = max(steps, stage.min_steps_per_epoch)
         aug = None if stage.augment in (None, "none") else stage.augment
-        train = data.dataset("train", batch_size=batch, training=True, augment=aug, seed=self.seed)
+        train = data.dataset("train", batch_size=batch, training=True, augment=aug, seed=self.seed,
+                             repeat=cycle)
         val = data.dataset("val", batch_size=max(batch, 64)) if data.has("val") else None
         with self._strategy_scope():
             self._compile(self.model, stage, steps)
         return self.model.fit(train, validation_data=val, epochs=stage.epochs,
+                              steps_per_epoch=steps if cycle else None,
                               callbacks=self._callbacks(stage, val is not None),
                               class_weight=self._class_weight(stage, data),
                               verbose=2 if self.verbose >= 2 else 0)
@@ -470,15 +474,32 @@ class Learner:
         val = self._features(data, "val", None, 0) if data.has("val") else None
         self._log(f"feature cache: {len(xtr)} train vectors of {xtr.shape[1:]} "
                   f"({stage.cache_copies if aug else 0} augmented copies) in {time.perf_counter() - t0:.1f}s")
+        if stage.head_init == "imprint":
+            self._imprint(xtr, ytr)
         with self._strategy_scope():
             fin = keras.Input(xtr.shape[1:], name="features")
             head = keras.Model(fin, self._dense(self._dropout(fin)), name="head")
             batch = min(stage.batch_size, len(xtr))
+            if stage.min_steps_per_epoch > math.ceil(len(xtr) / batch):  # cycle tiny caches
+                reps = math.ceil(stage.min_steps_per_epoch * batch / len(xtr))
+                xtr, ytr = np.concatenate([xtr] * reps), np.concatenate([ytr] * reps)
             self._compile(head, stage, math.ceil(len(xtr) / batch))
         return head.fit(xtr, ytr, batch_size=batch, epochs=stage.epochs, shuffle=True,
                         validation_data=val, callbacks=self._callbacks(stage, val is not None, True),
                         class_weight=self._class_weight(stage, data),
                         verbose=2 if self.verbose >= 2 else 0)
+
+    def _imprint(self, feats: np.ndarray, onehot: np.ndarray) -> None:
+        """Set the head to the nearest-class-mean classifier of ``feats`` (weight imprinting):
+        logit_c = a * (f . mu_c - |mu_c|^2 / 2), i.e. -a/2 |f - mu_c|^2 up to a constant."""
+        labels = onehot.argmax(axis=1)
+        mu = np.stack([feats[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(feats.shape[1])
+                       for c in range(self.num_classes)])
+        within = float(np.mean(np.sum((feats - mu[labels]) ** 2, axis=1))) or 1.0
+        a = 2.0 / within
+        self._dense.kernel.assign((a * mu.T).astype("float32"))
+        self._dense.bias.assign((-0.5 * a * np.sum(mu**2, axis=1)).astype("float32"))
+        self._log(f"head imprinted with the class means of {len(feats)} cached feature vectors")
 
     # === Run directory ===
 
