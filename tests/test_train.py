@@ -60,7 +60,9 @@ def test_finetune_trains_and_writes_the_run_directory(tmp_path, digits):
     for name in ("config.toml", "history.csv", "metrics.json", "model.keras", "manifest.json", "train.log"):
         assert (run / name).is_file(), name
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        "1_head.weights.h5", "2_all.weights.h5"]
+        "1_head", "1_head.weights.h5", "2_all", "2_all.weights.h5"]
+    assert (run / "checkpoints" / "2_all" / "state.json").is_file()  # per-epoch checkpoints
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
     assert any((run / "logs").rglob("*"))
     cfg = tomllib.loads((run / "config.toml").read_text())
     assert cfg["run"]["backbone"] == "lenet5" and cfg["recipe"]["name"] == "two"

@@ -20,6 +20,11 @@ Every fit writes a run directory: ``config.toml`` (resolved recipe and choices),
 each stage, ``model.keras`` at the end), ``logs/`` (TensorBoard), ``train.log`` and the data
 ``manifest.json``.
 
+Training runs through :func:`tl_kit.distribute.custom_fit` under every strategy (one code
+path: the same checkpoints, history, early stopping and progress lines on one device,
+several GPUs and several machines; Keras 3's ``fit`` breaks under
+``MultiWorkerMirroredStrategy``, keras-team/keras#20585).
+
 Structure (for the distribution/resume integration): :meth:`Learner._strategy_scope` is
 the one place the strategy is entered; :meth:`Learner._callbacks` builds the callbacks of a
 stage; :meth:`Learner._save_checkpoint` writes checkpoints; each stage runs in
@@ -93,22 +98,57 @@ def scratch_recipe(epochs: int = 30, learning_rate: float = 1e-3, **stage: Any) 
                                 learning_rate=learning_rate, cache_features=False, **stage)])
 
 
-def _resolve_strategy(strategy: Any):
+RUN_STATE = "run.json"  # {"status": "running" | "complete", ...}: what a rerun finds
+# What fit writes into a run directory (removed by overwrite=True; nothing else is touched).
+RUN_ARTEFACTS = ("config.toml", "history.csv", "metrics.json", "model.keras", "train.log",
+                 RUN_STATE, "manifest.json", "hygiene.csv", "hygiene.json", "checkpoints", "logs")
+# Settings of config.toml that may change between a run and its resume (not its identity).
+_VOLATILE = ("run.regime_reason", "run.strategy", "run.replicas", "run.precision", "run.jit_compile")
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(d, list) and any(isinstance(v, dict) for v in d):
+        out = {}
+        for i, v in enumerate(d):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: d}
+
+
+def config_differences(old: dict, new: dict) -> list[str]:
+    """``["recipe.stages[0].epochs: 3 -> 5", ...]`` for the settings that identify a run."""
+    a, b = _flatten(old), _flatten(new)
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if key in _VOLATILE:
+            continue
+        if a.get(key, "<unset>") != b.get(key, "<unset>"):
+            diffs.append(f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
+    return diffs
+
+
+def _check_writable(directory: Path) -> None:
+    """Create ``directory`` and write a probe file, or fail naming it (before training)."""
+    from tl_kit.errors import UserError
+
     try:
-        from tl_kit.distribute import resolve_strategy
-    except ImportError:  # pragma: no cover - distribute.py is part of the package
-        import tensorflow as tf
-
-        return tf.distribute.get_strategy()
-    return resolve_strategy(strategy)
-
-
-def _is_chief(strategy) -> bool:
-    try:
-        from tl_kit.distribute import is_chief
-    except ImportError:  # pragma: no cover
-        return True
-    return is_chief(strategy)
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".tl_kit_write_test"
+        with open(probe, "wb") as f:
+            f.write(b"0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"Cannot write the run directory {str(directory)!r} ({exc.strerror or exc}); "
+            f"choose a writable location with free space. Received: run_dir={str(directory)!r}"
+        ) from None
 
 
 class Learner:
@@ -127,12 +167,51 @@ class Learner:
         image_size: input size (int or (H, W)); default: the recipe's, else the backbone's.
         channels: 1 or 3; default: the backbone's.
         run_dir: where the run is written (default ``runs/<backbone>-<time>``).
-        strategy: ``"auto"`` or a ``tf.distribute.Strategy`` (:mod:`tl_kit.distribute`).
+        strategy: ``"auto"`` (``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` describes a
+            cluster, ``MirroredStrategy`` with several GPUs, else the default strategy),
+            ``"mirrored"``, ``"multiworker"``, ``"default"`` or a ``tf.distribute.Strategy``.
+            Resolved first thing (``MultiWorkerMirroredStrategy`` must exist before
+            TensorFlow starts). The model, optimizers and metrics are created in its scope;
+            recipe batch sizes are GLOBAL (split across replicas; scale the learning rate
+            yourself if you change the global batch, e.g. with
+            :func:`tl_kit.distribute.scale_learning_rate`). In a multi-worker run only the
+            chief writes into ``run_dir``; other workers write the same files to
+            :func:`tl_kit.distribute.worker_dir` (a temp folder).
+        precision: ``"auto"`` (``mixed_bfloat16`` on GPUs with compute capability >= 8,
+            ``mixed_float16`` on 7.x, else float32), ``"float32"`` (mixed precision off),
+            ``"mixed_float16"``, ``"mixed_bfloat16"``. The softmax head stays float32.
+        jit_compile: ``"auto"`` (XLA on GPU when every layer supports it; augmentation
+            runs in the input pipeline, outside the model), ``True`` or ``False``.
+        overwrite: replace a run directory that already holds a complete run, or a run
+            with different settings (see "Run directories" below).
         seed: random seed (weights of the head, shuffling, augmentation).
         verbose: 0 silent, 1 log lines, 2 also Keras progress bars.
         tensorboard: write TensorBoard logs.
         unfreeze: override the backbone's ``default_unfreeze`` (``trainable="default"``).
-        save_model: write checkpoints/ and model.keras (off for throw-away runs).
+        save_model: write checkpoints/ and model.keras (off for throw-away runs; such a
+            run cannot resume).
+
+    Run directories, resume and overwrite (what ``fit`` does with ``run_dir``):
+        * Before training, ``run_dir`` is created and a probe file written: an unwritable
+          location (or too little free space for the checkpoints) fails at once.
+        * New or empty directory: a fresh run.
+        * A COMPLETE run (``run.json`` status "complete"): :class:`~tl_kit.errors.UserError`
+          unless ``overwrite=True`` (``tl-kit train --overwrite``), which deletes what tl_kit
+          wrote there (config, history, metrics, model, logs, checkpoints, manifest) and
+          starts again. Nothing else in the directory is touched.
+        * An INCOMPLETE run (killed, crashed, NaN-stopped) with the same resolved settings
+          (``config.toml``: backbone, weights, image size, classes, seed, data source,
+          recipe): RESUMES. Finished stages are skipped (their weights are loaded from
+          ``checkpoints/<n>_<stage>.weights.h5``); the interrupted stage continues after its
+          last finished epoch from ``checkpoints/<n>_<stage>/`` (model, optimizer and
+          schedule state, early-stopping state); the data split is reused from
+          ``manifest.json``; ``history.csv`` holds every epoch once. The strategy, number
+          of devices and precision may differ on resume.
+        * An incomplete run with DIFFERENT settings: :class:`~tl_kit.errors.UserError`
+          naming the directory and each differing setting, unless ``overwrite=True``.
+        * Checkpoints: every epoch (the last two plus the best epoch's weights).
+        * A NaN/inf loss stops training with :class:`tl_kit.distribute.NonFiniteLossError`;
+          the model is reset to the last good epoch, whose checkpoint stays on disk.
     """
 
     def __init__(
@@ -153,7 +232,21 @@ class Learner:
         tensorboard: bool = True,
         unfreeze: int | None = None,
         save_model: bool = True,
+        precision: str = "auto",
+        jit_compile: bool | str = "auto",
+        overwrite: bool = False,
     ):
+        from tl_kit import distribute as dist
+
+        # First TensorFlow call of the process (MultiWorkerMirroredStrategy needs that).
+        self.strategy = dist.resolve_strategy(strategy)
+        self.precision = dist.resolve_precision(precision)
+        if jit_compile not in (True, False, "auto"):
+            from tl_kit.errors import UserError
+
+            raise UserError(f"`jit_compile` must be True, False or 'auto'. Received: jit_compile={jit_compile!r}")
+        self.jit_compile = jit_compile
+        self.overwrite = bool(overwrite)
         if regime not in ("auto", "small", "medium", "large", "scratch"):
             from tl_kit.errors import UserError
 
@@ -187,14 +280,16 @@ class Learner:
             size = self.spec.default_size[:2]
         self.image_size = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.channels = int(channels or self.spec.default_size[2])
-        self.run_dir = Path(run_dir) if run_dir is not None else Path(
-            "runs", f"{self.spec.name.replace(':', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-        self.strategy = _resolve_strategy(strategy)
+        self.run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(self.spec.name)
+        self._out = Path(dist.worker_dir(self.run_dir, self.strategy))  # where THIS process writes
         self.data = None
         self.model: keras.Model | None = None
         self.history: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
         self._log_lines: list[str] = []
+        self._resuming = False
+        self._stage_rows: list[dict[str, Any]] = []
+        self._stage_name = ""
         if note:
             self._log(note)
         if requested == "auto":
@@ -208,8 +303,8 @@ class Learner:
         self._log_lines.append(msg)
         if self.verbose:
             print(f"[tl_kit] {msg}", flush=True)
-        if self.run_dir.exists():
-            with open(self.run_dir / "train.log", "a") as f:
+        if self._out.exists():
+            with open(self._out / "train.log", "a") as f:
                 f.write(msg + "\n")
 
     # === Model ===
@@ -219,6 +314,16 @@ class Learner:
         """The one place the distribution strategy is entered."""
         with self.strategy.scope():
             yield
+
+    @contextlib.contextmanager
+    def _precision_scope(self):
+        """Keras's global dtype policy = the learner's precision while layers are created."""
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(self.precision)
+        try:
+            yield
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
 
     def build(self, num_classes: int | None = None) -> keras.Model:
         """Build backbone + head for ``num_classes`` (idempotent once built)."""
@@ -232,7 +337,7 @@ class Learner:
             self.class_names = [str(i) for i in range(self.num_classes)]
         recipe = self.recipe or builtin_recipe("small")
         keras.utils.set_random_seed(self.seed)
-        with self._strategy_scope():
+        with self._strategy_scope(), self._precision_scope():
             inner = self.spec.build((*self.image_size, self.channels), weights=self.weights)
             out = inner.get_layer(recipe.head_layer).output if recipe.head_layer else inner.output
             self.backbone = keras.Model(inner.input, out, name="backbone")
@@ -260,7 +365,8 @@ class Learner:
             f"model: {self.spec.name} ({self.spec.source}) at {self.image_size[0]}x{self.image_size[1]}"
             f"x{self.channels}, weights={self._weights_label()}, head: {pool} pooling of "
             f"{fshape} -> dropout {recipe.dropout} -> Dense({self.num_classes}), "
-            f"{self.model.count_params():,} parameters"
+            f"{self.model.count_params():,} parameters; precision {self.precision}, "
+            f"strategy {type(self.strategy).__name__} ({self.strategy.num_replicas_in_sync} replicas)"
         )
         return self.model
 
@@ -301,7 +407,7 @@ class Learner:
                              class_names=self.class_names)
         return load_data(data, image_size=self.image_size, channels=self.channels,
                          seed=self.seed if split_seed is None else split_seed,
-                         run_dir=str(self.run_dir), num_classes=self.num_classes,
+                         run_dir=str(self._out), num_classes=self.num_classes,
                          class_names=self.class_names)
 
     # === Recipe ===
@@ -337,16 +443,23 @@ class Learner:
 
     # === Training ===
 
-    def fit(self, data=None, *, recipe: Recipe | str | None = None, verbose: int | None = None) -> Learner:
+    def fit(self, data=None, *, recipe: Recipe | str | None = None, verbose: int | None = None,
+            overwrite: bool | None = None) -> Learner:
         """Train on ``data`` (folder, tf.data.Dataset, (x, y) arrays, dict of splits,
-        ``"tfds:NAME"`` or a :class:`tl_kit.data.Data`) following the recipe's stages."""
+        ``"tfds:NAME"`` or a :class:`tl_kit.data.Data`) following the recipe's stages.
+
+        Resumes an interrupted run in ``run_dir`` with the same settings; refuses to replace
+        a complete run, or a run with other settings, unless ``overwrite=True`` (see the
+        class docstring)."""
         if verbose is not None:
             self.verbose = int(verbose)
+        if overwrite is not None:
+            self.overwrite = bool(overwrite)
         if recipe is not None:
             self.recipe = load_recipe(recipe)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_run_dir()  # writable, not a complete run (unless overwrite): BEFORE data
         for line in self._log_lines:
-            with open(self.run_dir / "train.log", "a") as f:
+            with open(self._out / "train.log", "a") as f:
                 f.write(line + "\n")
         self._log_lines = []
         data = self._load(data)
@@ -363,13 +476,144 @@ class Learner:
         recipe = self._resolve_recipe(data)
         self.resolved_recipe = recipe
         self._log(f"regime: {recipe.name} - {self.regime_reason}")
-        self._write_config(recipe, data)
+        config = self._config(recipe, data)
+        self._resuming = self._check_previous_run(config)
+        self._check_free_space()
+        self._write_config(config)
+        self._write_run_state("running")
+        self.history = []
         start = time.perf_counter()
         for index, stage in enumerate(recipe.stages):
             self._run_stage(index, stage, data)
         self.metrics["train_seconds"] = round(time.perf_counter() - start, 3)
         self._finish_run()
         return self
+
+    # === Run directory checks (before training) ===
+
+    def _prepare_run_dir(self) -> None:
+        from tl_kit.errors import UserError
+
+        _check_writable(self._out)
+        state = self._read_run_state()
+        if state.get("status") == "complete":
+            if not self.overwrite:
+                raise UserError(
+                    f"The run directory {str(self.run_dir)!r} already holds a complete run "
+                    f"({', '.join(sorted(p.name for p in self._out.iterdir() if p.name in RUN_ARTEFACTS))}). "
+                    "Choose another run_dir, or pass overwrite=True (tl-kit train --overwrite) to "
+                    f"replace it. Received: run_dir={str(self.run_dir)!r}"
+                )
+            self._clear_run_dir()
+
+    def _read_run_state(self) -> dict:
+        path = self._out / RUN_STATE
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, ValueError):
+                return {"status": "running"}
+        if (self._out / "model.keras").is_file() and (self._out / "config.toml").is_file():
+            return {"status": "complete"}  # a run written before run.json existed
+        return {}
+
+    def _write_run_state(self, status: str, **extra: Any) -> None:
+        tmp = self._out / (RUN_STATE + ".tmp")
+        tmp.write_text(json.dumps({"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                   **extra}, indent=2))
+        os.replace(tmp, self._out / RUN_STATE)
+
+    def _clear_run_dir(self) -> None:
+        import shutil
+
+        removed = []
+        for name in RUN_ARTEFACTS:
+            p = self._out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+            else:
+                continue
+            removed.append(name)
+        self._log(f"overwrite=True: removed the previous run's {', '.join(removed)} from {self.run_dir}")
+
+    def _check_previous_run(self, config: dict) -> bool:
+        """True when an incomplete run with the same settings is resumed; raises on a clash."""
+        import tomllib
+
+        from tl_kit.errors import UserError
+
+        path = self._out / "config.toml"
+        if not path.is_file():
+            return False
+        try:
+            old = tomllib.loads(path.read_text())
+        except (OSError, ValueError):
+            old = {}
+        diffs = config_differences(old, config)
+        if not diffs:
+            self._log(f"resuming the unfinished run in {self.run_dir} (same settings)")
+            return True
+        if not self.overwrite:
+            shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
+            raise UserError(
+                f"The run directory {str(self.run_dir)!r} holds an unfinished run with different "
+                f"settings ({shown}). Rerun with the same settings to resume it, choose another "
+                f"run_dir, or pass overwrite=True (tl-kit train --overwrite) to replace it. "
+                f"Received: run_dir={str(self.run_dir)!r}"
+            )
+        self._clear_run_dir()
+        return False
+
+    def _check_free_space(self) -> None:
+        """Fail before training when the checkpoints cannot fit on the disk."""
+        import shutil
+
+        from tl_kit.errors import UserError
+
+        if not self.save_model or self.model is None:
+            return
+        # model.keras + per stage: 2 checkpoints (weights + up to 2 optimizer slots) + best
+        # + stage weights; a generous bound that still catches a full disk.
+        stages = len(self.resolved_recipe.stages)
+        need = int(self.model.count_params() * 4 * (2 + 8 * stages)) + (16 << 20)
+        free = shutil.disk_usage(self._out).free
+        if free < need:
+            raise UserError(
+                f"Not enough free space in {str(self.run_dir)!r} for the checkpoints: "
+                f"{free / 2**20:.0f} MiB free, about {need / 2**20:.0f} MiB needed. Free some "
+                f"space or choose another run_dir. Received: run_dir={str(self.run_dir)!r}"
+            )
+
+    # === Stages ===
+
+    def _stage_dir(self, tag: str) -> Path:
+        """The chief's checkpoint folder of a stage (custom_fit maps it for other workers)."""
+        return self.run_dir / "checkpoints" / tag
+
+    def _stage_state(self, tag: str) -> dict | None:
+        from tl_kit import distribute as dist
+
+        for d in (self._stage_dir(tag), Path(dist.worker_dir(self._stage_dir(tag), self.strategy))):
+            p = d / "state.json"
+            if p.is_file():
+                try:
+                    return json.loads(p.read_text())
+                except (OSError, ValueError):
+                    return None
+        return None
+
+    def _remove_stale(self, tag: str) -> None:
+        """A fresh run never resumes from checkpoints another run left behind."""
+        import shutil
+
+        from tl_kit import distribute as dist
+
+        for d in {self._out / "checkpoints" / tag, Path(dist.worker_dir(self._stage_dir(tag), self.strategy))}:
+            if d.is_dir():
+                shutil.rmtree(d)
+        (self._out / "checkpoints" / f"{tag}.weights.h5").unlink(missing_ok=True)
 
     def _run_stage(self, index: int, stage: Stage, data) -> None:
         n = self._n_blocks(stage)
@@ -381,19 +625,42 @@ class Learner:
         self._log(f"stage {index + 1} {stage.name!r}: trainable backbone blocks: {which}; "
                   f"trainable parameters: {trainable_params(self.model):,} "
                   f"(backbone {trainable:,}, head {head:,}); lr {stage.learning_rate:g}, "
-                  f"{stage.epochs} epochs max, batch {stage.batch_size}, augment {stage.augment!r}")
+                  f"{stage.epochs} epochs max, batch {stage.batch_size} (global), augment {stage.augment!r}")
         if stage.epochs == 0:
             return
-        if n == 0 and stage.cache_features:
-            hist = self._fit_head_cached(stage, data)
+        tag = f"{index + 1}_{stage.name}"
+        self._stage_name = stage.name
+        done = self._out / "checkpoints" / f"{tag}.weights.h5"
+        state = self._stage_state(tag) if self._resuming and self.save_model else None
+        if not self._resuming:
+            self._remove_stale(tag)
+        if self._resuming and done.is_file() and state is not None:
+            self.model.load_weights(done)
+            hist = state["history"]
+            self._log(f"resumed: stage {index + 1} {stage.name!r} was finished "
+                      f"({state['epochs_done']} epochs); weights loaded from {done}")
         else:
-            hist = self._fit_model(stage, data)
+            if state is not None:
+                self._log(f"resumed: stage {index + 1} {stage.name!r} continues at epoch "
+                          f"{int(state['epochs_done']) + 1}/{stage.epochs} from {self._stage_dir(tag)}")
+            self._stage_rows = [{"stage": stage.name, "epoch": e + 1, **row}
+                                for e, row in enumerate(_history_rows((state or {}).get("history", {})))]
+            if n == 0 and stage.cache_features:
+                result = self._fit_head_cached(stage, data, tag)
+            else:
+                result = self._fit_model(stage, data, tag)
+            hist = result.history
+            if result.stop_reason == "early_stopping":
+                self._log(f"early stopping in stage {stage.name!r}: best {result.monitor} at epoch "
+                          f"{result.best_epoch}")
         for epoch, row in enumerate(_history_rows(hist)):
             self.history.append({"stage": stage.name, "epoch": epoch + 1, **row})
+        self._stage_rows = []
         self._write_history()
-        self._save_checkpoint(f"{index + 1}_{stage.name}")
+        self._save_checkpoint(tag)
 
-    def _compile(self, model: keras.Model, stage: Stage, steps_per_epoch: int) -> None:
+    def _optimizer(self, stage: Stage, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+        """A new optimizer for the stage (call inside the strategy's scope)."""
         total = max(stage.epochs * steps_per_epoch, 1)
         lr = WarmupCosine(stage.learning_rate, stage.warmup_epochs * steps_per_epoch, total,
                           cosine=stage.schedule == "cosine")
@@ -406,20 +673,27 @@ class Learner:
             opt = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd)
         else:
             opt = keras.optimizers.RMSprop(lr, weight_decay=wd)
-        model.compile(optimizer=opt,
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=stage.label_smoothing),
-                      metrics=["accuracy"])
+        if self.precision == "mixed_float16":
+            opt = keras.optimizers.LossScaleOptimizer(opt)
+        return opt
+
+    def _compile(self, model: keras.Model, stage: Stage, steps_per_epoch: int) -> None:
+        """``model.compile`` with the stage's optimizer, loss and accuracy (for users who
+        want to continue with Keras ``fit``; the learner trains with ``custom_fit``)."""
+        with self._strategy_scope():
+            model.compile(optimizer=self._optimizer(stage, steps_per_epoch),
+                          loss=keras.losses.CategoricalCrossentropy(label_smoothing=stage.label_smoothing),
+                          metrics=["accuracy"])
 
     def _callbacks(self, stage: Stage, has_val: bool, cached: bool = False) -> list:
-        """Callbacks of one stage: early stopping (validation loss) and TensorBoard."""
-        cbs: list = []
-        if stage.early_stopping and has_val:
-            cbs.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=stage.early_stopping,
-                restore_best_weights=stage.restore_best, verbose=0))
-        elif stage.early_stopping and not has_val:
+        """Callbacks of one stage: history.csv after every epoch and TensorBoard (chief).
+        Early stopping and best weights are handled by ``custom_fit`` (``patience``)."""
+        from tl_kit import distribute as dist
+
+        cbs: list = [_EpochHistory(self)]
+        if stage.early_stopping and not has_val:
             self._log("no validation split: early stopping is off for this stage")
-        if self.tensorboard and _is_chief(self.strategy):
+        if self.tensorboard and dist.is_chief(self.strategy):
             log_dir = self.run_dir / "logs" / (stage.name + ("_cached" if cached else ""))
             if importlib.util.find_spec("tensorboard") is not None:
                 cbs.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False,
@@ -434,7 +708,27 @@ class Learner:
         weights = data.info.class_weights
         return {int(k): float(v) for k, v in weights.items()} if weights else None
 
-    def _fit_model(self, stage: Stage, data):
+    def _custom_fit(self, model: keras.Model, stage: Stage, tag: str, train, val, *,
+                    steps_per_epoch: int | None, optimizer_steps: int, class_weight, cached: bool = False):
+        """One stage through :func:`tl_kit.distribute.custom_fit` (every strategy)."""
+        from tl_kit import distribute as dist
+
+        with self._strategy_scope():
+            optimizer = self._optimizer(stage, optimizer_steps)
+        model.optimizer = optimizer  # callbacks (TensorBoard's learning rate) read it
+        jit = dist.resolve_jit_compile(self.jit_compile, self.strategy, model)
+        patience = stage.early_stopping if (stage.early_stopping and val is not None) else None
+        return dist.custom_fit(
+            model, optimizer, keras.losses.CategoricalCrossentropy(label_smoothing=stage.label_smoothing),
+            train, val, epochs=stage.epochs, strategy=self.strategy, class_weight=class_weight,
+            checkpoint_dir=self._stage_dir(tag) if self.save_model else None,
+            patience=patience, restore_best_weights=bool(stage.restore_best and patience),
+            steps_per_epoch=steps_per_epoch, jit_compile=jit,
+            callbacks=self._callbacks(stage, val is not None, cached),
+            verbose=1, log=self._log,  # one line per epoch: train.log, and the console if verbose
+        )
+
+    def _fit_model(self, stage: Stage, data, tag: str):
         """Train the whole classifier (frozen blocks excepted) on the data pipelines."""
         n_train = data.size("train")
         batch = min(stage.batch_size, n_train)
@@ -445,13 +739,9 @@ class Learner:
         train = data.dataset("train", batch_size=batch, training=True, augment=aug, seed=self.seed,
                              repeat=cycle)
         val = data.dataset("val", batch_size=max(batch, 64)) if data.has("val") else None
-        with self._strategy_scope():
-            self._compile(self.model, stage, steps)
-        return self.model.fit(train, validation_data=val, epochs=stage.epochs,
-                              steps_per_epoch=steps if cycle else None,
-                              callbacks=self._callbacks(stage, val is not None),
-                              class_weight=self._class_weight(stage, data),
-                              verbose=2 if self.verbose >= 2 else 0)
+        return self._custom_fit(self.model, stage, tag, train, val,
+                                steps_per_epoch=steps if cycle else None, optimizer_steps=steps,
+                                class_weight=self._class_weight(stage, data))
 
     def _features(self, data, split: str, augment: str | None, copies: int) -> tuple[np.ndarray, np.ndarray]:
         fm = self._feature_model()
@@ -465,9 +755,11 @@ class Learner:
                 labels.append(y.numpy())
         return np.concatenate(feats), np.concatenate(labels)
 
-    def _fit_head_cached(self, stage: Stage, data):
+    def _fit_head_cached(self, stage: Stage, data, tag: str):
         """Head-only stage: run the frozen backbone once (plus augmented copies), train the
         head (the same Dropout and Dense layers) on the cached features."""
+        import tensorflow as tf
+
         aug = None if stage.augment in (None, "none") else stage.augment
         t0 = time.perf_counter()
         xtr, ytr = self._features(data, "train", aug, stage.cache_copies)
@@ -476,18 +768,21 @@ class Learner:
                   f"({stage.cache_copies if aug else 0} augmented copies) in {time.perf_counter() - t0:.1f}s")
         if stage.head_init == "imprint":
             self._imprint(xtr, ytr)
+        xtr = xtr.astype("float32")
+        batch = min(stage.batch_size, len(xtr))
+        if stage.min_steps_per_epoch > math.ceil(len(xtr) / batch):  # cycle tiny caches
+            reps = math.ceil(stage.min_steps_per_epoch * batch / len(xtr))
+            xtr, ytr = np.concatenate([xtr] * reps), np.concatenate([ytr] * reps)
         with self._strategy_scope():
             fin = keras.Input(xtr.shape[1:], name="features")
             head = keras.Model(fin, self._dense(self._dropout(fin)), name="head")
-            batch = min(stage.batch_size, len(xtr))
-            if stage.min_steps_per_epoch > math.ceil(len(xtr) / batch):  # cycle tiny caches
-                reps = math.ceil(stage.min_steps_per_epoch * batch / len(xtr))
-                xtr, ytr = np.concatenate([xtr] * reps), np.concatenate([ytr] * reps)
-            self._compile(head, stage, math.ceil(len(xtr) / batch))
-        return head.fit(xtr, ytr, batch_size=batch, epochs=stage.epochs, shuffle=True,
-                        validation_data=val, callbacks=self._callbacks(stage, val is not None, True),
-                        class_weight=self._class_weight(stage, data),
-                        verbose=2 if self.verbose >= 2 else 0)
+        train = (tf.data.Dataset.from_tensor_slices((xtr, ytr))
+                 .shuffle(len(xtr), seed=self.seed, reshuffle_each_iteration=True).batch(batch))
+        val_ds = (tf.data.Dataset.from_tensor_slices((val[0].astype("float32"), val[1])).batch(max(batch, 64))
+                  if val is not None else None)
+        return self._custom_fit(head, stage, tag, train, val_ds, steps_per_epoch=None,
+                                optimizer_steps=math.ceil(len(xtr) / batch),
+                                class_weight=self._class_weight(stage, data), cached=True)
 
     def _imprint(self, feats: np.ndarray, onehot: np.ndarray) -> None:
         """Set the head to the nearest-class-mean classifier of ``feats`` (weight imprinting):
@@ -503,10 +798,10 @@ class Learner:
 
     # === Run directory ===
 
-    def _write_config(self, recipe: Recipe, data) -> None:
-        import tomli_w
-
-        cfg = {
+    def _config(self, recipe: Recipe, data) -> dict:
+        """The resolved settings written to config.toml (the run's identity, see
+        :func:`config_differences`, plus how it ran)."""
+        return {
             "run": {
                 "backbone": self.spec.name,
                 "weights": str(self.weights) if self.weights is not None else "none",
@@ -519,46 +814,74 @@ class Learner:
                 "head_pool": self.head_pool,
                 "seed": self.seed,
                 "data_source": data.info.source,
+                "strategy": type(self.strategy).__name__,
+                "replicas": int(self.strategy.num_replicas_in_sync),
+                "precision": self.precision,
+                "jit_compile": str(self.jit_compile),
             },
             "recipe": recipe.to_dict(),
         }
-        (self.run_dir / "config.toml").write_text(tomli_w.dumps(cfg))
+
+    def _write_config(self, config: dict) -> None:
+        import tomli_w
+
+        (self._out / "config.toml").write_text(tomli_w.dumps(config))
 
     def _write_history(self) -> None:
+        rows = self.history + list(getattr(self, "_stage_rows", []))
         keys: list[str] = []
-        for row in self.history:
+        for row in rows:
             keys += [k for k in row if k not in keys]
-        with open(self.run_dir / "history.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
+        tmp = self._out / "history.csv.tmp"
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys or ["stage", "epoch"])
             w.writeheader()
-            w.writerows(self.history)
+            w.writerows(rows)
+        os.replace(tmp, self._out / "history.csv")
 
     def _save_checkpoint(self, tag: str) -> None:
-        """Weights after a stage, under checkpoints/ (chief only)."""
-        if not (self.save_model and _is_chief(self.strategy)):
+        """Weights after a stage: ``checkpoints/<tag>.weights.h5`` (the stage-finished mark a
+        resumed run skips on). Per-epoch checkpoints are ``custom_fit``'s, in
+        ``checkpoints/<tag>/``. Non-chief workers write to their own temp folder."""
+        if not self.save_model:
             return
-        ckpt = self.run_dir / "checkpoints"
+        ckpt = self._out / "checkpoints"
         ckpt.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(ckpt / f"{tag}.weights.h5")
+        tmp = ckpt / f"{tag}.tmp.weights.h5"
+        self.model.save_weights(tmp)
+        os.replace(tmp, ckpt / f"{tag}.weights.h5")
 
     def _finish_run(self) -> None:
         self.model = self._assemble(train_bn=False)
         if self.data is not None and self.data.has("val"):
             self.metrics["val"] = self._evaluate_split(self.data, "val")
-        if self.save_model and _is_chief(self.strategy):
-            self.model.save(self.run_dir / "model.keras")
+        if self.save_model:
+            self.model.save(self._out / "model.keras")
         self._write_metrics()
+        self._write_run_state("complete", stages=[s.name for s in self.resolved_recipe.stages],
+                              epochs=len(self.history))
         self._log(f"run directory: {self.run_dir}")
 
     def _write_metrics(self) -> None:
-        (self.run_dir / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=float))
+        (self._out / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=float))
 
     # === Evaluate / predict / export ===
 
     def _evaluate_split(self, data, split: str) -> dict[str, float]:
-        self.model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-        res = self.model.evaluate(data.dataset(split, batch_size=64), verbose=0, return_dict=True)
-        return {k: float(v) for k, v in res.items()}
+        """Loss and accuracy of one split, computed locally on this process (no Keras
+        ``evaluate``: it shares ``fit``'s break under MultiWorkerMirroredStrategy)."""
+        import tensorflow as tf
+
+        model = self.model
+        predict = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32))
+        loss_sum, correct, n = 0.0, 0, 0
+        for x, y in data.dataset(split, batch_size=64):
+            p = predict(x).numpy()
+            yv = y.numpy()
+            loss_sum += float(-np.sum(yv * np.log(np.clip(p, 1e-7, 1.0))))
+            correct += int(np.sum(p.argmax(axis=1) == yv.argmax(axis=1)))
+            n += len(yv)
+        return {"accuracy": correct / max(n, 1), "loss": loss_sum / max(n, 1)}
 
     def evaluate(self, data=None, split: str | None = None) -> dict[str, float]:
         """Loss and accuracy. ``data=None``: the fitted data's ``split`` (default its test
@@ -576,7 +899,7 @@ class Learner:
             split = "test" if data.has("test") else ("val" if data.has("val") else "train")
         result = self._evaluate_split(data, split)
         self.metrics["evaluate" if raw else split] = result
-        if self.run_dir.exists():
+        if self._out.exists():
             self._write_metrics()
         return result
 
@@ -620,6 +943,30 @@ class Learner:
                 f"weights={self._weights_label()}, run_dir={str(self.run_dir)!r})")
 
 
+class _EpochHistory(keras.callbacks.Callback):
+    """Rewrites history.csv after every epoch (so a killed run leaves its epochs on disk)."""
+
+    def __init__(self, learner: Learner):
+        super().__init__()
+        self.learner = learner
+
+    def on_epoch_end(self, epoch, logs=None):
+        rows = [r for r in self.learner._stage_rows if r["epoch"] != epoch + 1]
+        rows.append({"stage": self.learner._stage_name, "epoch": epoch + 1,
+                     **{k: float(v) for k, v in (logs or {}).items()}})
+        self.learner._stage_rows = rows
+        self.learner._write_history()
+
+
+def _new_run_dir(name: str) -> Path:
+    """``runs/<backbone>-<time>``, with a suffix when that folder exists already."""
+    base = Path("runs", f"{name.replace(':', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path, i = base, 2
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    return path
+
+
 class _JsonLinesLogger(keras.callbacks.Callback):
     """Epoch metrics as JSON lines (the TensorBoard fallback)."""
 
@@ -634,7 +981,7 @@ class _JsonLinesLogger(keras.callbacks.Callback):
 
 
 def _history_rows(hist) -> list[dict[str, float]]:
-    h = getattr(hist, "history", {}) or {}
+    h = hist if isinstance(hist, dict) else (getattr(hist, "history", {}) or {})
     n = max((len(v) for v in h.values()), default=0)
     return [{k: float(v[i]) for k, v in h.items() if i < len(v)} for i in range(n)]
 
@@ -649,6 +996,9 @@ def finetune(
     image_size: int | Sequence[int] | None = None,
     run_dir: str | os.PathLike | None = None,
     strategy: Any = "auto",
+    precision: str = "auto",
+    jit_compile: bool | str = "auto",
+    overwrite: bool = False,
     **kwargs: Any,
 ) -> Learner:
     """Build a learner (backbone + new softmax head); with ``data`` also train it.
@@ -656,6 +1006,8 @@ def finetune(
     ``weights="auto"`` means ImageNet where published (Keras Applications, and tl_kit names
     with a Keras twin such as ``"resnet50"``), else random initialisation. Offline without
     the cached file, ImageNet fails at once naming the file and the folder to put it in.
+    ``strategy``, ``precision``, ``jit_compile`` and ``overwrite`` are :class:`Learner`'s
+    (rerunning the same call on the same ``run_dir`` after a crash resumes it).
 
     Example:
     ```python
@@ -663,7 +1015,8 @@ def finetune(
     ```
     """
     learner = Learner(backbone, num_classes, regime=regime, recipe=recipe, weights=weights,
-                      image_size=image_size, run_dir=run_dir, strategy=strategy, **kwargs)
+                      image_size=image_size, run_dir=run_dir, strategy=strategy,
+                      precision=precision, jit_compile=jit_compile, overwrite=overwrite, **kwargs)
     if data is not None:
         learner.fit(data)
     return learner
