@@ -557,49 +557,6 @@ def _augment_run(args: argparse.Namespace) -> int:
 # === weights ===
 
 
-class _FoundWeights(Exception):
-    """Raised by the dry-run get_file once a backbone asked for its weights file."""
-
-
-def _weights_file(spec) -> tuple[str, str]:
-    """(cache path, origin URL) of a backbone's ImageNet file, without downloading it.
-
-    Builds the architecture with ``weights="imagenet"`` while ``get_file`` only records
-    what it was asked for and stops the build.
-    """
-    import keras
-    from keras.src.utils import file_utils
-
-    from tl_kit.weights import keras_cache_dir
-
-    asked: list[tuple[str, str]] = []
-
-    def record(fname=None, origin=None, *a, **kw):
-        import os.path
-        import urllib.parse
-
-        name = fname or os.path.basename(urllib.parse.urlsplit(origin or "").path)
-        folder = os.path.join(
-            kw.get("cache_dir") or keras_cache_dir(), kw.get("cache_subdir", "datasets")
-        )
-        asked.append((os.path.join(folder, name), origin or ""))
-        raise _FoundWeights
-
-    real_private, real_public = file_utils.get_file, keras.utils.get_file
-    file_utils.get_file = keras.utils.get_file = record
-    try:
-        spec._make(tuple(spec.default_size), "imagenet")
-    except Exception:  # _FoundWeights, possibly wrapped by a builder's own error
-        if not asked:
-            raise
-    finally:
-        file_utils.get_file, keras.utils.get_file = real_private, real_public
-        keras.backend.clear_session()
-    if not asked:
-        raise UserError(
-            f"Backbone {spec.name!r} did not ask for a weights file. Received: name={spec.name!r}"
-        )
-    return asked[0]
 
 
 def _weights_args(p: argparse.ArgumentParser) -> None:
@@ -639,6 +596,8 @@ def _weights_run(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
 
+    from tl_kit.weights import weights_status
+
     patterns = args.names or ["*"]
     names = sorted({n for pat in patterns for n in list_backbones(pat)})
     if not names:
@@ -650,19 +609,7 @@ def _weights_run(args: argparse.Namespace) -> int:
     with Progress(console=_console(stderr=True), transient=True, disable=args.json) as progress:
         task = progress.add_task("checking the weights cache", total=len(specs))
         for spec in specs:
-            entry = {
-                "backbone": spec.name,
-                "imagenet": spec.imagenet,
-                "file": None,
-                "cached": False,
-                "url": None,
-            }
-            if spec.imagenet:
-                path, url = _weights_file(spec)
-                import os.path
-
-                entry.update(file=path, url=url, cached=os.path.isfile(path))
-            entries.append(entry)
+            entries.append(weights_status(spec))
             progress.advance(task)
     if args.json:
         _print_json({"cache_dir": str(Path(keras_cache_dir()) / "models"), "backbones": entries})
@@ -746,6 +693,31 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--strategy",
+        choices=("auto", "default", "mirrored", "multiworker"),
+        default="auto",
+        help="auto: multi-worker when TF_CONFIG describes a cluster, mirrored with several "
+        "GPUs, else default (one device)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+        default="auto",
+        help="auto: mixed precision on GPUs that support it; float32 turns it off",
+    )
+    p.add_argument(
+        "--jit-compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="XLA for the training step (auto: on GPU where the model allows it)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a complete run (or one with other settings) in --out; without it a "
+        "rerun of an unfinished run resumes it",
+    )
+    p.add_argument(
         "--json", action="store_true", help="no progress output; print the run summary as JSON"
     )
 
@@ -823,6 +795,10 @@ def _train_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         verbose=0 if args.json else 2,
         unfreeze=args.unfreeze,
+        strategy=args.strategy,
+        precision=args.precision,
+        jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
+        overwrite=args.overwrite,
         # TensorBoard logs only where the tensorboard package is installed (not a dependency).
         tensorboard=importlib.util.find_spec("tensorboard") is not None,
     )

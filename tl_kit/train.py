@@ -645,10 +645,20 @@ class Learner:
                           f"{int(state['epochs_done']) + 1}/{stage.epochs} from {self._stage_dir(tag)}")
             self._stage_rows = [{"stage": stage.name, "epoch": e + 1, **row}
                                 for e, row in enumerate(_history_rows((state or {}).get("history", {})))]
-            if n == 0 and stage.cache_features:
-                result = self._fit_head_cached(stage, data, tag)
-            else:
-                result = self._fit_model(stage, data, tag)
+            from tl_kit.distribute import NonFiniteLossError
+
+            try:
+                if n == 0 and stage.cache_features:
+                    result = self._fit_head_cached(stage, data, tag)
+                else:
+                    result = self._fit_model(stage, data, tag)
+            except NonFiniteLossError as exc:
+                self._stage_rows = [r for r in self._stage_rows
+                                    if r["epoch"] <= len(next(iter(exc.result.history.values()), []))]
+                self._write_history()
+                self._write_run_state("failed", reason="non_finite_loss", stage=tag)
+                self._log(str(exc))
+                raise
             hist = result.history
             if result.stop_reason == "early_stopping":
                 self._log(f"early stopping in stage {stage.name!r}: best {result.monitor} at epoch "
