@@ -1,0 +1,162 @@
+"""The Learner under tf.distribute: two logical CPUs (MirroredStrategy) and two worker
+processes on 127.0.0.1 (MultiWorkerMirroredStrategy from TF_CONFIG).
+
+Devices and MultiWorkerMirroredStrategy must be configured before TensorFlow starts, so
+each scenario runs this file as a script in a fresh interpreter:
+``python tests/test_learner_distributed.py MODE OUT_JSON [RUN_DIR]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parent.parent
+
+
+def _data():
+    from tl_kit.demo import digits_32
+
+    x, y = digits_32()
+    keep = y < 3
+    return x[keep][:48], y[keep][:48]
+
+
+def _recipe():
+    from tl_kit.recipes import Recipe, Stage
+
+    # dropout 0: Dropout's random masks differ per replica; no augmentation for the same reason
+    return Recipe(name="dist", dropout=0.0, stages=[
+        Stage(name="head", epochs=1, cache_copies=0, early_stopping=0, augment="none", batch_size=16),
+        Stage(name="all", trainable="all", epochs=2, early_stopping=0, augment="none", batch_size=16,
+              optimizer="sgd", learning_rate=0.02)])
+
+
+def mirrored(out: str, run_dir: str) -> dict:
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    import numpy as np
+
+    from tl_kit.train import Learner
+
+    x, y = _data()
+    weights, logs = {}, {}
+    for name, strategy in (("one", "default"), ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+        keras.backend.clear_session()
+        learner = Learner("lenet5", 3, weights=None, recipe=_recipe(), run_dir=os.path.join(run_dir, name),
+                          strategy=strategy, verbose=0, tensorboard=False, seed=3)
+        learner.fit((x, y))
+        weights[name] = learner.model.get_weights()
+        logs[name] = learner.strategy.num_replicas_in_sync
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(weights["one"], weights["two"], strict=True))
+    return {"replicas": logs, "max_diff": diff}
+
+
+def worker(out: str, run_dir: str) -> dict:
+    import tensorflow as tf
+
+    from tl_kit.train import finetune  # the Learner resolves strategy="auto" first: MWMS
+
+    x, y = _data()
+    learner = finetune("lenet5", data=(x, y), weights=None, recipe=_recipe(), run_dir=run_dir,
+                       verbose=1, tensorboard=False, seed=3)
+    return {
+        "mwms": isinstance(learner.strategy, tf.distribute.MultiWorkerMirroredStrategy),
+        "replicas": learner.strategy.num_replicas_in_sync,
+        "out": str(learner._out),
+        "out_files": sorted(os.listdir(learner._out)),
+        "history": [(r["stage"], r["epoch"]) for r in learner.history],
+        "kernel_sum": float(learner.model.get_layer("predictions").get_weights()[0].sum()),
+    }
+
+
+# === Tests ===
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_learner_on_two_cpu_replicas_matches_one_device(tmp_path):
+    """Same global batch (16), fixed data order, no dropout: the final weights of a
+    head-cached stage + a full SGD stage agree within 1e-5 (abs; float32 sums in another order)."""
+    out = tmp_path / "mirrored.json"
+    proc = subprocess.run([sys.executable, str(HERE), "mirrored", str(out), str(tmp_path / "runs")],
+                          env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["replicas"] == {"one": 1, "two": 2}
+    assert report["max_diff"] < 1e-5
+    for name in ("one", "two"):
+        assert (tmp_path / "runs" / name / "model.keras").is_file()
+
+
+def test_two_workers_run_a_recipe_and_only_the_chief_writes_the_run_dir(tmp_path):
+    import tomllib
+
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    run = tmp_path / "run"
+    procs = []
+    try:
+        for i in range(2):
+            tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+            tmp = tmp_path / f"tmp{i}"
+            tmp.mkdir()
+            procs.append(subprocess.Popen(
+                [sys.executable, str(HERE), "worker", str(tmp_path / f"w{i}.json"), str(run)],
+                env=_env(TF_CONFIG=tf_config, TMPDIR=str(tmp)), cwd=tmp_path,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        logs = [p.communicate(timeout=150)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    assert [p.returncode for p in procs] == [0, 0], "\n----\n".join(s[-2500:] for s in logs)
+    chief, other = (json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(2))
+    assert chief["mwms"] and other["mwms"]
+    assert chief["replicas"] == 2
+    assert chief["history"] == other["history"] == [["head", 1], ["all", 1], ["all", 2]]
+    assert abs(chief["kernel_sum"] - other["kernel_sum"]) < 1e-5  # one model, in sync
+    # the chief's run directory is complete
+    assert Path(chief["out"]) == run
+    for name in ("config.toml", "history.csv", "metrics.json", "model.keras", "run.json",
+                 "manifest.json", "train.log"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    assert tomllib.loads((run / "config.toml").read_text())["run"]["replicas"] == 2
+    assert (run / "checkpoints" / "2_all" / "state.json").is_file()
+    assert (run / "checkpoints" / "2_all.weights.h5").is_file()
+    assert len((run / "history.csv").read_text().splitlines()) == 4
+    # the worker wrote to its own temp folder, never into the run directory
+    assert Path(other["out"]).is_relative_to(tmp_path / "tmp1")
+    assert "model.keras" in other["out_files"]
+    assert (run / "train.log").read_text().count("run directory:") == 1
+    assert not any(p.is_relative_to(run) for p in (tmp_path / "tmp1").rglob("*"))
+    assert "Epoch 2/2" in logs[0] and "Epoch 2/2" not in logs[1]  # progress: chief only
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    mode, out_path = sys.argv[1], sys.argv[2]
+    report = {"mirrored": mirrored, "worker": worker}[mode](out_path, sys.argv[3])
+    with open(out_path, "w", encoding="utf-8") as fh:
+        json.dump(report, fh)
