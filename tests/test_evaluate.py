@@ -86,6 +86,14 @@ def test_evaluate_model_metrics_and_files(tmp_path):
             assert png.size[0] > 100
 
 
+def test_evaluate_keeps_what_training_wrote_in_metrics_json(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({"train_seconds": 12.5, "val": {"accuracy": 0.5}}))
+    report = evaluate_model(_colour_model(), _colour_data(), NAMES, out_dir=tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["train_seconds"] == 12.5 and saved["val"] == {"accuracy": 0.5}
+    assert saved["accuracy"] == report["accuracy"]
+
+
 def test_evaluate_accepts_datasets_one_hot_and_tta():
     model = _colour_model()
     images, labels = _colour_data()

@@ -231,8 +231,25 @@ def evaluate_model(
                            plots / "worst_predictions.png")
             )
         files["metrics_json"] = str(out / "metrics.json")
-        _write_json(out / "metrics.json", metrics)
+        _merge_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _merge_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` into the JSON object at ``path``, keeping keys others wrote there.
+
+    A run directory's ``metrics.json`` is shared: training writes its own figures
+    (``train_seconds``, ``val``) and evaluation adds its report beside them.
+    """
+    merged: dict = {}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+            merged = old if isinstance(old, dict) else {}
+        except (OSError, ValueError):
+            merged = {}
+    merged.update(payload)
+    _write_json(path, merged)
 
 
 def _write_json(path: Path, payload: dict) -> None:

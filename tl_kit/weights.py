@@ -28,6 +28,8 @@ from typing import Any
 
 import keras
 
+from tl_kit.errors import TLKitError
+
 __all__ = [
     "WeightsUnavailableError",
     "keras_cache_dir",
@@ -36,6 +38,8 @@ __all__ = [
     "find_model_file",
     "fetch_weights",
     "is_weights_source_path",
+    "imagenet_weights_file",
+    "weights_status",
 ]
 
 CONNECT_TIMEOUT_S = 3.0
@@ -211,3 +215,63 @@ def fetch_weights(names: Sequence[str], *, verbose: bool = True) -> dict[str, li
             for p in used:
                 print(f"{name}: {p}")
     return result
+
+
+# === Cache status (tl-kit weights list) ===
+
+
+class _FoundWeights(Exception):
+    """Raised by the dry-run get_file once a backbone asked for its weights file."""
+
+
+def imagenet_weights_file(spec) -> tuple[str, str]:
+    """(cache path, origin URL) of a backbone's ImageNet file, without downloading it.
+
+    Builds the architecture with ``weights="imagenet"`` while ``get_file`` only records
+    what it was asked for and stops the build.
+    """
+    import keras
+    from keras.src.utils import file_utils
+
+    asked: list[tuple[str, str]] = []
+
+    def record(fname=None, origin=None, *a, **kw):
+        import os.path
+        import urllib.parse
+
+        name = fname or os.path.basename(urllib.parse.urlsplit(origin or "").path)
+        folder = os.path.join(
+            kw.get("cache_dir") or keras_cache_dir(), kw.get("cache_subdir", "datasets")
+        )
+        asked.append((os.path.join(folder, name), origin or ""))
+        raise _FoundWeights
+
+    real_private, real_public = file_utils.get_file, keras.utils.get_file
+    file_utils.get_file = keras.utils.get_file = record
+    try:
+        spec._make(tuple(spec.default_size), "imagenet")
+    except Exception:  # _FoundWeights, possibly wrapped by a builder's own error
+        if not asked:
+            raise
+    finally:
+        file_utils.get_file, keras.utils.get_file = real_private, real_public
+        keras.backend.clear_session()
+    if not asked:
+        raise TLKitError(
+            f"Backbone {spec.name!r} did not ask for a weights file. Received: name={spec.name!r}"
+        )
+    return asked[0]
+
+
+def weights_status(spec) -> dict:
+    """Whether a backbone's ImageNet file is in the Keras cache (nothing is downloaded).
+
+    Returns ``{"backbone", "imagenet", "file", "cached", "url"}``; ``file`` and ``url`` are
+    None for backbones without published ImageNet weights.
+    """
+    entry = {"backbone": spec.name, "imagenet": bool(spec.imagenet), "file": None,
+             "cached": False, "url": None}
+    if spec.imagenet:
+        path, url = imagenet_weights_file(spec)
+        entry.update(file=path, url=url, cached=os.path.isfile(path))
+    return entry
