@@ -129,7 +129,7 @@ def run_demo(
     pre = Learner("lenet5", 5, weights=None, class_names=[str(i) for i in range(5)],
                   recipe=scratch_recipe(pretrain_epochs, learning_rate=3e-3, augment=DEMO_AUGMENT,
                                         early_stopping=0, batch_size=64, class_weights=False),
-                  run_dir=out / "pretrain", seed=0, verbose=0, tensorboard=False)
+                  run_dir=out / "pretrain", seed=0, verbose=0, tensorboard=False, overwrite=True)
     pre.fit((x[src], y[src]))
     backbone_file = out / "pretrain" / "backbone.weights.h5"
     pre.backbone.save_weights(backbone_file)
@@ -156,7 +156,8 @@ def run_demo(
                 weights = None if regime == "scratch" else str(backbone_file)
                 learner = Learner("lenet5", 5, class_names=names, weights=weights,
                                   recipe=recipes[regime], run_dir=out / "cells" / f"k{k}_s{seed}_{regime}",
-                                  seed=seed, verbose=0, tensorboard=False, save_model=False)
+                                  seed=seed, verbose=0, tensorboard=False, save_model=False,
+                                  overwrite=True)
                 learner.fit(data)
                 acc = learner.evaluate(split="test")["accuracy"]
                 secs = time.perf_counter() - t0
