@@ -69,6 +69,66 @@ def train_step_rate(size: int, batch_size: int, steps: int) -> float:
     return steps * batch_size / (time.perf_counter() - t)
 
 
+def step_rates(backbone: str, size: int, batch_size: int, steps: int) -> dict[str, float]:
+    """Training-step images/s of ``backbone`` (``"mobilenet_v2"`` or ``"resnet50"``, Keras
+    Applications, ``weights=None``, avg pooling + softmax head) on one in-memory batch:
+    ``finetune`` (every layer trainable, BatchNormalization frozen, backbone in inference
+    mode as tl_kit trains it) and ``frozen`` (head-only with the backbone in the loop)."""
+    import keras
+
+    builders = {"mobilenet_v2": keras.applications.MobileNetV2,
+                "resnet50": keras.applications.ResNet50}
+    x = np.random.default_rng(0).uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32)
+    y = np.eye(4, dtype=np.float32)[np.arange(batch_size) % 4]
+    out = {}
+    for mode in ("finetune", "frozen"):
+        keras.backend.clear_session()
+        base = builders[backbone](input_shape=(size, size, 3), include_top=False, weights=None)
+        base.trainable = mode == "finetune"
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+        inp = keras.Input((size, size, 3))
+        feat = keras.layers.GlobalAveragePooling2D()(base(inp, training=False))
+        model = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(feat))
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        for _ in range(2):
+            model.train_on_batch(x, y)
+        t = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        out[mode] = steps * batch_size / (time.perf_counter() - t)
+    return out
+
+
+def pipeline_vs_step(size: int = 128, batch_size: int = 32, batches: int = 10, images: int = 256,
+                     steps: int = 4, policy: str = "standard",
+                     backbones: tuple[str, ...] = ("mobilenet_v2", "resnet50")) -> dict:
+    """Images/s of ``Data.dataset(training=True, augment=policy)`` per backend against the
+    training step of each backbone (target: pipeline >= 1.5x the fine-tuning step)."""
+    from tl_kit.augment import BACKENDS
+    from tl_kit.data import load_data
+
+    x, y = sample_images(images, size)
+    data = load_data((x, y), image_size=(size, size), validation_split=0.0)
+    pipes = {}
+    for backend in BACKENDS:
+        ds = data.dataset("train", batch_size=batch_size, training=True, augment=policy,
+                          backend=backend, repeat=True)
+        pipes[backend] = time_dataset(ds, batches, batch_size)
+    steps_by = {b: step_rates(b, size, batch_size, steps) for b in backbones}
+    rows = []
+    for b, rates in steps_by.items():
+        for backend, rate in pipes.items():
+            rows.append({"backbone": b, "backend": backend, "pipeline_images_per_s": rate,
+                         "finetune_step_images_per_s": rates["finetune"],
+                         "frozen_step_images_per_s": rates["frozen"],
+                         "ratio_finetune": rate / rates["finetune"],
+                         "ratio_frozen": rate / rates["frozen"]})
+    return {"image_size": size, "batch": batch_size, "policy": policy, "rows": rows,
+            "pipeline_batches": batches, "step_steps": steps}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few batches (about 1-2 minutes)")
