@@ -1,0 +1,226 @@
+"""Run the CPU benchmark set and print every target as a ratio, side by side, from one run.
+
+    python benchmarks/run.py --quick                  # < 10 minutes on 2 CPU cores
+    python benchmarks/run.py                          # full settings (about 30-40 minutes)
+    python benchmarks/run.py --quick --only overhead,cache --out results.json
+
+Benchmarks (one module each in benchmarks/):
+
+1. ``overhead`` (bench_overhead.py): tl_kit's training-step throughput / the Keras
+   transfer-learning guide's loop, per regime (small, medium, large). Target >= 0.95.
+2. ``cache`` (bench_cache.py): head-only training, time to the same validation accuracy,
+   the guide's frozen-backbone loop / tl_kit's feature cache. Target >= 20x.
+3. ``pipeline`` (bench_pipeline.py): input pipeline with the standard augmentation policy,
+   each backend / the training step, MobileNetV2 and ResNet50 at 128 px. Target >= 1.5x.
+4. ``recipe`` (bench_recipe.py): the whole medium recipe on the demo's data, end to end,
+   hand-written Keras wall time / tl_kit wall time (> 1: tl_kit is faster; no target).
+5. ``mirrored`` (gpu_bench.py): MirroredStrategy on one device / the default strategy
+   (ResNet50 on this CPU, small settings), runs alternated; plus the recorded GPU figures
+   (benchmarks/results/jax_h100.json, Keras on JAX on an H100).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import load_snapshot, median  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+NAMES = ("overhead", "cache", "pipeline", "recipe", "mirrored")
+
+# settings per benchmark: quick (< 10 min in all on 2 cores) and full
+SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {
+        "overhead": {"size": 96, "images": 96, "batch": 32, "epochs": 4, "repeats": 3},
+        "cache": {"size": 128, "images": 400, "epochs": 30},
+        "pipeline": {"size": 128, "batches": 8, "steps": 3, "images": 192},
+        "recipe": {"labels_per_class": 20, "pre_epochs": 5, "epochs": 9, "repeats": 2},
+        "mirrored": {"size": 64, "batch": 16, "steps": 5, "warmup": 2, "repeats": 2},
+    },
+    "full": {
+        "overhead": {"size": 128, "images": 256, "batch": 32, "epochs": 5, "repeats": 5},
+        "cache": {"size": 128, "images": 1797, "epochs": 30},
+        "pipeline": {"size": 128, "batches": 30, "steps": 10, "images": 1024},
+        "recipe": {"labels_per_class": 20, "pre_epochs": 20, "epochs": 15, "repeats": 3},
+        "mirrored": {"size": 128, "batch": 32, "steps": 10, "warmup": 3, "repeats": 3},
+    },
+}
+
+
+def bench_overhead(**kw) -> dict:
+    from benchmarks.bench_overhead import bench_overhead as run
+
+    return run(**kw)
+
+
+def bench_cache(**kw) -> dict:
+    from benchmarks.bench_cache import bench_cache as run
+
+    return run(**kw)
+
+
+def bench_pipeline(**kw) -> dict:
+    from benchmarks.bench_pipeline import pipeline_vs_step
+
+    kw = dict(kw)
+    kw["batch_size"] = kw.pop("batch", 32)
+    return pipeline_vs_step(**kw)
+
+
+def bench_recipe(**kw) -> dict:
+    from benchmarks.bench_recipe import bench_recipe as run
+
+    return run(**kw)
+
+
+def bench_mirrored(size: int = 64, batch: int = 16, steps: int = 5, warmup: int = 2,
+                   repeats: int = 2, model: str = "resnet50") -> dict:
+    """MirroredStrategy (one device) / default strategy with gpu_bench, order alternated."""
+    import contextlib
+    import io
+
+    from benchmarks import gpu_bench
+
+    ratios, rows = [], []
+    for rep in range(repeats):
+        modes = "default_strategy,mirrored_strategy" if rep % 2 == 0 else "mirrored_strategy,default_strategy"
+        argv = ["--modes", modes, "--batch", str(batch), "--image-size", str(size), "--steps",
+                str(steps), "--warmup", str(warmup), "--classes", "10", "--model", model]
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            rep_out = gpu_bench.main(argv)
+        by = {r["mode"]: r["images_per_s"] for r in rep_out["results"]}
+        rows.append(by)
+        if "mirrored_strategy/default_strategy" in rep_out["ratios"]:
+            ratios.append(rep_out["ratios"]["mirrored_strategy/default_strategy"])
+    gpu = json.loads((HERE / "results" / "jax_h100.json").read_text())
+    return {"model": model, "image_size": size, "batch": batch, "steps": steps,
+            "ratio": median(ratios), "ratios": [round(r, 3) for r in ratios], "runs": rows,
+            "gpu_h100_jax": {r["mode"]: round(r["images_per_s"], 1) for r in gpu["results"]}}
+
+
+FUNCS = {"overhead": bench_overhead, "cache": bench_cache, "pipeline": bench_pipeline,
+         "recipe": bench_recipe, "mirrored": bench_mirrored}
+
+
+def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:
+    """(benchmark, tl_kit, baseline, ratio, target, met) rows for the side-by-side table."""
+    rows = []
+    if "overhead" in results:
+        r = results["overhead"]
+        for regime, v in r["regimes"].items():
+            rows.append((f"1 overhead {regime} (MobileNetV2 {r['image_size']}px, b{r['batch']})",
+                         f"{v['tl_kit_images_per_s']:.1f} img/s", f"{v['guide_images_per_s']:.1f} img/s (guide)",
+                         f"{v['ratio']:.3f}", ">= 0.95", _met(v["ratio"] >= 0.95)))
+    if "cache" in results:
+        r = results["cache"]
+        s = r["seconds_to_target"]
+        rows.append((f"2 cache: time to val acc {r['target_val_accuracy']:.3f} ({r['train_images']} imgs)",
+                     f"{s['tl_kit']:.1f} s", f"{s['guide']:.1f} s (guide)", f"{r['speedup']:.1f}x",
+                     ">= 20x", _met(r["speedup"] >= 20)))
+        rows.append(("  per-epoch throughput", f"{r['cached_head_epoch_images_per_s']:.0f} img/s",
+                     f"{r['guide_epoch_images_per_s']:.0f} img/s (guide)",
+                     f"{r['cached_head_epoch_images_per_s'] / r['guide_epoch_images_per_s']:.0f}x", "-", ""))
+    if "pipeline" in results:
+        r = results["pipeline"]
+        for v in r["rows"]:
+            rows.append((f"3 pipeline {r['policy']} {v['backend']} / {v['backbone']} step",
+                         f"{v['pipeline_images_per_s']:.0f} img/s",
+                         f"{v['finetune_step_images_per_s']:.1f} img/s (fine-tune step)",
+                         f"{v['ratio_finetune']:.1f}x", ">= 1.5x", _met(v["ratio_finetune"] >= 1.5)))
+            rows.append(("  vs frozen-backbone step", "", f"{v['frozen_step_images_per_s']:.1f} img/s",
+                         f"{v['ratio_frozen']:.1f}x", "-", ""))
+    if "recipe" in results:
+        r = results["recipe"]
+        rows.append((f"4 recipe end to end (acc tl {r['tl_kit_test_accuracy']:.3f} / hand {r['hand_test_accuracy']:.3f})",
+                     f"{r['tl_kit_seconds']:.1f} s", f"{r['hand_seconds']:.1f} s (hand)",
+                     f"{r['ratio']:.2f}x", "none (>1 = tl_kit faster)", ""))
+    if "mirrored" in results:
+        r = results["mirrored"]
+        rows.append((f"5 MirroredStrategy/default (CPU, ResNet50 {r['image_size']}px b{r['batch']})",
+                     "", "", f"{r['ratio']:.3f}", "overhead ratio", ""))
+        g = r["gpu_h100_jax"]
+        if "float32_xla" in g and "mixed_float16_xla" in g:
+            rows.append(("5 H100 (Keras on JAX) ResNet50 224px b256, mixed f16+XLA / f32+XLA",
+                         f"{g['mixed_float16_xla']:.0f} img/s", f"{g['float32_xla']:.0f} img/s",
+                         f"{g['mixed_float16_xla'] / g['float32_xla']:.2f}x", "recorded", ""))
+    return rows
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        info["ram_gib"] = round(int(mem) / 2**20, 1)
+    except OSError:  # pragma: no cover
+        pass
+    try:
+        import keras
+        import tensorflow as tf
+
+        info["tensorflow"], info["keras"], info["keras_backend"] = tf.__version__, keras.__version__, keras.backend.backend()
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small settings (< 10 minutes on 2 cores)")
+    ap.add_argument("--only", default=",".join(NAMES), help=f"comma list of {NAMES}")
+    ap.add_argument("--out", default=None, help="write every figure as JSON here")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    bad = [n for n in names if n not in NAMES]
+    if bad:
+        ap.error(f"unknown benchmark(s) {bad}; choose from {NAMES}. Received: only={args.only!r}")
+    mode = "quick" if args.quick else "full"
+    report: dict[str, Any] = {"mode": mode, "machine": machine(), "command": " ".join(
+        ["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "results": {}, "seconds": {}, "load": {}}
+    t_all = time.perf_counter()
+    for name in names:
+        t = time.perf_counter()
+        report["load"][name] = load_snapshot()
+        print(f"[run] {name} ...", flush=True)
+        report["results"][name] = FUNCS[name](**SETTINGS[mode][name])
+        report["seconds"][name] = round(time.perf_counter() - t, 1)
+        print(f"[run] {name} done in {report['seconds'][name]:.0f}s (load {report['load'][name]})", flush=True)
+    report["total_seconds"] = round(time.perf_counter() - t_all, 1)
+    rows = summary_rows(report["results"])
+    widths = [max(len(r[i]) for r in rows + [("benchmark", "tl_kit", "baseline", "ratio", "target", "met")])
+              for i in range(6)]
+    print()
+    for r in [("benchmark", "tl_kit", "baseline", "ratio", "target", "met"), *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    m = report["machine"]
+    print(f"\n{m.get('cpus')} CPUs ({m.get('cpu', '?')}), {m.get('ram_gib', '?')} GiB, TF "
+          f"{m.get('tensorflow', '?')}, Keras {m.get('keras', '?')}; {mode} mode, "
+          f"{report['total_seconds']:.0f}s in all; load averages before each: "
+          + ", ".join(f"{k} {v.get('load1', '?')}" for k, v in report["load"].items()))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+if __name__ == "__main__":
+    main()
