@@ -72,16 +72,31 @@ def test_finetune_trains_and_writes_the_run_directory(tmp_path, digits):
     assert 0 <= json.loads((run / "metrics.json").read_text())["val"]["accuracy"] <= 1
     log = (run / "train.log").read_text()
     assert "trainable backbone blocks: none" in log and "trainable parameters" in log
-    # evaluate and predict
-    res = learner.evaluate((x, y))
-    assert 0 <= res["accuracy"] <= 1
-    out = learner.predict(x[:4])
-    assert out["probabilities"].shape == (4, 3)
-    np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1, rtol=1e-5)
-    assert set(out["labels"]) <= set(learner.class_names)
-    # the saved model reloads and predicts the same
-    loaded = keras.saving.load_model(run / "model.keras")
-    np.testing.assert_allclose(loaded.predict(x[:4], verbose=0), out["probabilities"], atol=1e-5)
+    assert (run / "plots" / "history.png").stat().st_size > 0  # training curves
+    # evaluate (tl_kit.evaluate.evaluate_model) merges its report into metrics.json
+    res = learner.evaluate((x, y), top_k=2)
+    assert 0 <= res["accuracy"] <= res["top_k_accuracy"] <= 1 and res["top_k"] == 2
+    assert set(res["per_class"]) == {"0", "1", "2"} and len(res["confusion_matrix"]) == 3
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"val", "train_seconds", "evaluate", "per_class", "most_confused"} <= set(metrics)
+    assert metrics["accuracy"] == res["accuracy"]
+    for name in ("confusion_matrix.csv", "plots/confusion_matrix.png", "plots/worst_predictions.png"):
+        assert (run / name).stat().st_size > 0, name
+    # predict (tl_kit.predict.predict_images): one dict per image, names and probabilities
+    out = learner.predict(x[:4], top_k=2)
+    assert len(out) == 4 and all(len(o["top"]) == 2 for o in out)
+    probs = np.array([[o["probs"][c] for c in learner.class_names] for o in out])
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    assert {o["top"][0][0] for o in out} <= set(learner.class_names)
+    flip = learner.predict(x[:4], tta="flip")
+    assert len(flip) == 4 and not np.allclose(
+        [o["probs"]["0"] for o in flip], probs[:, 0], atol=1e-7)  # the flipped views count
+    # the saved model reloads (load_for_inference: model.keras + class_names.json)
+    from tl_kit.predict import load_for_inference
+
+    loaded, names = load_for_inference(run)
+    assert names == learner.class_names
+    np.testing.assert_allclose(loaded.predict(x[:4], verbose=0), probs, atol=1e-5)
 
 
 @pytest.mark.parametrize("augment", ["none"])
@@ -154,9 +169,21 @@ def test_regime_auto_chooses_and_says_why(tmp_path, digits, pretrained_file):
     assert cfg["run"]["regime"] == "small"
     assert "training images per class" in cfg["run"]["regime_reason"]
     assert "regime: small" in (tmp_path / "train.log").read_text()
-    # without pretrained weights, auto trains every layer
+    # without pretrained weights, auto trains every layer from the start, BatchNorm in
+    # training mode, no head-only / feature-cache stage, and says why
     scratch = Learner("lenet5", 3, weights=None, verbose=0)
-    assert scratch._resolve_recipe(learner.data).name == "large"
+    recipe = scratch._resolve_recipe(learner.data)
+    assert recipe.name == "scratch" and scratch.regime == "scratch"
+    assert [(s.trainable, s.train_bn, s.cache_features) for s in recipe.stages] == [("all", True, False)]
+    assert "weights=None" in scratch.regime_reason and "random" in scratch.regime_reason
+
+
+@pytest.mark.parametrize("regime", ["small", "medium"])
+def test_head_only_on_random_weights_warns(regime, digits):
+    learner = Learner("keras:mobilenetv3small", 3, weights=None, image_size=32, regime=regime,
+                      verbose=0, save_model=False)
+    learner._resolve_recipe(None)
+    assert any("WARNING" in line and "meaningless" in line for line in learner._log_lines)
 
 
 def test_weights_from_a_previous_run_directory(tmp_path, digits):
@@ -182,3 +209,66 @@ def test_default_weights_are_imagenet_and_fail_fast_offline(monkeypatch, tmp_pat
     assert time.perf_counter() - start < 15
     assert Learner("lenet5", verbose=0).weights is None  # no ImageNet weights published
     keras.backend.clear_session()
+
+
+def test_no_pretrained_weights_trains_from_scratch_with_batchnorm_in_training_mode(tmp_path, monkeypatch):
+    """weights=None + regime="auto": a deep BatchNorm network learns (the head-first recipes
+    with BatchNorm in inference mode stay at loss ln(K): features ~1e-12)."""
+    import tl_kit.train as T
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0, 60, (16, 32, 32, 3)), rng.uniform(190, 255, (16, 32, 32, 3))])
+    y = np.repeat([0, 1], 16)
+    original = T.scratch_recipe
+    monkeypatch.setattr(T, "scratch_recipe", lambda **k: original(
+        epochs=4, augment="none", batch_size=32, early_stopping=0))
+    learner = Learner("mobilenet_v2", 2, weights=None, image_size=32, run_dir=tmp_path, verbose=0,
+                      tensorboard=False, save_model=False)
+    bn = [la for la in learner.backbone._flatten_layers() if isinstance(la, keras.layers.BatchNormalization)][-1]
+    mean = keras.ops.convert_to_numpy(bn.moving_mean).copy()
+    learner.fit((x.astype("float32"), y))
+    assert learner.resolved_recipe.name == "scratch"
+    losses = [row["loss"] for row in learner.history]
+    assert losses[-1] < np.log(2) - 0.2, losses  # it learns, not stuck at ln(K)
+    assert bn.trainable and not np.allclose(mean, keras.ops.convert_to_numpy(bn.moving_mean))
+    assert "regime: scratch - no pretrained weights" in (tmp_path / "train.log").read_text()
+
+
+def _texture_folder(root, classes=("brick", "grass", "gravel"), per_class=4):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for j in range(per_class):
+            img = rng.integers(0, 60, (24, 24, 3)) + 80 * i
+            Image.fromarray(img.astype("uint8")).save(root / name / f"{name}_{j}.png")
+    return root
+
+
+def test_fit_on_a_folder_takes_its_class_names(tmp_path, monkeypatch):
+    data = _texture_folder(tmp_path / "textures")
+    run = tmp_path / "run"
+    learner = finetune("lenet5", num_classes=3, weights=None, run_dir=run, verbose=0,
+                       tensorboard=False, recipe=one_stage(trainable="all", epochs=1, augment="none"))
+    assert learner.class_names == ["0", "1", "2"]  # placeholders until the data is known
+    learner.fit(str(data))
+    assert learner.class_names == ["brick", "grass", "gravel"]
+    assert tomllib.loads((run / "config.toml").read_text())["run"]["class_names"] == learner.class_names
+    assert json.loads((run / "class_names.json").read_text()) == learner.class_names
+    pred = learner.predict([data / "grass" / "grass_0.png"])
+    assert set(pred[0]["probs"]) == {"brick", "grass", "gravel"} and pred[0]["path"].endswith("grass_0.png")
+    # export: TFLite gets the fitted data as representative / test data
+    import tl_kit.export
+
+    seen = {}
+    monkeypatch.setattr(tl_kit.export, "export_model", lambda model, path, names, **kw: seen.update(kw, names=names))
+    learner.export(tmp_path / "exp", formats=("saved_model", "tflite"), overwrite=True)
+    assert seen["representative_data"] is learner.data and seen["test_data"] is learner.data
+    assert seen["overwrite"] is True and seen["names"] == learner.class_names
+    # a folder with another number of classes: a clear error naming it
+    from tl_kit.errors import UserError
+
+    other = _texture_folder(tmp_path / "two", classes=("a", "b"))
+    with pytest.raises(UserError, match="two"):
+        Learner("lenet5", 3, weights=None, run_dir=tmp_path / "run2", verbose=0).fit(str(other))

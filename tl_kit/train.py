@@ -60,6 +60,7 @@ from tl_kit.recipes import Recipe, Stage, builtin_recipe, choose_regime, load_re
 
 __all__ = ["Learner", "finetune", "WarmupCosine", "scratch_recipe"]
 
+BN_SCRATCH_MOMENTUM = 0.9  # BatchNorm momentum when training from random weights
 FLATTEN_MAX = 4096  # head_pool="auto": flatten maps up to this many values, else average
 
 
@@ -92,16 +93,27 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def scratch_recipe(epochs: int = 30, learning_rate: float = 1e-3, **stage: Any) -> Recipe:
-    """A one-stage recipe that trains every layer from random weights (the baseline)."""
+    """A one-stage recipe that trains every layer from random weights (the baseline, and
+    what ``regime="auto"`` picks when there are no pretrained weights).
+
+    Every layer is trainable from the first step, BatchNormalization layers run in TRAINING
+    mode (``train_bn=True``: batch statistics, moving averages updated; with random weights
+    the initial moving statistics mean nothing, and in inference mode a deep randomly
+    initialised network's features shrink towards zero), and there is no head-only /
+    feature-cache stage (random features are not worth caching). ``stage`` overrides any
+    other :class:`~tl_kit.recipes.Stage` field.
+    """
+    fields = {"train_bn": True, "cache_features": False, **stage}
     return Recipe(name="scratch", description="Every layer from random initialisation.",
                   stages=[Stage(name="scratch", trainable="all", epochs=epochs,
-                                learning_rate=learning_rate, cache_features=False, **stage)])
+                                learning_rate=learning_rate, **fields)])
 
 
 RUN_STATE = "run.json"  # {"status": "running" | "complete", ...}: what a rerun finds
 # What fit writes into a run directory (removed by overwrite=True; nothing else is touched).
 RUN_ARTEFACTS = ("config.toml", "history.csv", "metrics.json", "model.keras", "train.log",
-                 RUN_STATE, "manifest.json", "hygiene.csv", "hygiene.json", "checkpoints", "logs")
+                 RUN_STATE, "manifest.json", "hygiene.csv", "hygiene.json", "checkpoints", "logs",
+                 "class_names.json", "confusion_matrix.csv", "plots")
 # Settings of config.toml that may change between a run and its resume (not its identity).
 _VOLATILE = ("run.regime_reason", "run.strategy", "run.replicas", "run.precision", "run.jit_compile")
 
@@ -272,6 +284,9 @@ class Learner:
         self.unfreeze = unfreeze
         self.save_model = bool(save_model)
         self.class_names = list(class_names) if class_names is not None else None
+        # True while class_names are unknown or the "0".."K-1" placeholders: fit takes the
+        # data's own names (a folder's sub-folder names) then.
+        self._placeholder_names = class_names is None
         self.num_classes = num_classes if num_classes is not None else (
             len(self.class_names) if self.class_names else None)
         size = image_size if image_size is not None else (
@@ -401,20 +416,42 @@ class Learner:
 
                 raise UserError("No data: pass a folder, tf.data.Dataset, arrays or 'tfds:NAME'. Received: data=None")
             return self.data
+        names = None if self._placeholder_names else self.class_names
         if whole:  # evaluation data: every example, no manifest in the run directory
             return load_data(data, image_size=self.image_size, channels=self.channels,
                              validation_split=0.0, num_classes=self.num_classes,
-                             class_names=self.class_names)
+                             class_names=names)
         return load_data(data, image_size=self.image_size, channels=self.channels,
                          seed=self.seed if split_seed is None else split_seed,
                          run_dir=str(self._out), num_classes=self.num_classes,
-                         class_names=self.class_names)
+                         class_names=names)
+
+    def _adopt_class_names(self, data) -> None:
+        """Check the data's number of classes against the model's and, while the learner
+        has no real class names (none given, or the "0".."K-1" placeholders), take the
+        data's (a folder's sub-folder names)."""
+        info = data.info
+        if self.num_classes is not None and info.num_classes != self.num_classes:
+            from tl_kit.errors import UserError
+
+            raise UserError(
+                f"The model has {self.num_classes} classes but the data {info.source!r} has "
+                f"{info.num_classes} ({', '.join(info.class_names)}). Pass num_classes="
+                f"{info.num_classes}, or data with {self.num_classes} classes. "
+                f"Received: data={info.source!r}")
+        if self._placeholder_names and info.class_names:
+            names = [str(c) for c in info.class_names]
+            if self.class_names is not None and names != self.class_names:
+                self._log(f"class names from the data {info.source!r}: {names}")
+            self.class_names = names
+            self._placeholder_names = names == [str(i) for i in range(len(names))]
 
     # === Recipe ===
 
     def _resolve_recipe(self, data) -> Recipe:
         if self.recipe is not None:
             self.regime_reason = self.regime_reason or f"recipe {self.recipe.name!r} given"
+            self._warn_random_features(self.recipe)
             return self.recipe
         regime = self.regime
         if regime == "scratch":
@@ -422,14 +459,41 @@ class Learner:
             return scratch_recipe()
         if regime == "auto":
             if self.weights is None:
-                regime, self.regime_reason = "large", (
-                    "no pretrained weights (weights=None): every layer has to learn")
-            else:
-                regime, self.regime_reason = choose_regime(data.info.split_counts.get("train", data.info.counts))
+                self.regime = "scratch"
+                self.regime_reason = (
+                    "no pretrained weights (weights=None): random features are meaningless, so "
+                    "there is no head-only or feature-cache stage; every layer trains from the "
+                    "start with BatchNorm in training mode (the scratch recipe)")
+                return scratch_recipe()
+            regime, self.regime_reason = choose_regime(data.info.split_counts.get("train", data.info.counts))
         else:
             self.regime_reason = f"regime={regime!r} requested"
         self.regime = regime
-        return builtin_recipe(regime)
+        recipe = builtin_recipe(regime)
+        self._warn_random_features(recipe)
+        return recipe
+
+    def _warn_random_features(self, recipe: Recipe) -> None:
+        """Log a warning when a recipe meant for pretrained weights runs with weights=None."""
+        if self.weights is not None:
+            return
+        head_only = [s.name for s in recipe.stages if s.head_only and s.epochs > 0]
+        if head_only:
+            self._log(
+                f"WARNING: weights=None with recipe {recipe.name!r}: its head-only stage(s) "
+                f"{', '.join(map(repr, head_only))} train a classifier on RANDOM backbone "
+                "features, which is meaningless. Use regime='scratch' (or regime='auto', which "
+                "picks it without pretrained weights), or pretrained weights.")
+        has_bn = any(isinstance(layer, keras.layers.BatchNormalization)
+                     for layer in self.backbone._flatten_layers(include_self=False, recursive=True))
+        frozen_bn = [s.name for s in recipe.stages
+                     if not s.head_only and not s.train_bn and s.epochs > 0]
+        if has_bn and frozen_bn:
+            self._log(
+                f"WARNING: weights=None with BatchNorm in inference mode in stage(s) "
+                f"{', '.join(map(repr, frozen_bn))}: the random initial moving statistics can "
+                "make a deep network's features vanish and training stall at loss ln(K). Set "
+                "train_bn=True in those stages, or use regime='scratch'.")
 
     def _n_blocks(self, stage: Stage) -> int | str:
         t = stage.trainable
@@ -464,15 +528,9 @@ class Learner:
         self._log_lines = []
         data = self._load(data)
         self.data = data
+        self._adopt_class_names(data)
         if self.model is None:
-            if self.class_names is None:
-                self.class_names = list(data.info.class_names)
             self.build(data.info.num_classes)
-        elif data.info.num_classes != self.num_classes:
-            from tl_kit.errors import UserError
-
-            raise UserError(f"The model has {self.num_classes} classes but the data has "
-                            f"{data.info.num_classes}. Received: data={data!r}")
         recipe = self._resolve_recipe(data)
         self.resolved_recipe = recipe
         self._log(f"regime: {recipe.name} - {self.regime_reason}")
@@ -619,6 +677,8 @@ class Learner:
         n = self._n_blocks(stage)
         trainable = set_trainable_blocks(self.backbone, self.blocks, n, train_bn=stage.train_bn)
         self.model = self._assemble(train_bn=stage.train_bn)
+        if stage.train_bn and self.weights is None:
+            self._fast_bn_momentum()
         head = int(sum(int(np.prod(w.shape)) for w in self._dense.trainable_weights))
         names = [d for d, g in zip(self.blocks, assign_blocks(self.backbone, self.blocks), strict=True) if g]
         which = "none (backbone frozen)" if n == 0 else ("all" if n == "all" else ", ".join(names[len(names) - n:]))
@@ -668,6 +728,21 @@ class Learner:
         self._stage_rows = []
         self._write_history()
         self._save_checkpoint(tag)
+        self._plot_history()
+
+    def _fast_bn_momentum(self, momentum: float = BN_SCRATCH_MOMENTUM) -> None:
+        """Training from random weights with BatchNorm in training mode: lower the moving
+        averages' momentum (Keras Applications use 0.99-0.999) so the inference-mode
+        statistics catch up with the batch statistics within a short run; otherwise the
+        evaluated model (inference mode) lags far behind the trained one."""
+        changed = 0
+        for layer in self.backbone._flatten_layers(include_self=False, recursive=True):
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.momentum > momentum:
+                layer.momentum = momentum
+                changed += 1
+        if changed:
+            self._log(f"weights=None: BatchNorm moving-average momentum set to {momentum} in "
+                      f"{changed} layers (random initial statistics must catch up fast)")
 
     def _optimizer(self, stage: Stage, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         """A new optimizer for the stage (call inside the strategy's scope)."""
@@ -862,18 +937,44 @@ class Learner:
         os.replace(tmp, ckpt / f"{tag}.weights.h5")
 
     def _finish_run(self) -> None:
+        from tl_kit.predict import save_for_inference
+
         self.model = self._assemble(train_bn=False)
         if self.data is not None and self.data.has("val"):
             self.metrics["val"] = self._evaluate_split(self.data, "val")
-        if self.save_model:
-            self.model.save(self._out / "model.keras")
+        if self.save_model:  # model.keras + class_names.json: what load_for_inference reads
+            save_for_inference(self.model, self.class_names, self._out)
+        self._plot_history()
         self._write_metrics()
         self._write_run_state("complete", stages=[s.name for s in self.resolved_recipe.stages],
                               epochs=len(self.history))
         self._log(f"run directory: {self.run_dir}")
 
     def _write_metrics(self) -> None:
-        (self._out / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=float))
+        """Merge the learner's figures into metrics.json (keeping the keys an evaluation
+        report wrote there)."""
+        from tl_kit.evaluate import _merge_json
+
+        _merge_json(self._out / "metrics.json", json.loads(json.dumps(self.metrics, default=float)))
+
+    def _writes_plots(self) -> bool:
+        """Plots go into the run directory on the chief of runs that keep their artefacts
+        (``save_model=False`` marks a throw-away run: no model, checkpoints or plots)."""
+        from tl_kit import distribute as dist
+
+        return self.save_model and dist.is_chief(self.strategy)
+
+    def _plot_history(self) -> None:
+        """``plots/history.png``: loss and accuracy per epoch across the stages so far."""
+        from tl_kit.evaluate import plot_history
+
+        path = self._out / "history.csv"
+        if not self._writes_plots() or not path.is_file() or not (self.history or self._stage_rows):
+            return
+        try:
+            plot_history(path, self._out / "plots" / "history.png")
+        except Exception as exc:  # a plot must never lose a trained run
+            self._log(f"could not plot the training curves: {exc}")
 
     # === Evaluate / predict / export ===
 
@@ -893,11 +994,27 @@ class Learner:
             n += len(yv)
         return {"accuracy": correct / max(n, 1), "loss": loss_sum / max(n, 1)}
 
-    def evaluate(self, data=None, split: str | None = None) -> dict[str, float]:
-        """Loss and accuracy. ``data=None``: the fitted data's ``split`` (default its test
-        split, else validation); raw data (folder, arrays, ...): every example in it.
-        Written to metrics.json."""
+    def evaluate(self, data=None, split: str | None = None, tta: str | None = None,
+                 top_k: int = 5) -> dict[str, Any]:
+        """Evaluate with :func:`tl_kit.evaluate.evaluate_model`: loss, accuracy, top-k
+        accuracy, per-class precision/recall/F1, confusion matrix, most confused pairs and
+        the worst predictions.
+
+        ``data=None``: the fitted data's ``split`` (default its test split, else
+        validation, else train); raw data (folder, arrays, tf.data, ``"tfds:..."``): every
+        example in it. ``tta``: None, ``"flip"`` or ``"multicrop"``. On the chief, the
+        report is merged into ``run_dir/metrics.json`` (training's keys stay; the split's
+        summary is also kept under its own key) and ``confusion_matrix.csv``,
+        ``plots/confusion_matrix.png`` and ``plots/worst_predictions.png`` are written
+        (no plots for ``save_model=False`` runs).
+
+        Returns:
+            The report dict (``loss``, ``accuracy``, ``top_k_accuracy``, ``per_class``,
+            ``confusion_matrix``, ``most_confused``, ``worst``, ``files``, ...).
+        """
+        from tl_kit import distribute as dist
         from tl_kit.data import Data
+        from tl_kit.evaluate import evaluate_model
 
         if self.model is None:
             self.build()
@@ -907,46 +1024,57 @@ class Learner:
             split = "train"  # all of it
         elif split is None:
             split = "test" if data.has("test") else ("val" if data.has("val") else "train")
-        result = self._evaluate_split(data, split)
-        self.metrics["evaluate" if raw else split] = result
-        if self._out.exists():
+        chief = dist.is_chief(self.strategy)
+        out = self._out if self._writes_plots() else None
+        report = evaluate_model(self.model, data, self.class_names, out_dir=out, tta=tta,
+                                top_k=top_k, split=split)
+        key = "evaluate" if raw else split
+        self.metrics[key] = {k: report[k] for k in ("loss", "accuracy", "top_k", "top_k_accuracy",
+                                                    "num_samples", "tta")}
+        if chief and self._out.exists():
+            if out is None:  # no plots, but the report still lands in metrics.json
+                from tl_kit.evaluate import _merge_json
+
+                _merge_json(self._out / "metrics.json", {k: v for k, v in report.items() if k != "files"})
             self._write_metrics()
-        return result
+        return report
 
-    def _images(self, images) -> np.ndarray:
-        if isinstance(images, (str, os.PathLike)):
-            images = [images]
-        if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, os.PathLike)):
-            from PIL import Image
+    def predict(self, images, *, tta: str | None = None, top_k: int = 3,
+                batch_size: int = 32) -> list[dict]:
+        """Class names and probabilities for image paths, PIL images or raw [0, 255] arrays
+        (one image (H, W, C) or a batch (N, H, W, C)), through
+        :func:`tl_kit.predict.predict_images` (resized to the model's input size).
 
-            mode = "L" if self.channels == 1 else "RGB"
-            arr = []
-            for p in images:
-                with Image.open(p) as im:
-                    im = im.convert(mode).resize((self.image_size[1], self.image_size[0]), Image.BILINEAR)
-                    a = np.asarray(im, dtype="float32")
-                arr.append(a[..., None] if a.ndim == 2 else a)
-            return np.stack(arr)
-        x = np.asarray(images, dtype="float32")
-        if x.ndim == 3:
-            x = x[None] if x.shape[-1] in (1, 3) else x[..., None]
-        return x
+        ``tta``: None, ``"flip"`` or ``"multicrop"`` (10 crops, probabilities averaged).
 
-    def predict(self, images, *, batch_size: int = 32) -> dict[str, Any]:
-        """Class names and probabilities for image paths or raw [0, 255] arrays.
-
-        Returns ``{"labels": [name, ...], "probabilities": (N, K) array, "class_names": [...]}``.
+        Returns:
+            One dict per image: ``{"path": str | None, "top": [(name, prob), ...] (best
+            first, ``top_k`` of them), "probs": {name: prob, ...}}``; render it with
+            :func:`tl_kit.predict.format_predictions`.
         """
-        x = self._images(images)
-        probs = np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0))
-        return {"labels": [self.class_names[i] for i in probs.argmax(axis=1)],
-                "probabilities": probs, "class_names": list(self.class_names)}
+        from tl_kit.predict import predict_images
 
-    def export(self, path: str | os.PathLike, **kwargs: Any) -> dict:
-        """Export through :func:`tl_kit.export.export_model` (SavedModel by default)."""
+        if self.model is None:
+            self.build()
+        return predict_images(self.model, images, self.class_names, top_k=top_k, tta=tta,
+                              batch_size=batch_size)
+
+    def export(self, path: str | os.PathLike, formats: Sequence[str] = ("saved_model",), *,
+               overwrite: bool = False, **kwargs: Any) -> dict:
+        """Export through :func:`tl_kit.export.export_model` (SavedModel by default; also
+        ``"tflite"``, ``"onnx"``). With TFLite and no ``representative_data`` /
+        ``test_data`` given, the last fitted data is used (its training images calibrate the
+        int8 model, its test/validation split measures each TFLite model's accuracy)."""
         from tl_kit.export import export_model
 
-        return export_model(self.model, path, self.class_names, **kwargs)
+        if self.model is None:
+            self.build()
+        formats = (formats,) if isinstance(formats, str) else tuple(formats)
+        if "tflite" in formats and self.data is not None:
+            kwargs.setdefault("representative_data", self.data)
+            kwargs.setdefault("test_data", self.data)
+        return export_model(self.model, path, self.class_names, formats=formats,
+                            overwrite=overwrite, **kwargs)
 
     def __repr__(self) -> str:
         return (f"Learner(backbone={self.spec.name!r}, num_classes={self.num_classes}, "
