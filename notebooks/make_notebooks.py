@@ -38,16 +38,18 @@ def quickstart():
             "fine-tune, evaluate, predict, export.\n\n"
             "On a machine with a network, the default `weights=\"auto\"` starts from ImageNet "
             "weights (downloaded once into `~/.keras/models`). This notebook runs offline, so it "
-            "trains a small MobileNetV2 from random weights (`weights=None`); tl_kit then picks "
-            "the `large` regime (every layer trains) and says why."
+            "trains a small MobileNetV2 from random weights (`weights=None`). Without pretrained "
+            "weights `regime=\"auto\"` picks the `scratch` recipe (every layer trains from the "
+            "start, BatchNorm in training mode, no head-only stage) and says why; here the same "
+            "recipe is spelled out with fewer epochs."
         ),
         new_code_cell(SETUP),
         new_markdown_cell("## Fine-tune\n`finetune(..., data=...)` builds backbone + new softmax "
                           "head, chooses the regime and trains; `learner.model` is a plain "
                           "`keras.Model`."),
         new_code_cell(
-            'recipe = tl_kit.load_recipe("large")\n'
-            "recipe = recipe.with_stage_overrides(epochs=1 if QUICK else 8, batch_size=16)\n"
+            'from tl_kit.train import scratch_recipe\n\n'
+            "recipe = scratch_recipe(epochs=1 if QUICK else 15, batch_size=16)\n"
             "learner = tl_kit.finetune(\n"
             '    backbone="mobilenet_v2", weights=None, data=str(DATA), recipe=recipe,\n'
             '    image_size=48 if QUICK else 96, run_dir="runs/quickstart", verbose=1,\n'
@@ -60,14 +62,19 @@ def quickstart():
             'print(sorted(p.name for p in Path("runs/quickstart").iterdir()))'
         ),
         new_markdown_cell("## Evaluate\nOn the validation split held out during `fit` (or pass "
-                          "any folder / arrays)."),
-        new_code_cell("metrics = learner.evaluate()\nmetrics"),
+                          "any folder / arrays). The full report (per-class precision/recall/F1, "
+                          "confusion matrix, worst predictions) goes into the run directory: "
+                          "`metrics.json`, `confusion_matrix.csv`, `plots/`."),
+        new_code_cell("metrics = learner.evaluate()\n"
+                      'print(sorted(p.name for p in Path("runs/quickstart/plots").iterdir()))\n'
+                      '{k: metrics[k] for k in ("loss", "accuracy", "top_k_accuracy", "most_confused")}'),
         new_markdown_cell("## Predict"),
         new_code_cell(
+            "from tl_kit.predict import format_predictions\n\n"
             'images = [sorted((DATA / c).glob("*.jpg"))[0] for c in learner.class_names]\n'
-            "result = learner.predict(images)\n"
-            'for path, label, probs in zip(images, result["labels"], result["probabilities"]):\n'
-            '    print(f"{path.name:14s} -> {label:7s} {probs.max():.2f}")'
+            "result = learner.predict(images, top_k=2)   # tta='flip' / 'multicrop' also work\n"
+            "print(format_predictions(result))\n"
+            'result[0]["top"]'
         ),
         new_markdown_cell(
             "## Export\nA numbered SavedModel folder for TensorFlow Serving, preprocessing and "
