@@ -42,7 +42,7 @@ NAMES = ("overhead", "cache", "pipeline", "recipe", "mirrored")
 # settings per benchmark: quick (< 10 min in all on 2 cores) and full
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
-        "overhead": {"size": 96, "images": 96, "batch": 32, "epochs": 4, "repeats": 3},
+        "overhead": {"size": 64, "images": 256, "batch": 32, "epochs": 3, "repeats": 3},
         "cache": {"size": 128, "images": 400, "epochs": 30},
         "pipeline": {"size": 128, "batches": 8, "steps": 3, "images": 192},
         "recipe": {"labels_per_class": 20, "pre_epochs": 5, "epochs": 9, "repeats": 2},
@@ -194,6 +194,10 @@ def main(argv: list[str] | None = None) -> dict:
     if bad:
         ap.error(f"unknown benchmark(s) {bad}; choose from {NAMES}. Received: only={args.only!r}")
     mode = "quick" if args.quick else "full"
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    tf.autograph.set_verbosity(0)
     report: dict[str, Any] = {"mode": mode, "machine": machine(), "command": " ".join(
         ["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "results": {}, "seconds": {}, "load": {}}

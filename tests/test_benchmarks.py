@@ -1,0 +1,75 @@
+"""Smoke tests of benchmarks/run.py: every benchmark runs with tiny settings and returns
+the documented structure with positive rates. No timed assertions (figures live in
+benchmarks/RESULTS.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def run():
+    sys.path.insert(0, str(ROOT))
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _pos(x) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+def test_overhead(run):
+    r = run.bench_overhead(size=32, images=16, batch=8, epochs=2, repeats=1, regimes=("small", "medium"))
+    assert set(r["regimes"]) == {"small", "medium"}
+    for v in r["regimes"].values():
+        assert _pos(v["tl_kit_images_per_s"]) and _pos(v["guide_images_per_s"]) and _pos(v["ratio"])
+        assert v["timing"]  # how each side was timed
+    assert r["regimes"]["small"]["first_trainable_layer_index"] == -1
+    assert r["regimes"]["medium"]["first_trainable_layer_index"] > 0
+
+
+def test_cache(run):
+    r = run.bench_cache(size=32, images=40, epochs=2, batch=8)
+    assert r["train_images"] + r["val_images"] == 40
+    assert 0 <= r["target_val_accuracy"] <= 1
+    assert _pos(r["speedup"]) and _pos(r["guide_epoch_images_per_s"])
+    assert _pos(r["cached_head_epoch_images_per_s"])
+    assert len(r["curves"]["tl_kit"]) == len(r["curves"]["guide"]) == 2
+    assert "feature cache" in r["tl_kit_cache_log"]
+
+
+def test_pipeline(run):
+    r = run.bench_pipeline(size=32, batches=2, steps=1, images=32, batch=8, backbones=("mobilenet_v2",))
+    assert {v["backend"] for v in r["rows"]} == {"tf", "albumentations"}
+    for v in r["rows"]:
+        assert _pos(v["pipeline_images_per_s"]) and _pos(v["finetune_step_images_per_s"])
+        assert v["ratio_finetune"] == pytest.approx(v["pipeline_images_per_s"] / v["finetune_step_images_per_s"])
+
+
+def test_recipe(run):
+    r = run.bench_recipe(labels_per_class=2, pre_epochs=1, epochs=2, repeats=1)
+    assert _pos(r["tl_kit_seconds"]) and _pos(r["hand_seconds"]) and _pos(r["ratio"])
+    assert 0 <= r["tl_kit_test_accuracy"] <= 1 and 0 <= r["hand_test_accuracy"] <= 1
+
+
+def test_mirrored_and_table(run, capsys):
+    r = run.bench_mirrored(size=32, batch=4, steps=1, warmup=1, repeats=1, model="tiny")
+    assert _pos(r["ratio"])
+    assert r["gpu_h100_jax"]["mixed_float16_xla"] > r["gpu_h100_jax"]["float32_xla"]
+    rows = run.summary_rows({"mirrored": r})
+    assert any("MirroredStrategy" in row[0] for row in rows)
+    assert all(len(row) == 6 for row in rows)
+
+
+def test_cli_rejects_unknown(run):
+    with pytest.raises(SystemExit):
+        run.main(["--quick", "--only", "nope"])
