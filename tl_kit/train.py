@@ -17,8 +17,11 @@ inference mode even when their block is unfrozen (the Keras guide's rule); a sta
 
 Every fit writes a run directory: ``config.toml`` (resolved recipe and choices),
 ``history.csv`` (stage, epoch, metrics), ``metrics.json``, ``checkpoints/`` (weights after
-each stage, ``model.keras`` at the end), ``logs/`` (TensorBoard), ``train.log`` and the data
-``manifest.json``.
+each stage), ``model.keras`` + ``class_names.json`` at the end
+(:func:`tl_kit.predict.save_for_inference`; :func:`tl_kit.predict.load_for_inference` reads
+the run directory back), ``plots/history.png`` (training curves, after each stage),
+``logs/`` (TensorBoard), ``train.log`` and the data ``manifest.json``. ``learner.evaluate``
+adds its report to ``metrics.json`` plus ``confusion_matrix.csv`` and ``plots/``.
 
 Training runs through :func:`tl_kit.distribute.custom_fit` under every strategy (one code
 path: the same checkpoints, history, early stopping and progress lines on one device,
@@ -170,9 +173,11 @@ class Learner:
         backbone: a backbone name (:func:`tl_kit.list_backbones`) or a BackboneSpec.
         num_classes: number of classes; ``None`` takes it from the data at ``fit``.
         class_names: names in label order (default: from the data, or ``"0".."K-1"``).
-        regime: ``"auto"`` (from images per class, :func:`tl_kit.recipes.choose_regime`),
-            ``"small"``, ``"medium"``, ``"large"`` or ``"scratch"``; ignored when ``recipe``
-            is given.
+        regime: ``"auto"`` (from images per class, :func:`tl_kit.recipes.choose_regime`;
+            with ``weights=None`` always ``"scratch"``: random features make head-only
+            training meaningless, see :func:`scratch_recipe`), ``"small"``, ``"medium"``,
+            ``"large"`` or ``"scratch"``; ignored when ``recipe`` is given. A head-only
+            stage, or BatchNorm in inference mode, with ``weights=None`` logs a warning.
         recipe: a Recipe, a built-in name or a TOML path.
         weights: ``"auto"`` (ImageNet where published, else random), ``"imagenet"``,
             ``None``, a weights file, a ``.keras`` model or a run directory.
