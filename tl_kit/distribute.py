@@ -530,6 +530,7 @@ def custom_fit(
     jit_compile: bool = False,
     sharding: str = "auto",
     callbacks: Iterable[keras.callbacks.Callback] | None = None,
+    after_train_epoch: Callable[[int], None] | None = None,
     keep_checkpoints: int = 2,
     verbose: int = 1,
     log: Callable[[str], None] = print,
@@ -576,6 +577,8 @@ def custom_fit(
         sharding: dataset sharding across workers (see ``distribute_dataset``).
         callbacks: Keras callbacks; get ``on_train_begin/end`` and ``on_epoch_begin/end``
             (with the epoch's logs) on every process; ``model.stop_training`` stops training.
+        after_train_epoch: called with the epoch index after the epoch's training steps and
+            before validation and the checkpoint (e.g. to recalibrate BatchNorm statistics).
         verbose: 1 = one progress line per epoch (chief only), 0 = silent.
         log: where progress lines go.
 
@@ -807,6 +810,8 @@ def custom_fit(
         start = time.perf_counter()
         loss, acc = _run(train_step, train_dist, steps_per_epoch, iter_state)
         logs = {"loss": loss, "accuracy": acc}
+        if after_train_epoch is not None:
+            after_train_epoch(epoch)
         if val_dist is not None:
             val_loss, val_acc = _run(eval_step, val_dist, validation_steps, val_state)
             logs.update(val_loss=val_loss, val_accuracy=val_acc)

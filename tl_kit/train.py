@@ -64,6 +64,7 @@ from tl_kit.recipes import Recipe, Stage, builtin_recipe, choose_regime, load_re
 __all__ = ["Learner", "finetune", "WarmupCosine", "scratch_recipe"]
 
 BN_SCRATCH_MOMENTUM = 0.9  # BatchNorm momentum when training from random weights
+BN_RECALIBRATION_BATCHES = 20  # training batches averaged by precise BatchNorm each epoch
 FLATTEN_MAX = 4096  # head_pool="auto": flatten maps up to this many values, else average
 
 
@@ -749,6 +750,32 @@ class Learner:
             self._log(f"weights=None: BatchNorm moving-average momentum set to {momentum} in "
                       f"{changed} layers (random initial statistics must catch up fast)")
 
+    def _recalibrate_bn(self, data, batch: int, max_batches: int = BN_RECALIBRATION_BATCHES) -> None:
+        """Precise BatchNorm (Wu & Johnson, 2021, "Rethinking 'Batch' in BatchNorm"):
+        set the trainable BatchNorm layers' moving statistics to the average batch statistics
+        of up to ``max_batches`` un-augmented training batches under the current weights.
+
+        Called after each epoch's training steps when BatchNorm trains, so validation,
+        checkpoints and the final model see statistics of the network as it is now rather
+        than a moving average lagging behind fast-changing weights (with few steps per epoch
+        the lag alone leaves validation at chance). Single-replica runs only: under several
+        replicas the moving averages of the training steps are kept.
+        """
+        bns = [layer for layer in self.backbone._flatten_layers(include_self=False, recursive=True)
+               if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+        if not bns:
+            return
+        saved = [layer.momentum for layer in bns]
+        try:
+            ds = data.dataset("train", batch_size=batch, training=False, shuffle=False)
+            for i, (x, _) in enumerate(ds.take(max_batches), start=1):
+                for layer in bns:
+                    layer.momentum = (i - 1) / i  # cumulative mean of the batch statistics
+                self.model(x, training=True)
+        finally:
+            for layer, momentum in zip(bns, saved, strict=True):
+                layer.momentum = momentum
+
     def _optimizer(self, stage: Stage, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         """A new optimizer for the stage (call inside the strategy's scope)."""
         total = max(stage.epochs * steps_per_epoch, 1)
@@ -799,7 +826,8 @@ class Learner:
         return {int(k): float(v) for k, v in weights.items()} if weights else None
 
     def _custom_fit(self, model: keras.Model, stage: Stage, tag: str, train, val, *,
-                    steps_per_epoch: int | None, optimizer_steps: int, class_weight, cached: bool = False):
+                    steps_per_epoch: int | None, optimizer_steps: int, class_weight, cached: bool = False,
+                    after_train_epoch=None):
         """One stage through :func:`tl_kit.distribute.custom_fit` (every strategy)."""
         from tl_kit import distribute as dist
 
@@ -815,6 +843,7 @@ class Learner:
             patience=patience, restore_best_weights=bool(stage.restore_best and patience),
             steps_per_epoch=steps_per_epoch, jit_compile=jit,
             callbacks=self._callbacks(stage, val is not None, cached),
+            after_train_epoch=after_train_epoch,
             verbose=1, log=self._log,  # one line per epoch: train.log, and the console if verbose
         )
 
@@ -829,19 +858,28 @@ class Learner:
         train = data.dataset("train", batch_size=batch, training=True, augment=aug, seed=self.seed,
                              repeat=cycle)
         val = data.dataset("val", batch_size=max(batch, 64)) if data.has("val") else None
+        recalibrate = None
+        if stage.train_bn and self.strategy.num_replicas_in_sync == 1:
+            recalibrate = lambda epoch: self._recalibrate_bn(data, batch)  # noqa: E731
         return self._custom_fit(self.model, stage, tag, train, val,
                                 steps_per_epoch=steps if cycle else None, optimizer_steps=steps,
-                                class_weight=self._class_weight(stage, data))
+                                class_weight=self._class_weight(stage, data),
+                                after_train_epoch=recalibrate)
 
     def _features(self, data, split: str, augment: str | None, copies: int) -> tuple[np.ndarray, np.ndarray]:
+        import tensorflow as tf
+
         fm = self._feature_model()
+        # One compiled graph for every batch (an eager call per batch ran ~2x slower than
+        # the guide's compiled frozen-backbone loop: benchmarks/bench_cache.py).
+        extract = tf.function(lambda x: fm(x, training=False), reduce_retracing=True)
         feats, labels = [], []
         passes = [(False, None)] + [(True, augment)] * (copies if augment else 0)
         for i, (training, aug) in enumerate(passes):
             ds = data.dataset(split, batch_size=64, training=training, augment=aug, shuffle=False,
                               seed=self.seed + i)
             for x, y in ds:
-                feats.append(fm(x, training=False).numpy())
+                feats.append(extract(x).numpy())
                 labels.append(y.numpy())
         return np.concatenate(feats), np.concatenate(labels)
 
