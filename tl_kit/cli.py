@@ -861,9 +861,7 @@ def _demo_run(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({k: v for k, v in result.items() if k != "table"})
         return EXIT_OK
-    _print(result.get("table", ""))
-    for line in result.get("findings", []):
-        _print(f"- {line}")
+    # run_demo (verbose=1) has already printed each cell, the table and what helped.
     _print(f"results: {args.out}")
     return EXIT_OK
 
