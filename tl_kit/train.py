@@ -872,7 +872,9 @@ class Learner:
         fm = self._feature_model()
         # One compiled graph for every batch (an eager call per batch ran ~2x slower than
         # the guide's compiled frozen-backbone loop: benchmarks/bench_cache.py).
-        extract = tf.function(lambda x: fm(x, training=False), reduce_retracing=True)
+        # A None batch dimension: one trace serves full, last-partial and validation batches.
+        spec = tf.TensorSpec((None, *fm.input_shape[1:]), tf.float32)
+        extract = tf.function(lambda x: fm(x, training=False), input_signature=[spec])
         feats, labels = [], []
         passes = [(False, None)] + [(True, augment)] * (copies if augment else 0)
         for i, (training, aug) in enumerate(passes):
