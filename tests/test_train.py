@@ -297,3 +297,22 @@ def test_fit_on_a_folder_takes_its_class_names(tmp_path, monkeypatch):
     other = _texture_folder(tmp_path / "two", classes=("a", "b"))
     with pytest.raises(UserError, match="two"):
         Learner("lenet5", 3, weights=None, run_dir=tmp_path / "run2", verbose=0).fit(str(other))
+
+
+def test_a_backbone_spec_passed_in_is_used_as_given(tmp_path):
+    """A caller's own BackboneSpec (here: LeNet-5's modern variant) is not swapped for the
+    registered one of the same name."""
+    import dataclasses
+    import functools
+
+    from tl_kit.backbones import get_backbone
+    from tl_kit.models.lenet import LeNet5
+
+    spec = dataclasses.replace(get_backbone("lenet5"),
+                               _builder=functools.partial(LeNet5, variant="modern"))
+    learner = Learner(spec, 2, weights=None, image_size=32, run_dir=tmp_path, verbose=0,
+                      tensorboard=False, save_model=False)
+    assert learner.spec is spec
+    pools = [la for la in learner.backbone._flatten_layers() if isinstance(la, keras.layers.Layer)
+             and "pool" in la.name]
+    assert pools and all(isinstance(p, keras.layers.MaxPooling2D) for p in pools)

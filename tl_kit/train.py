@@ -272,13 +272,19 @@ class Learner:
                 "`regime` must be 'auto', 'small', 'medium', 'large' or 'scratch'. "
                 f"Received: regime={regime!r}"
             )
-        name = backbone.name if isinstance(backbone, BackboneSpec) else backbone
         requested = weights
-        if weights == "auto":
-            from tl_kit.backbones import get_backbone
+        if isinstance(backbone, BackboneSpec):
+            # A spec the caller made (e.g. a builder with other arguments) is used as given.
+            if weights == "auto":
+                weights = "imagenet" if backbone.imagenet else None
+            self.spec, note = backbone, ""
+        else:
+            if weights == "auto":
+                from tl_kit.backbones import get_backbone
 
-            weights = "imagenet" if (get_backbone(name).imagenet or resolve_backbone(name, "imagenet")[0].imagenet) else None
-        self.spec, note = resolve_backbone(name, weights)
+                weights = "imagenet" if (get_backbone(backbone).imagenet
+                                         or resolve_backbone(backbone, "imagenet")[0].imagenet) else None
+            self.spec, note = resolve_backbone(backbone, weights)
         self.weights = weights
         self.requested_weights = requested
         self.regime = regime
