@@ -257,3 +257,11 @@ def _randomize(model: keras.Model, seed: int = 0) -> None:
             value = rng.uniform(0.5, 1.5, w.shape)
         new.append(value.astype("float32"))
     model.set_weights(new)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "mobilenet_v1", "mobilenet_v2"])
+def test_flatten_pooling_without_input_shape_uses_the_default_size(name):
+    """pooling="flatten" needs a known spatial size: with no input_shape the paper's is used."""
+    model = build_model(name, include_top=False, pooling="flatten")
+    assert None not in model.output_shape[1:], model.output_shape
+    keras.backend.clear_session()

@@ -73,7 +73,8 @@ class Stage:
         learning_rate: peak learning rate (reached after the warm-up).
         warmup_epochs: linear warm-up from ~0 to ``learning_rate``.
         schedule: ``"cosine"`` decay to 0 after the warm-up, or ``"constant"``.
-        weight_decay: decoupled weight decay (adamw) or L2 on the head (others).
+        weight_decay: the optimizer's decoupled weight decay (Keras ``weight_decay``: every
+            trainable weight shrinks by ``lr * weight_decay`` each step), not an L2 loss term.
         label_smoothing: for the categorical cross-entropy.
         augment: augmentation policy (``tl_kit.augment.POLICIES``) or ``"none"``.
         batch_size: global batch size (split across replicas).

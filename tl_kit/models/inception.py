@@ -189,6 +189,7 @@ def _googlenet(
         include_top=include_top,
         name=name,
         top_any_size=True,
+        pooling=pooling,
     )
     if aux_logits:
         shape = tuple(img_input.shape[1:3])

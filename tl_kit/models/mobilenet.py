@@ -215,6 +215,7 @@ def mobilenet_v1(
         include_top=include_top,
         name=name,
         top_any_size=True,
+        pooling=pooling,
     )
     x = layers.Conv2D(int(32 * alpha), 3, strides=2, padding="same", use_bias=False, name="conv1")(
         img_input
@@ -318,6 +319,7 @@ def mobilenet_v2(
         include_top=include_top,
         name=name,
         top_any_size=True,
+        pooling=pooling,
     )
     x = layers.Conv2D(
         make_divisible(32 * alpha, 8),

@@ -125,6 +125,7 @@ def _resnet(
         include_top=include_top,
         name=name,
         top_any_size=True,
+        pooling=pooling,
     )
     kind, counts = _DEPTHS[depth]
     block = _basic_block if kind == "basic" else _bottleneck_block
