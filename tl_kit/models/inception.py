@@ -30,10 +30,11 @@ Design choices:
 from __future__ import annotations
 
 import keras
-from keras import layers, ops
+from keras import layers
 
 from tl_kit.errors import UserError
 from tl_kit.models._common import classifier, conv_out, finish, resolve_input, validate_args
+from tl_kit.models.alexnet import LocalResponseNormalization
 from tl_kit.models.registry import ParamCheck, register_model
 
 __all__ = ["googlenet", "googlenet_bn", "strip_aux", "LocalResponseNorm"]
@@ -78,11 +79,13 @@ _MODULES: dict[str, tuple[int, int, int, int, int, int]] = {
 
 
 @keras.saving.register_keras_serializable(package="tl_kit", name="GoogLeNetLocalResponseNorm")
-class LocalResponseNorm(layers.Layer):
-    """Cross-channel local response normalisation (Caffe's ``LRN``, AlexNet/GoogLeNet).
+class LocalResponseNorm(LocalResponseNormalization):
+    """Cross-channel local response normalisation in Caffe's convention (GoogLeNet's LRN).
 
     ``y = x / (k + alpha / size * sum_{window} x^2) ** beta`` over ``size`` neighbouring
-    channels (channels last). No trainable weights.
+    channels: the same computation as AlexNet's
+    :class:`~tl_kit.models.alexnet.LocalResponseNormalization`, whose ``alpha`` is not divided
+    by the window, so this only translates the arguments. No trainable weights.
 
     Args:
         size: number of channels in the window (odd).
@@ -94,31 +97,18 @@ class LocalResponseNorm(layers.Layer):
     def __init__(
         self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, **kwargs
     ):
-        super().__init__(**kwargs)
         if size < 1 or size % 2 == 0:
             raise UserError(
                 f"LocalResponseNorm needs an odd, positive window. Received: size={size!r}"
             )
+        super().__init__(depth_radius=size // 2, bias=k, alpha=alpha / size, beta=beta, **kwargs)
         self.size = size
-        self.alpha = alpha
-        self.beta = beta
-        self.k = k
-
-    def call(self, x):
-        channels = x.shape[-1]
-        r = self.size // 2
-        sq = ops.pad(ops.square(x), [[0, 0], [0, 0], [0, 0], [r, r]])
-        total = sq[..., 0:channels]
-        for i in range(1, self.size):
-            total = total + sq[..., i : i + channels]
-        return x / ops.power(self.k + (self.alpha / self.size) * total, self.beta)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        self.caffe_alpha = alpha
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update({"size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k})
+        config = layers.Layer.get_config(self)
+        config.update({"size": self.size, "alpha": self.caffe_alpha, "beta": self.beta,
+                       "k": self.bias})
         return config
 
 
