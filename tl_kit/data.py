@@ -72,10 +72,10 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from tl_kit._io import write_json_atomic
 from tl_kit.errors import UserError
 
 __all__ = [
@@ -537,11 +537,6 @@ def _read_json(path: Path) -> dict | None:
         ) from e
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False))
-    os.replace(tmp, path)
 
 
 def _index_split(labels: np.ndarray, fracs, seed, class_names, run_dir, source: str,
@@ -559,7 +554,7 @@ def _index_split(labels: np.ndarray, fracs, seed, class_names, run_dir, source: 
                 "making a new split and overwriting it.", stacklevel=3)
     idx = stratified_split(labels, fracs, seed, class_names, where)
     if mpath is not None:
-        _write_json(mpath, {
+        write_json_atomic(mpath, {
             "version": 1, "kind": "indices", "source": source, "seed": seed,
             "validation_split": fracs["val"], "test_split": fracs["test"],
             "class_names": class_names, "fingerprint": fingerprint, "num_examples": len(labels),
@@ -968,7 +963,7 @@ def _write_hygiene(run_dir, records: list[HygieneRecord], root: Path) -> None:
         "converted": sum(r.status == "ok" and bool(r.reason) for r in records),
         "records": [asdict(r) for r in records],
     }
-    _write_json(d / "hygiene.json", summary)
+    write_json_atomic(d / "hygiene.json", summary)
 
 
 def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs, seed, run_dir,
@@ -1006,7 +1001,7 @@ def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs
         if added:
             for rel, s in added:
                 m["splits"].setdefault(s, []).append(rel)
-            _write_json(mpath, m)
+            write_json_atomic(mpath, m)
             warnings.warn(f"{len(added)} new file(s) since {mpath} was written were assigned to "
                           "splits by a stable hash of their path; older files keep their side.",
                           stacklevel=4)
@@ -1018,7 +1013,7 @@ def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs
     if mpath is not None:
         if m is not None:
             warnings.warn(f"{mpath} was not written for a folder; overwriting it.", stacklevel=4)
-        _write_json(mpath, {
+        write_json_atomic(mpath, {
             "version": 1, "kind": "files", "source": str(root), "seed": seed,
             "validation_split": fracs["val"], "test_split": fracs["test"], "class_names": classes,
             "splits": {s: [rels[i] for i in v] for s, v in idx.items()},

@@ -72,6 +72,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tl_kit._io import write_json_atomic
+
 STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_RULES = ("linear", "sqrt", None)
@@ -442,11 +444,6 @@ def _read_state(directory: str | None) -> dict | None:
         return json.load(fh)
 
 
-def _write_json(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
 
 
 def _write_history_csv(path: str, history: dict[str, list[float]]) -> None:
@@ -850,7 +847,7 @@ def custom_fit(
             stop, reason = True, "callback"
         if manager is not None:
             path = manager.save(checkpoint_number=epoch + 1)
-            _write_json(
+            write_json_atomic(
                 os.path.join(write_dir, _STATE),
                 {
                     "epochs_done": epoch + 1,

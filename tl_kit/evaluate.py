@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tl_kit._io import write_json_atomic
 from tl_kit.errors import UserError
 from tl_kit.tta import model_image_size, predict_tta
 
@@ -249,13 +250,9 @@ def _merge_json(path: Path, payload: dict) -> None:
         except (OSError, ValueError):
             merged = {}
     merged.update(payload)
-    _write_json(path, merged)
+    write_json_atomic(path, merged)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def _write_confusion_csv(matrix: np.ndarray, class_names: Sequence[str], out: Path) -> Path:

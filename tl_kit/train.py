@@ -51,6 +51,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tl_kit._io import write_json_atomic
 from tl_kit.backbones import (
     BackboneSpec,
     assign_blocks,
@@ -588,10 +589,8 @@ class Learner:
         return {}
 
     def _write_run_state(self, status: str, **extra: Any) -> None:
-        tmp = self._out / (RUN_STATE + ".tmp")
-        tmp.write_text(json.dumps({"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                   **extra}, indent=2))
-        os.replace(tmp, self._out / RUN_STATE)
+        write_json_atomic(self._out / RUN_STATE, {
+            "status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
 
     def _clear_run_dir(self) -> None:
         import shutil
