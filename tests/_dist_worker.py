@@ -5,7 +5,7 @@ before TensorFlow initialises its runtime, so every scenario runs as
 ``python tests/_dist_worker.py MODE OUT_JSON [RUN_DIR]`` in a fresh interpreter.
 
 Modes:
-    mirrored        two logical CPUs: custom_fit (XLA off and on) and Keras fit under
+    mirrored        two logical CPUs: custom_fit (XLA off and on, steps_per_execution) and Keras fit under
                     MirroredStrategy vs one device, same global batch -> max weight diffs.
     worker          one task of a multi-worker cluster (TF_CONFIG from the environment):
                     custom_fit of a tiny convnet into RUN_DIR/checkpoints + RUN_DIR/history.csv.
@@ -70,7 +70,7 @@ def mirrored(out: str) -> dict:
     one = dist.resolve_strategy("default")
     two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
-    def train_custom(strategy, jit):
+    def train_custom(strategy, jit, spe=1):
         with strategy.scope():
             model = _model()
             opt = keras.optimizers.SGD(0.05)
@@ -83,6 +83,7 @@ def mirrored(out: str) -> dict:
             strategy=strategy,
             restore_best_weights=False,
             jit_compile=jit,
+            steps_per_execution=spe,
             verbose=0,
         )
         return model.get_weights(), result
@@ -97,12 +98,14 @@ def mirrored(out: str) -> dict:
     w1, r1 = train_custom(one, False)
     w2, r2 = train_custom(two, False)
     w2x, _ = train_custom(two, True)
+    w2s, _ = train_custom(two, False, spe=3)  # 4 batches: one call of 3 steps, one of 1
     f1, f2 = train_fit(one), train_fit(two)
     w0 = _model().get_weights()
     return {
         "replicas": two.num_replicas_in_sync,
         "custom_max_diff": _max_diff(w1, w2),
         "custom_xla_max_diff": _max_diff(w1, w2x),
+        "custom_spe_max_diff": _max_diff(w1, w2s),
         "fit_max_diff": _max_diff(f1, f2),
         "custom_vs_fit_max_diff": _max_diff(w1, f1),
         "moved": _max_diff(w0, w1),

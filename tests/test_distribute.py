@@ -61,6 +61,7 @@ def test_mirrored_two_cpu_devices_match_one_device(tmp_path):
     assert report["moved"] > 1e-3  # training changed the weights
     assert report["custom_max_diff"] < 1e-6  # custom_fit, 2 replicas vs 1 device
     assert report["custom_xla_max_diff"] < 1e-6  # same with the replica step under XLA
+    assert report["custom_spe_max_diff"] < 1e-6  # same with 3 steps per graph call
     assert report["fit_max_diff"] < 1e-6  # Keras fit under MirroredStrategy
     assert report["custom_vs_fit_max_diff"] < 1e-6  # custom_fit == Keras fit
     np.testing.assert_allclose(report["loss_one"], report["loss_two"], rtol=1e-5)
@@ -378,6 +379,40 @@ def test_custom_fit_early_stopping_restores_best_weights(tmp_path):
     best_model, _, _ = _fit(None, result.best_epoch)
     for a, b in zip(model.get_weights(), best_model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _uneven(n=50, batch=16):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    y = np.eye(3, dtype="float32")[(x[:, 0] > 0).astype(int) + (x[:, 1] > 1).astype(int)]
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)  # 16, 16, 16, 2
+
+
+@pytest.mark.parametrize("spe", [2, 3, 64])
+def test_steps_per_execution_gives_the_same_training(tmp_path, spe):
+    """Several steps per graph call (partial chunks, a short last batch, validation, class
+    weights) train exactly like one step per call."""
+    kw = dict(ds=_uneven(), class_weight={0: 2.0, 1: 1.0, 2: 0.5})
+    ref_model, ref, _ = _fit(None, 3, **kw)
+    model, res, lines = _fit(tmp_path / "ck", 3, steps_per_execution=spe, **kw)
+    for key, values in ref.history.items():
+        np.testing.assert_allclose(res.history[key], values, rtol=1e-6, atol=1e-7)
+    for a, b in zip(model.get_weights(), ref_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert [ln.split(" - ")[0] for ln in lines] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+    assert (tmp_path / "ck" / "ckpt-3.index").exists()
+
+
+def test_steps_per_execution_with_steps_per_epoch_on_a_repeated_dataset():
+    """A fixed number of steps per epoch continues the same iterator across epochs."""
+    ds = _uneven(48).repeat()
+    ref_model, ref, _ = _fit(None, 3, ds=ds, steps_per_epoch=4)
+    model, res, _ = _fit(None, 3, ds=ds, steps_per_epoch=4, steps_per_execution=3)
+    np.testing.assert_allclose(res.history["loss"], ref.history["loss"], rtol=1e-6)
+    for a, b in zip(model.get_weights(), ref_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        _fit(None, 1, steps_per_execution=0)
 
 
 def test_custom_fit_class_weight_and_errors(tmp_path):
