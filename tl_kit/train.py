@@ -411,9 +411,20 @@ class Learner:
         out = self._dense(x)
         return keras.Model(image, out, name=f"{self.spec.name.replace(':', '_')}_classifier")
 
-    def _feature_model(self) -> keras.Model:
+    def _feature_model(self, fold: bool = False) -> keras.Model:
+        """Image -> pooled features, backbone in inference mode. ``fold=True`` uses a copy of
+        the backbone with BatchNormalization folded into the convolutions (same features,
+        fewer ops: tl_kit.fold); any backbone the folding does not handle runs as it is."""
+        backbone = self.backbone
+        if fold:
+            from tl_kit.fold import fold_batchnorm
+
+            try:
+                backbone = fold_batchnorm(self.backbone, verify=False)  # exact math: tests/test_fold.py
+            except Exception as exc:  # noqa: BLE001 - an optimisation only: fall back, say why
+                self._log(f"feature cache: backbone not folded ({type(exc).__name__}: {exc})")
         image = keras.Input((*self.image_size, self.channels), name="image")
-        x = self.backbone(self._preprocess(image), training=False)
+        x = backbone(self._preprocess(image), training=False)
         return keras.Model(image, self._pool(x), name="features")
 
     # === Data ===
@@ -832,7 +843,7 @@ class Learner:
 
     def _custom_fit(self, model: keras.Model, stage: Stage, tag: str, train, val, *,
                     steps_per_epoch: int | None, optimizer_steps: int, class_weight, cached: bool = False,
-                    after_train_epoch=None):
+                    after_train_epoch=None, steps_per_execution: int = 1):
         """One stage through :func:`tl_kit.distribute.custom_fit` (every strategy)."""
         from tl_kit import distribute as dist
 
@@ -848,7 +859,7 @@ class Learner:
             patience=patience, restore_best_weights=bool(stage.restore_best and patience),
             steps_per_epoch=steps_per_epoch, jit_compile=jit,
             callbacks=self._callbacks(stage, val is not None, cached),
-            after_train_epoch=after_train_epoch,
+            after_train_epoch=after_train_epoch, steps_per_execution=steps_per_execution,
             verbose=1, log=self._log,  # one line per epoch: train.log, and the console if verbose
         )
 
@@ -871,24 +882,30 @@ class Learner:
                                 class_weight=self._class_weight(stage, data),
                                 after_train_epoch=recalibrate)
 
-    def _features(self, data, split: str, augment: str | None, copies: int) -> tuple[np.ndarray, np.ndarray]:
+    def _features(self, data, splits: list[tuple[str, str | None, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Cached features and labels for each ``(split, augment, copies)``: one pass without
+        augmentation plus ``copies`` augmented passes. One folded backbone and one compiled
+        graph serve every split and batch (an eager call per batch ran ~2x slower than the
+        guide's compiled frozen-backbone loop, and a second trace for validation cost as much
+        as the images: benchmarks/bench_cache.py)."""
         import tensorflow as tf
 
-        fm = self._feature_model()
-        # One compiled graph for every batch (an eager call per batch ran ~2x slower than
-        # the guide's compiled frozen-backbone loop: benchmarks/bench_cache.py).
+        fm = self._feature_model(fold=True)
         # A None batch dimension: one trace serves full, last-partial and validation batches.
         spec = tf.TensorSpec((None, *fm.input_shape[1:]), tf.float32)
-        extract = tf.function(lambda x: fm(x, training=False), input_signature=[spec])
-        feats, labels = [], []
-        passes = [(False, None)] + [(True, augment)] * (copies if augment else 0)
-        for i, (training, aug) in enumerate(passes):
-            ds = data.dataset(split, batch_size=64, training=training, augment=aug, shuffle=False,
-                              seed=self.seed + i)
-            for x, y in ds:
-                feats.append(extract(x).numpy())
-                labels.append(y.numpy())
-        return np.concatenate(feats), np.concatenate(labels)
+        extract = tf.function(lambda x: fm(x, training=False), input_signature=[spec], autograph=False)
+        out = []
+        for split, augment, copies in splits:
+            feats, labels = [], []
+            passes = [(False, None)] + [(True, augment)] * (copies if augment else 0)
+            for i, (training, aug) in enumerate(passes):
+                ds = data.dataset(split, batch_size=32, training=training, augment=aug, shuffle=False,
+                                  seed=self.seed + i)
+                for x, y in ds:
+                    feats.append(extract(x).numpy())
+                    labels.append(y.numpy())
+            out.append((np.concatenate(feats), np.concatenate(labels)))
+        return out
 
     def _fit_head_cached(self, stage: Stage, data, tag: str):
         """Head-only stage: run the frozen backbone once (plus augmented copies), train the
@@ -897,8 +914,9 @@ class Learner:
 
         aug = None if stage.augment in (None, "none") else stage.augment
         t0 = time.perf_counter()
-        xtr, ytr = self._features(data, "train", aug, stage.cache_copies)
-        val = self._features(data, "val", None, 0) if data.has("val") else None
+        splits = [("train", aug, stage.cache_copies)] + ([("val", None, 0)] if data.has("val") else [])
+        cached = self._features(data, splits)
+        (xtr, ytr), val = cached[0], (cached[1] if len(cached) > 1 else None)
         self._log(f"feature cache: {len(xtr)} train vectors of {xtr.shape[1:]} "
                   f"({stage.cache_copies if aug else 0} augmented copies) in {time.perf_counter() - t0:.1f}s")
         if stage.head_init == "imprint":
@@ -915,9 +933,12 @@ class Learner:
                  .shuffle(len(xtr), seed=self.seed, reshuffle_each_iteration=True).batch(batch))
         val_ds = (tf.data.Dataset.from_tensor_slices((val[0].astype("float32"), val[1])).batch(max(batch, 64))
                   if val is not None else None)
+        # A whole epoch of small head steps per graph call (steps_per_execution): from
+        # Python each step cost more than its arithmetic.
         return self._custom_fit(head, stage, tag, train, val_ds, steps_per_epoch=None,
                                 optimizer_steps=math.ceil(len(xtr) / batch),
-                                class_weight=self._class_weight(stage, data), cached=True)
+                                class_weight=self._class_weight(stage, data), cached=True,
+                                steps_per_execution=64)
 
     def _imprint(self, feats: np.ndarray, onehot: np.ndarray) -> None:
         """Set the head to the nearest-class-mean classifier of ``feats`` (weight imprinting):
