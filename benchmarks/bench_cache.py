@@ -125,8 +125,14 @@ def run_tl_kit(xtr, ytr, xva, yva, size: int, epochs: int, batch: int, run_dir: 
 
 
 def bench_cache(size: int = 128, images: int = 600, epochs: int = 30, batch: int = 32,
-                val_fraction: float = 0.2) -> dict[str, Any]:
-    """Time to the same validation accuracy, guide / tl_kit (target >= 20x)."""
+                val_fraction: float = 0.2, tl_repeats: int = 3) -> dict[str, Any]:
+    """Time to the same validation accuracy, guide / tl_kit (target >= 20x).
+
+    tl_kit's side is run ``tl_repeats`` times (fresh run directory and Keras session each)
+    and the run with the median time to the target is reported: it lasts seconds, so one
+    burst of load from a neighbour on a shared 2-core machine moves it by tens of percent,
+    while the guide's run lasts minutes and averages such bursts out by itself. Every
+    repeat's time is in ``tl_kit_repeat_seconds``."""
     x, y = digits_rgb(size, images, seed=1)
     n_val = max(int(len(x) * val_fraction), 10)
     xtr, ytr, xva, yva = x[n_val:], y[n_val:], x[:n_val], y[:n_val]
@@ -137,11 +143,15 @@ def bench_cache(size: int = 128, images: int = 600, epochs: int = 30, batch: int
                            "load_before": load_snapshot()}
     with tempfile.TemporaryDirectory() as tmp:
         weights = calibrated_backbone(xtr[:64], size, f"{tmp}/calibrated.weights.h5")
-        tl = run_tl_kit(xtr, ytr, xva, yva, size, epochs, batch, f"{tmp}/tl", weights)
+        tls = [run_tl_kit(xtr, ytr, xva, yva, size, epochs, batch, f"{tmp}/tl{i}", weights)
+               for i in range(max(1, tl_repeats))]
         gd = run_guide(xtr, ytr, xva, yva, size, epochs, batch, weights)
-    best_tl = max(r[1].get("val_accuracy", 0.0) for r in tl["rows"])
+    best_tl = min(max(r[1].get("val_accuracy", 0.0) for r in tl["rows"]) for tl in tls)
     best_gd = max(r[1].get("val_accuracy", 0.0) for r in gd["rows"])
     target = min(best_tl, best_gd)
+    reach = [_first_reaching(tl["rows"], target) for tl in tls]
+    order = sorted(range(len(tls)), key=lambda i: reach[i])
+    tl = tls[order[len(order) // 2]]  # the median run
     t_tl = _first_reaching(tl["rows"], target)
     t_gd = _first_reaching(gd["rows"], target)
     ends = [t for t, _ in gd["rows"]]
@@ -160,6 +170,7 @@ def bench_cache(size: int = 128, images: int = 600, epochs: int = 30, batch: int
         "cached_head_epoch_images_per_s": (len(xtr) + len(xva)) / head_epoch,
         "tl_kit_first_epoch_end_s": tl_ends[0] if tl_ends else float("nan"),
         "tl_kit_cache_log": tl["log"],
+        "tl_kit_repeat_seconds": [round(t, 3) for t in reach],
         "curves": {"tl_kit": [(round(t, 2), round(r.get("val_accuracy", 0.0), 4)) for t, r in tl["rows"]],
                    "guide": [(round(t, 2), round(r.get("val_accuracy", 0.0), 4)) for t, r in gd["rows"]]},
         "load_after": load_snapshot(),

@@ -38,13 +38,14 @@ def test_overhead(run):
 
 
 def test_cache(run):
-    r = run.bench_cache(size=32, images=40, epochs=2, batch=8)
+    r = run.bench_cache(size=32, images=40, epochs=2, batch=8, tl_repeats=2)
     assert r["train_images"] + r["val_images"] == 40
     assert 0 <= r["target_val_accuracy"] <= 1
     assert _pos(r["speedup"]) and _pos(r["guide_epoch_images_per_s"])
     assert _pos(r["cached_head_epoch_images_per_s"])
     assert len(r["curves"]["tl_kit"]) == len(r["curves"]["guide"]) == 2
     assert "feature cache" in r["tl_kit_cache_log"]
+    assert len(r["tl_kit_repeat_seconds"]) == 2 and r["speedup"] > 0
 
 
 def test_pipeline(run):
