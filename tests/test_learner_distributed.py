@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
@@ -60,14 +62,25 @@ def mirrored(out: str, run_dir: str) -> dict:
     return {"replicas": logs, "max_diff": diff}
 
 
-def worker(out: str, run_dir: str) -> dict:
+def worker(out: str, run_dir: str, epochs: int = 2) -> dict:
     import tensorflow as tf
 
-    from tl_kit.train import finetune  # the Learner resolves strategy="auto" first: MWMS
+    from tl_kit import train as T  # the Learner resolves strategy="auto" first: MWMS
 
+    if os.environ.get("SLOW_EPOCHS"):  # the resume test kills the workers mid-stage
+        import keras
+
+        class Slow(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                time.sleep(float(os.environ["SLOW_EPOCHS"]))
+
+        original = T.Learner._callbacks
+        T.Learner._callbacks = lambda self, *a, **k: original(self, *a, **k) + [Slow()]
     x, y = _data()
-    learner = finetune("lenet5", data=(x, y), weights=None, recipe=_recipe(), run_dir=run_dir,
-                       verbose=1, tensorboard=False, seed=3)
+    recipe = _recipe()
+    recipe.stages[1].epochs = epochs
+    learner = T.finetune("lenet5", data=(x, y), weights=None, recipe=recipe, run_dir=run_dir,
+                         verbose=1, tensorboard=False, seed=3)
     return {
         "mwms": isinstance(learner.strategy, tf.distribute.MultiWorkerMirroredStrategy),
         "replicas": learner.strategy.num_replicas_in_sync,
@@ -154,9 +167,73 @@ def test_two_workers_run_a_recipe_and_only_the_chief_writes_the_run_dir(tmp_path
     assert "Epoch 2/2" in logs[0] and "Epoch 2/2" not in logs[1]  # progress: chief only
 
 
+def _start_workers(tmp_path: Path, run: Path, tag: str, *extra: str, **env: str) -> list[subprocess.Popen]:
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    procs = []
+    for i in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        tmp = tmp_path / f"tmp{i}"  # the same TMPDIR on restart: a worker finds its own files
+        tmp.mkdir(exist_ok=True)
+        procs.append(subprocess.Popen(
+            [sys.executable, str(HERE), "worker", str(tmp_path / f"{tag}{i}.json"), str(run), *extra],
+            env=_env(TF_CONFIG=tf_config, TMPDIR=str(tmp), **env), cwd=tmp_path,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return procs
+
+
+def test_two_workers_killed_mid_stage_resume_together(tmp_path):
+    """SIGKILL both workers after the chief finished epoch 1 of stage 2; the same command
+    again resumes both at the next epoch (restored from the chief's checkpoint), in sync,
+    and the history holds each epoch once."""
+    run = tmp_path / "run"
+    state = run / "checkpoints" / "2_all" / "state.json"
+    procs = _start_workers(tmp_path, run, "killed", "3", SLOW_EPOCHS="2")
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 1:
+                break
+            time.sleep(0.1)
+        alive = [p.poll() is None for p in procs]
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+        logs = [p.communicate(timeout=30)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    assert alive == [True, True], "a worker ended before the kill:\n" + "\n----\n".join(s[-2500:] for s in logs)
+    done_before = json.loads(state.read_text())["epochs_done"]
+    assert 1 <= done_before < 3
+    assert json.loads((run / "run.json").read_text())["status"] == "running"
+
+    procs = _start_workers(tmp_path, run, "resumed", "3")
+    try:
+        logs = [p.communicate(timeout=150)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    assert [p.returncode for p in procs] == [0, 0], "\n----\n".join(s[-2500:] for s in logs)
+    chief, other = (json.loads((tmp_path / f"resumed{i}.json").read_text()) for i in range(2))
+    assert chief["history"] == other["history"] == [["head", 1], ["all", 1], ["all", 2], ["all", 3]]
+    assert abs(chief["kernel_sum"] - other["kernel_sum"]) < 1e-5  # resumed in sync
+    assert "resumed: stage 1 'head' was finished" in logs[0]
+    assert f"resumed: stage 2 'all' continues at epoch {done_before + 1}/3" in logs[0]
+    assert "feature cache" not in logs[0]  # stage 1 was not trained again
+    epochs_run = [ln for ln in logs[0].splitlines() if "Epoch " in ln and "/3" in ln]
+    assert len(epochs_run) == 3 - done_before  # only the missing epochs ran
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    assert len((run / "history.csv").read_text().splitlines()) == 5  # header + 4 epochs, once each
+
+
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     mode, out_path = sys.argv[1], sys.argv[2]
-    report = {"mirrored": mirrored, "worker": worker}[mode](out_path, sys.argv[3])
+    args = [int(a) for a in sys.argv[4:]]
+    report = {"mirrored": mirrored, "worker": worker}[mode](out_path, sys.argv[3], *args)
     with open(out_path, "w", encoding="utf-8") as fh:
         json.dump(report, fh)
