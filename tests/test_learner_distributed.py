@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -181,10 +182,21 @@ def _start_workers(tmp_path: Path, run: Path, tag: str, *extra: str, **env: str)
     return procs
 
 
+def _run_workers(procs: list[subprocess.Popen], timeout: float = 150) -> list[str]:
+    try:
+        return [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+
+
 def test_two_workers_killed_mid_stage_resume_together(tmp_path):
-    """SIGKILL both workers after the chief finished epoch 1 of stage 2; the same command
-    again resumes both at the next epoch (restored from the chief's checkpoint), in sync,
-    and the history holds each epoch once."""
+    """SIGKILL both workers after the chief finished epoch 1 of stage 2. A worker restarted
+    without its own files makes every worker stop with a clear message (not a hang), the
+    chief's run directory untouched; the same command with the files back resumes both at
+    the next epoch (restored from the chief's checkpoint), in sync, each epoch once."""
     run = tmp_path / "run"
     state = run / "checkpoints" / "2_all" / "state.json"
     procs = _start_workers(tmp_path, run, "killed", "3", SLOW_EPOCHS="2")
@@ -208,15 +220,22 @@ def test_two_workers_killed_mid_stage_resume_together(tmp_path):
     done_before = json.loads(state.read_text())["epochs_done"]
     assert 1 <= done_before < 3
     assert json.loads((run / "run.json").read_text())["status"] == "running"
+    chief_files = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
 
+    # Worker 1 restarted without its temp folder: it would start afresh while the chief
+    # resumes; both stop with a clear message instead of mismatched collectives.
+    shutil.move(tmp_path / "tmp1", tmp_path / "tmp1.saved")
+    logs = _run_workers(_start_workers(tmp_path, run, "lost", "3"))
+    assert all("The workers disagree on where stage 1 'head' resumes" in log for log in logs), logs[0][-2500:]
+    assert "replica 0: finished, replica 1: from the start" in logs[0]
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == chief_files  # nothing lost
+    assert json.loads(state.read_text())["epochs_done"] == done_before
+
+    # With its temp folder back, the same command resumes both workers.
+    shutil.rmtree(tmp_path / "tmp1")
+    shutil.move(tmp_path / "tmp1.saved", tmp_path / "tmp1")
     procs = _start_workers(tmp_path, run, "resumed", "3")
-    try:
-        logs = [p.communicate(timeout=150)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
+    logs = _run_workers(procs)
     assert [p.returncode for p in procs] == [0, 0], "\n----\n".join(s[-2500:] for s in logs)
     chief, other = (json.loads((tmp_path / f"resumed{i}.json").read_text()) for i in range(2))
     assert chief["history"] == other["history"] == [["head", 1], ["all", 1], ["all", 2], ["all", 3]]

@@ -195,6 +195,16 @@ def worker_dir(run_dir: str | os.PathLike, strategy: tf.distribute.Strategy | No
     return os.path.join(tempfile.gettempdir(), "tl_kit_workers", key, f"{task_type}_{task_id}")
 
 
+def gather_from_workers(strategy: tf.distribute.Strategy, value: int) -> list[int]:
+    """Every replica's ``value`` (replicas of one worker repeat that worker's value, workers in
+    task order), on every worker, by one all-gather. A single process (default strategy or
+    MirroredStrategy) returns ``[value]``. All workers must call it at the same point."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return [int(value)]
+    per_replica = strategy.run(lambda: tf.constant([int(value)], tf.int64))
+    return [int(v) for v in strategy.gather(per_replica, axis=0).numpy().tolist()]
+
+
 _FILE_READERS = (b"TFRecordDataset", b"TextLineDataset", b"FixedLengthRecordDataset")
 
 

@@ -695,6 +695,30 @@ class Learner:
                 shutil.rmtree(d)
         (self._out / "checkpoints" / f"{tag}.weights.h5").unlink(missing_ok=True)
 
+    def _agree_on_resume(self, index: int, stage: Stage, finished: bool, epochs_done: int) -> None:
+        """Under MultiWorkerMirroredStrategy every worker decides from its own files where a
+        resumed stage starts (the chief from run_dir, the others from their temp folders).
+        If they disagree, their collective ops would not match and training would hang or
+        fail deep inside TensorFlow; stop every worker with a clear message instead."""
+        from tl_kit import distribute as dist
+        from tl_kit.errors import UserError
+
+        code = stage.epochs + 1 if finished else epochs_done
+        codes = dist.gather_from_workers(self.strategy, code)
+        if len(set(codes)) <= 1:
+            return
+
+        def where(c: int) -> str:
+            return "finished" if c > stage.epochs else (f"after epoch {c}" if c else "from the start")
+
+        seen = ", ".join(f"replica {i}: {where(c)}" for i, c in enumerate(codes))
+        raise UserError(
+            f"The workers disagree on where stage {index + 1} {stage.name!r} resumes ({seen}). "
+            f"The chief reads {str(self.run_dir)!r}; every other worker reads its own temp folder "
+            f"(this one: {str(self._out)!r}), which must survive the restart. Restart the workers "
+            "on the same machines with the same temp folders, or start the run again with "
+            f"overwrite=True (tl-kit train --overwrite). Received: run_dir={str(self.run_dir)!r}")
+
     def _run_stage(self, index: int, stage: Stage, data) -> None:
         n = self._n_blocks(stage)
         trainable = set_trainable_blocks(self.backbone, self.blocks, n, train_bn=stage.train_bn)
@@ -716,7 +740,9 @@ class Learner:
         state = self._stage_state(tag) if self._resuming and self.save_model else None
         if not self._resuming:
             self._remove_stale(tag)
-        if self._resuming and done.is_file() and state is not None:
+        finished = self._resuming and done.is_file() and state is not None
+        self._agree_on_resume(index, stage, finished, int((state or {}).get("epochs_done", 0)))
+        if finished:
             self.model.load_weights(done)
             hist = state["history"]
             self._log(f"resumed: stage {index + 1} {stage.name!r} was finished "
