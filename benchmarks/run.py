@@ -43,14 +43,14 @@ NAMES = ("overhead", "cache", "pipeline", "recipe", "mirrored")
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "overhead": {"size": 64, "images": 256, "batch": 32, "epochs": 3, "repeats": 3},
-        "cache": {"size": 128, "images": 400, "epochs": 30},
+        "cache": {"size": 128, "images": 1797, "epochs": 30, "tl_repeats": 3},
         "pipeline": {"size": 128, "batches": 8, "steps": 3, "images": 192},
         "recipe": {"labels_per_class": 20, "pre_epochs": 5, "epochs": 9, "repeats": 2},
         "mirrored": {"size": 64, "batch": 16, "steps": 5, "warmup": 2, "repeats": 2},
     },
     "full": {
         "overhead": {"size": 128, "images": 256, "batch": 32, "epochs": 5, "repeats": 5},
-        "cache": {"size": 128, "images": 1797, "epochs": 30},
+        "cache": {"size": 128, "images": 1797, "epochs": 30, "tl_repeats": 5},
         "pipeline": {"size": 128, "batches": 30, "steps": 10, "images": 1024},
         "recipe": {"labels_per_class": 20, "pre_epochs": 20, "epochs": 15, "repeats": 3},
         "mirrored": {"size": 128, "batch": 32, "steps": 10, "warmup": 3, "repeats": 3},
