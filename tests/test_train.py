@@ -316,3 +316,30 @@ def test_a_backbone_spec_passed_in_is_used_as_given(tmp_path):
     pools = [la for la in learner.backbone._flatten_layers() if isinstance(la, keras.layers.Layer)
              and "pool" in la.name]
     assert pools and all(isinstance(p, keras.layers.MaxPooling2D) for p in pools)
+
+
+def test_a_recipe_given_to_fit_rebuilds_the_untrained_head(tmp_path, digits, pretrained_file):
+    x, y = digits
+    flat = Recipe(name="flat", dropout=0.0, head_pool="flatten",
+                  stages=[Stage(epochs=1, augment="none", early_stopping=0)])
+    avg = Recipe(name="avg", dropout=0.3, head_pool="avg",
+                 stages=[Stage(epochs=1, augment="none", early_stopping=0)])
+    learner = finetune("lenet5", num_classes=3, weights=pretrained_file, recipe=flat,
+                       run_dir=tmp_path / "a", verbose=0, tensorboard=False)
+    assert isinstance(learner.model.get_layer("head_pool"), keras.layers.Flatten)
+    learner.fit((x, y), recipe=avg)  # not trained yet: the head follows the new recipe
+    assert isinstance(learner.model.get_layer("head_pool"), keras.layers.GlobalAveragePooling2D)
+    assert learner.model.get_layer("head_dropout").rate == 0.3
+    assert learner.model.get_layer("predictions").kernel.shape[0] == 16  # 5x5x16 maps, averaged
+    trained = [w.copy() for w in learner.model.get_layer("predictions").get_weights()]
+
+    # trained: a new dropout rate is taken, the weights are kept; another pooling is an error
+    from tl_kit.errors import UserError
+
+    with pytest.raises(UserError, match=r"attaches the head differently .*Received: recipe='flat'"):
+        learner.fit((x, y), recipe=flat, overwrite=True)
+    less = Recipe(name="less", dropout=0.1, head_pool="avg", stages=[Stage(epochs=0)])
+    learner.fit((x, y), recipe=less, overwrite=True)
+    assert learner.model.get_layer("head_dropout").rate == 0.1
+    for a, b in zip(trained, learner.model.get_layer("predictions").get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

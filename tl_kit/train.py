@@ -398,6 +398,38 @@ class Learner:
         )
         return self.model
 
+    @staticmethod
+    def _head_settings(recipe: Recipe | None) -> tuple:
+        r = recipe or builtin_recipe("small")
+        return (r.head_layer, r.head_pool, float(r.dropout))
+
+    def _use_recipe(self, recipe: Recipe) -> None:
+        """Adopt a recipe given to ``fit``. The head is built from the recipe (cut layer,
+        pooling, dropout): an untrained model is rebuilt to match, a trained one keeps its
+        weights and only takes the new dropout rate; a different cut or pooling there is an
+        error rather than a silent mismatch."""
+        old, new = self._head_settings(self.recipe), self._head_settings(recipe)
+        if self.model is None or old == new:
+            self.recipe = recipe
+            return
+        if not self.history:
+            self.recipe = recipe
+            self._log(f"recipe {recipe.name!r} given to fit: rebuilding the head (layer, pooling, "
+                      f"dropout {old} -> {new})")
+            self.model = None
+            return
+        if old[:2] != new[:2]:
+            from tl_kit.errors import UserError
+
+            raise UserError(
+                f"Recipe {recipe.name!r} attaches the head differently (head_layer, head_pool "
+                f"{old[:2]} -> {new[:2]}) from the model this learner already trained. Keep "
+                "head_layer and head_pool, or start a new learner with this recipe. "
+                f"Received: recipe={recipe.name!r}")
+        self.recipe = recipe
+        self._dropout.rate = new[2]
+        self._log(f"recipe {recipe.name!r} given to fit: head dropout {old[2]} -> {new[2]}")
+
     def _weights_label(self) -> str:
         w = self.weights
         return repr(w) if w in (None, "imagenet") else repr(os.fspath(w))
@@ -544,7 +576,7 @@ class Learner:
         if overwrite is not None:
             self.overwrite = bool(overwrite)
         if recipe is not None:
-            self.recipe = load_recipe(recipe)
+            self._use_recipe(load_recipe(recipe))
         self._prepare_run_dir()  # writable, not a complete run (unless overwrite): BEFORE data
         for line in self._log_lines:
             with open(self._out / "train.log", "a") as f:
