@@ -240,6 +240,38 @@ def test_tf_data_and_dict_sources():
     assert grey.arrays("train")[0].shape == (20, 16, 16, 1)
 
 
+@pytest.mark.filterwarnings("ignore:Skipped 1 unreadable file")
+def test_split_folders_as_a_dict_or_a_parent_folder(tmp_path):
+    """photos/train/<class>, photos/val/<class>: the user's split is kept, labels follow the
+    train folder's class names, bad files are skipped in every split."""
+    root = tmp_path / "photos"
+    colours = {"apple": (200, 30, 30), "banana": (30, 200, 30), "cherry": (30, 30, 200)}
+    for name, col in colours.items():
+        _fill_class(root / "train" / name, 5, col)
+    for name in ("banana", "cherry"):  # val lacks a class: allowed
+        _fill_class(root / "val" / name, 2, colours[name], ".jpg")
+    (root / "val" / "cherry" / "broken.jpg").write_bytes(b"not an image")
+    for src in ({"train": root / "train", "validation": str(root / "val")}, root):
+        data = load_data(src, image_size=SIZE, run_dir=tmp_path / "run")
+        assert data.class_names == ["apple", "banana", "cherry"]
+        assert data.size("train") == 15 and data.size("val") == 4 and not data.has("test")
+        assert data.info.split_counts["val"] == {"apple": 0, "banana": 2, "cherry": 2}
+        x, y = data.arrays("val")
+        for img, label in zip(x, y, strict=True):  # each image carries its class's colour
+            np.testing.assert_allclose(img.mean(axis=(0, 1)), colours[data.class_names[label]], atol=3)
+        assert any(p.endswith("broken.jpg") for p, _ in data.info.skipped)
+        assert (tmp_path / "run" / "hygiene.csv").is_file()
+    # without a val folder, val is carved from train (stratified) as for one folder
+    carved = load_data({"train": root / "train"}, image_size=SIZE, validation_split=0.2)
+    assert carved.size("val") == 3 and carved.info.split_counts["val"] == {"apple": 1, "banana": 1, "cherry": 1}
+    # a class the train folder does not have is an error naming both folders
+    _fill_class(root / "val" / "durian", 1, (90, 90, 90))
+    with pytest.raises(UserError, match=r"val folder .*photos/val has class folder\(s\) \['durian'\]"):
+        load_data(root, image_size=SIZE)
+    with pytest.raises(UserError, match="needs a 'train' entry"):
+        load_data({"val": root / "val"}, image_size=SIZE)
+
+
 def test_tfds_mock():
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=12):

@@ -7,11 +7,14 @@ that yield ``(images, labels)`` batches: float32 raw pixels in ``[0, 255]`` of s
 
 Sources
     * a folder with one sub-folder per class (images anywhere below a class folder belong
-      to it; JPEG, PNG, BMP, GIF and WebP, extension in any case);
+      to it; JPEG, PNG, BMP, GIF and WebP, extension in any case); or a folder whose
+      sub-folders are ``train`` / ``val`` (``validation``) / ``test``, each with one
+      sub-folder per class: that split is used as it is;
     * ``"tfds:NAME"`` (``tensorflow_datasets.load``; downloads happen on the user's machine);
     * ``(x, y)`` arrays, ``y`` integer labels or one-hot;
     * a ``tf.data.Dataset`` of ``(image, label)`` (batched or not);
-    * a dict of explicit splits ``{"train": ..., "val": ..., "test": ...}`` of the above.
+    * a dict of explicit splits ``{"train": ..., "val": ..., "test": ...}`` of the above
+      (folders included: ``{"train": "photos/train", "val": "photos/val"}``).
 
 Decoding strategy (folders)
     Every file is decoded once with PIL during the hygiene scan, in parallel threads (PIL
@@ -685,6 +688,82 @@ def _load_dict(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_c
     return Data(info, size, splits, resize=resize, run_dir=_str(run_dir), seed=seed)
 
 
+def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_classes,
+                        class_names, workers=None) -> Data:
+    """``{"train": folder, "val": folder, "test": folder}``: splits made by the user, one
+    class folder layout each. Every folder gets the same hygiene scan; the class names are
+    the train folder's, and another split may hold fewer classes but no new one. A missing
+    "val" (or "test") is carved from train with the requested fraction, stratified."""
+    zero = {k: 0.0 for k in fracs}
+    loaded: dict[str, Data] = {}
+    for key, folder in src.items():
+        s = _SPLIT_ALIASES.get(str(key))
+        if s is None:
+            raise UserError(f"Split names must be among {SPLITS}. Received: key={key!r}")
+        if s in loaded:
+            raise UserError(f"Split {s!r} given twice. Received: keys={list(src)!r}")
+        loaded[s] = _load_folder(Path(folder), size=size, channels=channels, resize=resize, fracs=zero,
+                                 seed=seed, run_dir=None, num_classes=num_classes if s == "train" else None,
+                                 workers=workers)
+    if "train" not in loaded:
+        raise UserError(f"A dict of split folders needs a 'train' entry. Received: keys={list(src)!r}")
+    names = loaded["train"].class_names
+    if class_names is not None and list(class_names) != list(names):
+        raise UserError(f"class_names {list(class_names)} differ from the class folders of "
+                        f"{src['train']} ({names}). Received: class_names={list(class_names)!r}")
+    splits: dict[str, _Split] = {}
+    records: list[HygieneRecord] = []
+    skipped: list = []
+    for s, d in loaded.items():
+        part = d._get("train")
+        extra = [c for c in d.class_names if c not in names]
+        if extra:
+            raise UserError(f"The {s} folder {_src_of(src, s)} has class folder(s) {extra} that the train "
+                            f"folder {_src_of(src, 'train')} does not have. Received: {extra!r}")
+        remap = np.array([names.index(c) for c in d.class_names], np.int64)
+        splits[s] = _Split(remap[part.labels], x=part.x, paths=part.paths)
+        records += d.hygiene
+        skipped += d.info.skipped
+    missing = {k: f for k, f in fracs.items() if f > 0 and k not in splits}
+    if missing:
+        tr = splits["train"]
+        sub = {k: missing.get(k, 0.0) for k in ("val", "test")}
+        idx = _index_split(tr.labels, sub, seed, names, run_dir, "train folder")
+        for k in ["train", *missing]:
+            ii = idx[k]
+            splits[k] = _Split(tr.labels[ii], x=tr.x[ii] if tr.x is not None else None,
+                               paths=[tr.paths[i] for i in ii] if tr.paths is not None else None)
+    if run_dir is not None:
+        _write_hygiene(run_dir, records, Path(_src_of(src, "train")))
+    source = ", ".join(f"{k}={_src_of(src, k)}" for k in loaded)
+    info = _make_info(names, channels, source, {k: v.labels for k, v in splits.items()}, skipped)
+    return Data(info, size, splits, resize=resize, hygiene=records, run_dir=_str(run_dir), seed=seed)
+
+
+def _split_subfolders(root: Path) -> dict[str, str] | None:
+    """``{"train": root/train, ...}`` when ``root``'s sub-folders are all split names
+    (train, val/validation/valid, test), one of them train, each holding class folders;
+    otherwise None (then the sub-folders are the classes)."""
+    if not root.is_dir():
+        return None
+    subs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if not subs or any(p.name.lower() not in _SPLIT_ALIASES for p in subs):
+        return None
+    if "train" not in {_SPLIT_ALIASES[p.name.lower()] for p in subs}:
+        return None
+    if not all(any(c.is_dir() for c in p.iterdir()) for p in subs):
+        return None
+    return {p.name.lower(): str(p) for p in sorted(subs)}
+
+
+def _src_of(src: dict, split: str) -> str:
+    """The folder given for ``split`` (by any of its aliases)."""
+    for k, v in src.items():
+        if _SPLIT_ALIASES.get(str(k)) == split:
+            return os.fspath(v)
+    return "?"
+
+
 def _str(p) -> str | None:
     return None if p is None else str(p)
 
@@ -731,6 +810,8 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
     kw = dict(size=size, channels=channels, resize=resize, fracs=fracs, seed=int(seed),
               run_dir=run_dir, num_classes=num_classes, class_names=class_names)
     if isinstance(source, dict):
+        if source and all(isinstance(v, (str, os.PathLike)) for v in source.values()):
+            return _load_split_folders(source, workers=workers, **kw)
         return _load_dict(source, **kw)
     if _is_tf_dataset(source):
         return _load_single(source, source="tf.data", **kw)
@@ -739,6 +820,9 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
     if isinstance(source, str) and source.startswith("tfds:"):
         return _load_tfds(source, **kw)
     if isinstance(source, (str, os.PathLike)):
+        split_dirs = _split_subfolders(Path(source))
+        if split_dirs:  # photos/train/<class>, photos/val/<class>: the user's own split
+            return _load_split_folders(split_dirs, workers=workers, **kw)
         return _load_folder(Path(source), workers=workers, **kw)
     raise UserError(
         "`source` must be a folder path, 'tfds:NAME', (x, y) arrays, a tf.data.Dataset or a dict "
