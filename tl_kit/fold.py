@@ -11,7 +11,7 @@ and the BatchNormalization layer becomes a pass-through. The network computes th
 function with one elementwise pass fewer per block, and TensorFlow's graph optimiser can then
 fuse convolution + bias + ReLU into one kernel. tl_kit uses this for the feature cache (the
 frozen backbone runs once over every image, in inference mode): MobileNetV2 at 128 px runs
-about 1.35x faster on a 2-core CPU (benchmarks/bench_cache.py; figures in
+about 1.5x faster on a 2-core CPU (480-555 vs 320-350 images/s, side by side; figures in
 benchmarks/RESULTS.md). This is the standard "batch-norm folding" used by inference
 compilers (Jacob et al., 2018, "Quantization and Training of Neural Networks for Efficient
 Integer-Arithmetic-Only Inference", section 3.2).
