@@ -126,24 +126,9 @@ def test_learner_on_two_cpu_replicas_matches_one_device(tmp_path):
 def test_two_workers_run_a_recipe_and_only_the_chief_writes_the_run_dir(tmp_path):
     import tomllib
 
-    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
     run = tmp_path / "run"
-    procs = []
-    try:
-        for i in range(2):
-            tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-            tmp = tmp_path / f"tmp{i}"
-            tmp.mkdir()
-            procs.append(subprocess.Popen(
-                [sys.executable, str(HERE), "worker", str(tmp_path / f"w{i}.json"), str(run)],
-                env=_env(TF_CONFIG=tf_config, TMPDIR=str(tmp)), cwd=tmp_path,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        logs = [p.communicate(timeout=150)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
+    procs = _start_workers(tmp_path, run, "w")
+    logs = _run_workers(procs)
     assert [p.returncode for p in procs] == [0, 0], "\n----\n".join(s[-2500:] for s in logs)
     chief, other = (json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(2))
     assert chief["mwms"] and other["mwms"]

@@ -656,16 +656,36 @@ def _load_single(src, *, size, channels, resize, fracs, seed, run_dir, num_class
     return Data(info, size, splits, resize=resize, run_dir=_str(run_dir), seed=seed)
 
 
+def _split_key(key, seen: dict, src: dict) -> str:
+    """The split a dict key names ("validation" -> "val"); unknown or repeated is an error."""
+    s = _SPLIT_ALIASES.get(str(key))
+    if s is None:
+        raise UserError(f"Split names must be among {SPLITS}. Received: key={key!r}")
+    if s in seen:
+        raise UserError(f"Split {s!r} given twice. Received: keys={list(src)!r}")
+    return s
+
+
+def _carve_missing(splits: dict[str, _Split], fracs, seed, names, run_dir, source: str) -> None:
+    """A dict without "val" (or "test") gets it from train when its fraction is > 0
+    (stratified, seeded, reusing run_dir/manifest.json)."""
+    missing = {s: f for s, f in fracs.items() if f > 0 and s not in splits}
+    if not missing:
+        return
+    tr = splits["train"]
+    idx = _index_split(tr.labels, {s: missing.get(s, 0.0) for s in ("val", "test")}, seed, names,
+                       run_dir, source)
+    for s in ["train", *missing]:
+        ii = idx[s]
+        splits[s] = _Split(tr.labels[ii], x=tr.x[ii] if tr.x is not None else None,
+                           paths=[tr.paths[i] for i in ii] if tr.paths is not None else None)
+
+
 def _load_dict(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_classes,
                class_names, source: str = "dict") -> Data:
     parts = {}
     for key, val in src.items():
-        s = _SPLIT_ALIASES.get(str(key))
-        if s is None:
-            raise UserError(f"Split names must be among {SPLITS}. Received: key={key!r}")
-        if s in parts:
-            raise UserError(f"Split {s!r} given twice. Received: keys={list(src)!r}")
-        parts[s] = _to_xy(val, size, channels, resize, f"{source}[{key!r}]")
+        parts[_split_key(key, parts, src)] = _to_xy(val, size, channels, resize, f"{source}[{key!r}]")
     if "train" not in parts:
         raise UserError(f"A dict of splits needs a 'train' entry. Received: keys={list(src)!r}")
     ks = {p[2] for p in parts.values() if p[2] is not None}
@@ -674,16 +694,7 @@ def _load_dict(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_c
     y_all = np.concatenate([p[1] for p in parts.values()])
     names = _resolve_classes(y_all, ks.pop() if ks else None, num_classes, class_names, source)
     splits = {s: _Split(p[1], x=p[0]) for s, p in parts.items()}
-    # a dict without "val" is split from train when validation_split > 0
-    missing = {s: f for s, f in fracs.items() if f > 0 and s not in splits}
-    if missing:
-        tr = splits["train"]
-        sub = {s: missing.get(s, 0.0) for s in ("val", "test")}
-        idx = _index_split(tr.labels, sub, seed, names, run_dir, source)
-        for s in ("val", "test"):
-            if s in missing:
-                splits[s] = _Split(tr.labels[idx[s]], x=tr.x[idx[s]])
-        splits["train"] = _Split(tr.labels[idx["train"]], x=tr.x[idx["train"]])
+    _carve_missing(splits, fracs, seed, names, run_dir, source)
     info = _make_info(names, channels, source, {s: v.labels for s, v in splits.items()})
     return Data(info, size, splits, resize=resize, run_dir=_str(run_dir), seed=seed)
 
@@ -697,11 +708,7 @@ def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_d
     zero = {k: 0.0 for k in fracs}
     loaded: dict[str, Data] = {}
     for key, folder in src.items():
-        s = _SPLIT_ALIASES.get(str(key))
-        if s is None:
-            raise UserError(f"Split names must be among {SPLITS}. Received: key={key!r}")
-        if s in loaded:
-            raise UserError(f"Split {s!r} given twice. Received: keys={list(src)!r}")
+        s = _split_key(key, loaded, src)
         loaded[s] = _load_folder(Path(folder), size=size, channels=channels, resize=resize, fracs=zero,
                                  seed=seed, run_dir=None, num_classes=num_classes if s == "train" else None,
                                  workers=workers)
@@ -724,15 +731,7 @@ def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_d
         splits[s] = _Split(remap[part.labels], x=part.x, paths=part.paths)
         records += d.hygiene
         skipped += d.info.skipped
-    missing = {k: f for k, f in fracs.items() if f > 0 and k not in splits}
-    if missing:
-        tr = splits["train"]
-        sub = {k: missing.get(k, 0.0) for k in ("val", "test")}
-        idx = _index_split(tr.labels, sub, seed, names, run_dir, "train folder")
-        for k in ["train", *missing]:
-            ii = idx[k]
-            splits[k] = _Split(tr.labels[ii], x=tr.x[ii] if tr.x is not None else None,
-                               paths=[tr.paths[i] for i in ii] if tr.paths is not None else None)
+    _carve_missing(splits, fracs, seed, names, run_dir, "train folder")
     if run_dir is not None:
         _write_hygiene(run_dir, records, Path(_src_of(src, "train")))
     source = ", ".join(f"{k}={_src_of(src, k)}" for k in loaded)
