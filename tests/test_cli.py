@@ -149,7 +149,7 @@ def _entry_point() -> list[str]:
 
 
 def test_installed_entry_point_unknown_model_exits_2_without_traceback():
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     proc = subprocess.run(
         [*_entry_point(), "summary", "definitely_not_a_model"],
         capture_output=True,
@@ -160,6 +160,21 @@ def test_installed_entry_point_unknown_model_exits_2_without_traceback():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "tl-kit: error: Unknown model 'definitely_not_a_model'" in proc.stderr
+    # only the error: TensorFlow's native start-up banner is filtered out
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tl-kit: error: Unknown model"), proc.stderr
+
+
+def test_tf_banner_filter_keeps_every_other_line():
+    from tl_kit.cli import without_tf_banner
+
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on. You may see ...\n"
+            "W0000 00:00:1.0 1 gpu_device.cc:2342] Cannot dlopen some GPU libraries.\n"
+            "I0000 00:00:1.0 1 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to use "
+            "available CPU instructions in performance-critical operations.\n"
+            "To enable the following instructions: AVX2 FMA, in other operations, rebuild ...\n")
+    assert without_tf_banner(text) == "W0000 00:00:1.0 1 gpu_device.cc:2342] Cannot dlopen some GPU libraries.\n"
 
 
 def test_help_does_not_import_tensorflow():

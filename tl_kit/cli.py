@@ -1040,6 +1040,54 @@ def _user_facing_errors() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+# TensorFlow's native start-up banner: written by C++ straight to file descriptor 2 while
+# TensorFlow is imported, whatever TF_CPP_MIN_LOG_LEVEL says (TF 2.21). Only these lines are
+# dropped; anything else written during the import (a missing CUDA library, say) is kept.
+_TF_BANNER = (
+    "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions:",
+)
+
+
+def without_tf_banner(text: str) -> str:
+    """``text`` without the lines of TensorFlow's start-up banner (:data:`_TF_BANNER`)."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not any(marker in line for marker in _TF_BANNER))
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with file descriptor 2 sent to a temporary file, then write back
+    what it held minus the banner (all of it if the import fails)."""
+    if "tensorflow" in sys.modules:
+        return
+    import os
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr: nothing to filter
+        import tensorflow  # noqa: F401
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        failed = True
+        try:
+            import tensorflow  # noqa: F401
+
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+            sys.stderr.write(text if failed else without_tf_banner(text))
+            sys.stderr.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tl-kit`` with ``argv`` (``sys.argv[1:]`` by default); returns the exit status."""
     parser = build_parser()
@@ -1049,6 +1097,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return (
             exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USER_ERROR)
         )
+    import_tensorflow_quietly()  # every command uses TensorFlow; --help returned above
     try:
         status = args._run(args)
     except Exception as err:
