@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,25 +19,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _subproc import free_port, subprocess_env
 
 from tl_kit import distribute as dist
 
 WORKER = Path(__file__).with_name("_dist_worker.py")
 REPO = WORKER.parent.parent
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # === Multi-device (subprocesses) ===
@@ -49,7 +35,7 @@ def test_mirrored_two_cpu_devices_match_one_device(tmp_path):
     out = tmp_path / "mirrored.json"
     proc = subprocess.run(
         [sys.executable, str(WORKER), "mirrored", str(out)],
-        env=_env(),
+        env=subprocess_env(),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -69,7 +55,7 @@ def test_mirrored_two_cpu_devices_match_one_device(tmp_path):
 
 def test_two_workers_train_to_the_end_and_only_chief_writes_run_dir(tmp_path):
     run_dir = tmp_path / "run"
-    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     procs: list[subprocess.Popen] = []
     outs = [tmp_path / f"worker{i}.json" for i in range(2)]
     try:
@@ -78,7 +64,7 @@ def test_two_workers_train_to_the_end_and_only_chief_writes_run_dir(tmp_path):
             procs.append(
                 subprocess.Popen(
                     [sys.executable, str(WORKER), "worker", str(outs[i]), str(run_dir)],
-                    env=_env(TF_CONFIG=tf_config),
+                    env=subprocess_env(TF_CONFIG=tf_config),
                     cwd=tmp_path,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
@@ -469,7 +455,7 @@ def test_gpu_bench_quick_runs_on_cpu_and_writes_json(tmp_path):
             "--out",
             str(out),
         ],
-        env=_env(),
+        env=subprocess_env(),
         cwd=tmp_path,
         capture_output=True,
         text=True,

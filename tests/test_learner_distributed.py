@@ -12,14 +12,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _subproc import free_port, subprocess_env
+
 HERE = Path(__file__).resolve()
-REPO = HERE.parent.parent
 
 
 def _data():
@@ -95,26 +95,12 @@ def worker(out: str, run_dir: str, epochs: int = 2) -> dict:
 # === Tests ===
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_learner_on_two_cpu_replicas_matches_one_device(tmp_path):
     """Same global batch (16), fixed data order, no dropout: the final weights of a
     head-cached stage + a full SGD stage agree within 1e-5 (abs; float32 sums in another order)."""
     out = tmp_path / "mirrored.json"
     proc = subprocess.run([sys.executable, str(HERE), "mirrored", str(out), str(tmp_path / "runs")],
-                          env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=150)
+                          env=subprocess_env(), cwd=tmp_path, capture_output=True, text=True, timeout=150)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["replicas"] == {"one": 1, "two": 2}
@@ -154,7 +140,7 @@ def test_two_workers_run_a_recipe_and_only_the_chief_writes_the_run_dir(tmp_path
 
 
 def _start_workers(tmp_path: Path, run: Path, tag: str, *extra: str, **env: str) -> list[subprocess.Popen]:
-    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     procs = []
     for i in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
@@ -162,7 +148,7 @@ def _start_workers(tmp_path: Path, run: Path, tag: str, *extra: str, **env: str)
         tmp.mkdir(exist_ok=True)
         procs.append(subprocess.Popen(
             [sys.executable, str(HERE), "worker", str(tmp_path / f"{tag}{i}.json"), str(run), *extra],
-            env=_env(TF_CONFIG=tf_config, TMPDIR=str(tmp), **env), cwd=tmp_path,
+            env=subprocess_env(TF_CONFIG=tf_config, TMPDIR=str(tmp), **env), cwd=tmp_path,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     return procs
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,13 +14,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from _subproc import subprocess_env
 
 from tl_kit.distribute import NonFiniteLossError
 from tl_kit.errors import UserError
 from tl_kit.recipes import Recipe, Stage
 from tl_kit.train import Learner, finetune
-
-REPO = Path(__file__).resolve().parent.parent
 
 # A training script the test kills and reruns: two stages, a slow epoch so the kill lands
 # in the middle of stage 2 (the sleep is the script's, not the library's).
@@ -52,14 +50,6 @@ print("TRAINING DONE", flush=True)
 '''
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
-
-
 def _rows(run: Path) -> list[tuple[str, str]]:
     with open(run / "history.csv") as f:
         return [(r["stage"], r["epoch"]) for r in csv.DictReader(f)]
@@ -70,7 +60,7 @@ def test_sigkill_mid_stage_then_rerun_resumes_stage_and_epoch(tmp_path):
     script.write_text(SCRIPT)
     run = tmp_path / "run"
     state = run / "checkpoints" / "2_all" / "state.json"
-    proc = subprocess.Popen([sys.executable, str(script), str(run)], env=_env(SLOW_EPOCHS="1.5"),
+    proc = subprocess.Popen([sys.executable, str(script), str(run)], env=subprocess_env(SLOW_EPOCHS="1.5"),
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -93,7 +83,7 @@ def test_sigkill_mid_stage_then_rerun_resumes_stage_and_epoch(tmp_path):
     assert not (run / "model.keras").exists()
 
     # the same command again: resumes stage 2 after its last finished epoch
-    again = subprocess.run([sys.executable, str(script), str(run)], env=_env(), cwd=tmp_path,
+    again = subprocess.run([sys.executable, str(script), str(run)], env=subprocess_env(), cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
     out = again.stdout + again.stderr
     assert again.returncode == 0, out[-3000:]
