@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from _subproc import free_port, subprocess_env
+from _subproc import communicate_all, free_port, subprocess_env
 
 from tl_kit import distribute as dist
 
@@ -71,12 +71,8 @@ def test_two_workers_train_to_the_end_and_only_chief_writes_run_dir(tmp_path):
                     text=True,
                 )
             )
-        logs = [p.communicate(timeout=120)[0] for p in procs]
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
+        logs = communicate_all(procs, timeout=120)
     assert [p.returncode for p in procs] == [0, 0], "\n".join(s[-2000:] for s in logs)
     chief, other = (json.loads(o.read_text()) for o in outs)
     try:

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from _subproc import free_port, subprocess_env
+from _subproc import communicate_all, free_port, subprocess_env
 
 HERE = Path(__file__).resolve()
 
@@ -114,7 +114,7 @@ def test_two_workers_run_a_recipe_and_only_the_chief_writes_the_run_dir(tmp_path
 
     run = tmp_path / "run"
     procs = _start_workers(tmp_path, run, "w")
-    logs = _run_workers(procs)
+    logs = communicate_all(procs, timeout=150)
     assert [p.returncode for p in procs] == [0, 0], "\n----\n".join(s[-2500:] for s in logs)
     chief, other = (json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(2))
     assert chief["mwms"] and other["mwms"]
@@ -153,16 +153,6 @@ def _start_workers(tmp_path: Path, run: Path, tag: str, *extra: str, **env: str)
     return procs
 
 
-def _run_workers(procs: list[subprocess.Popen], timeout: float = 150) -> list[str]:
-    try:
-        return [p.communicate(timeout=timeout)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
-
-
 def test_two_workers_killed_mid_stage_resume_together(tmp_path):
     """SIGKILL both workers after the chief finished epoch 1 of stage 2. A worker restarted
     without its own files makes every worker stop with a clear message (not a hang), the
@@ -181,12 +171,8 @@ def test_two_workers_killed_mid_stage_resume_together(tmp_path):
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
-        logs = [p.communicate(timeout=30)[0] for p in procs]
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
+        logs = communicate_all(procs, timeout=30)
     assert alive == [True, True], "a worker ended before the kill:\n" + "\n----\n".join(s[-2500:] for s in logs)
     done_before = json.loads(state.read_text())["epochs_done"]
     assert 1 <= done_before < 3
@@ -196,7 +182,7 @@ def test_two_workers_killed_mid_stage_resume_together(tmp_path):
     # Worker 1 restarted without its temp folder: it would start afresh while the chief
     # resumes; both stop with a clear message instead of mismatched collectives.
     shutil.move(tmp_path / "tmp1", tmp_path / "tmp1.saved")
-    logs = _run_workers(_start_workers(tmp_path, run, "lost", "3"))
+    logs = communicate_all(_start_workers(tmp_path, run, "lost", "3"), timeout=150)
     assert all("The workers disagree on where stage 1 'head' resumes" in log for log in logs), logs[0][-2500:]
     assert "replica 0: finished, replica 1: from the start" in logs[0]
     assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == chief_files  # nothing lost
@@ -206,7 +192,7 @@ def test_two_workers_killed_mid_stage_resume_together(tmp_path):
     shutil.rmtree(tmp_path / "tmp1")
     shutil.move(tmp_path / "tmp1.saved", tmp_path / "tmp1")
     procs = _start_workers(tmp_path, run, "resumed", "3")
-    logs = _run_workers(procs)
+    logs = communicate_all(procs, timeout=150)
     assert [p.returncode for p in procs] == [0, 0], "\n----\n".join(s[-2500:] for s in logs)
     chief, other = (json.loads((tmp_path / f"resumed{i}.json").read_text()) for i in range(2))
     assert chief["history"] == other["history"] == [["head", 1], ["all", 1], ["all", 2], ["all", 3]]
