@@ -468,3 +468,102 @@ def test_gpu_bench_quick_runs_on_cpu_and_writes_json(tmp_path):
     assert all(r["images_per_s"] > 0 and np.isfinite(r["final_loss"]) for r in report["results"])
     assert "mirrored_strategy/default_strategy" in report["ratios"]
     assert "MirroredStrategy (1 device) / default strategy" in proc.stdout
+
+
+# === Checkpoint policy (issue 16, point 11) and smoothed best epoch (point 12) ===
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Raises at the end of epoch ``at`` (0-based), before that epoch's checkpoint."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def test_checkpoint_interval_bounds_writes_and_files(tmp_path):
+    """Every epoch (interval 0): one model + optimizer checkpoint kept, not one per epoch;
+    a long interval: one write, at the end. The best weights hold no optimizer state."""
+    every = tmp_path / "every"
+    _, result, _ = _fit(every, 5, checkpoint_interval=0)
+    assert result.checkpoint_writes == 5
+    assert sorted(p for p in os.listdir(every) if p.startswith("ckpt-")) == [
+        "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
+    rare = tmp_path / "rare"
+    model, result, _ = _fit(rare, 5, checkpoint_interval=1e9)
+    assert result.checkpoint_writes == 1
+    state = json.loads((rare / "state.json").read_text())
+    assert state["epochs_done"] == 5 and state["checkpoint"] == "ckpt-5"
+    assert state["checkpoint_writes"] == 1
+    # restore_best_weights: best weights as one .npz of the model's weights only
+    best_dir = tmp_path / "best"
+    model, opt = _net()
+    result = dist.custom_fit(model, opt, "categorical_crossentropy", _data(), _data(24, 1), epochs=4,
+                             checkpoint_dir=best_dir, checkpoint_interval=0, verbose=0)
+    files = os.listdir(best_dir / "best")
+    assert files == [f"weights-{result.best_epoch}.npz"]
+    n_weights = sum(w.size for w in model.get_weights())
+    with np.load(best_dir / "best" / files[0]) as best:
+        assert sum(best[k].size for k in best.files) == n_weights
+    with pytest.raises(ValueError, match="checkpoint_interval"):
+        _fit(None, 1, checkpoint_interval=-1)
+
+
+def test_resume_restarts_at_the_last_written_checkpoint_with_each_epoch_once(tmp_path):
+    """Killed after epoch 5 with the last checkpoint at epoch 2: the rerun trains epochs 3-6
+    again and matches a straight run exactly (history, weights, history.csv)."""
+    ckpt, csv = tmp_path / "ck", tmp_path / "history.csv"
+    straight, full, _ = _fit(None, 6)
+    _fit(ckpt, 2, history_csv=csv, checkpoint_interval=0)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(ckpt, 6, history_csv=csv, checkpoint_interval=1e9, callbacks=[_Interrupt(4)])
+    assert json.loads((ckpt / "state.json").read_text())["epochs_done"] == 2
+    model, resumed, lines = _fit(ckpt, 6, history_csv=csv, checkpoint_interval=1e9)
+    assert resumed.initial_epoch == 2 and lines[0].startswith("Resuming at epoch 3/6")
+    assert [ln.split(" - ")[0] for ln in lines[1:]] == [f"Epoch {e}/6" for e in range(3, 7)]
+    for key, values in resumed.history.items():
+        np.testing.assert_allclose(values, full.history[key], rtol=1e-5, atol=1e-6)
+    for a, b in zip(model.get_weights(), straight.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    rows = csv.read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_resume_restores_the_best_weights_written_with_the_checkpoint(tmp_path):
+    """The best epoch's weights come back after a resume and are restored at the end."""
+    x_val = np.random.default_rng(1).normal(size=(24, 6)).astype("float32")
+    y_bad = np.eye(3, dtype="float32")[2 - ((x_val[:, 0] > 0).astype(int) + (x_val[:, 1] > 1))]
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_bad)).batch(16)
+
+    def fit(epochs, **kw):
+        model, opt = _net()
+        res = dist.custom_fit(model, opt, "categorical_crossentropy", _data(), val, epochs=epochs,
+                              checkpoint_dir=tmp_path / "ck", checkpoint_interval=0, verbose=0, **kw)
+        return model, res
+
+    model, ref = fit(6)
+    shutil.rmtree(tmp_path / "ck")
+    fit(3)
+    resumed_model, res = fit(6)
+    assert res.initial_epoch == 3 and res.best_epoch == ref.best_epoch
+    for a, b in zip(resumed_model.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_smoothing_picks_the_best_moving_average_epoch(tmp_path):
+    """smoothing=3: the best epoch is the one ending the best 3-epoch mean of val_loss, and
+    its weights are restored at the end (no early stop: patience None)."""
+    model, opt = _net()
+    result = dist.custom_fit(model, opt, "categorical_crossentropy", _data(), _data(24, 1),
+                             epochs=8, smoothing=3, verbose=0)
+    vl = np.array(result.history["val_loss"])
+    means = [vl[max(0, i - 2):i + 1].mean() for i in range(len(vl))]
+    assert result.stop_reason == "completed" and len(vl) == 8
+    assert result.best_epoch == int(np.argmin(means)) + 1
+    best_model, _, _ = _fit(None, result.best_epoch)
+    for a, b in zip(model.get_weights(), best_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

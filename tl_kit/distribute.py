@@ -429,6 +429,8 @@ class FitResult:
         best_epoch: 1-based epoch with the best ``monitor`` value (None without one).
         stop_reason: "completed", "early_stopping", "callback" or "already_finished".
         checkpoint_dir: where THIS process wrote its checkpoints (None without checkpoints).
+        checkpoint_writes: checkpoints written by the stage so far (resumed runs included).
+        checkpoint_seconds: seconds THIS call spent writing checkpoints.
     """
 
     history: dict[str, list[float]]
@@ -439,9 +441,13 @@ class FitResult:
     stop_reason: str = "completed"
     checkpoint_dir: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    checkpoint_writes: int = 0
+    checkpoint_seconds: float = 0.0
 
 
 _STATE = "state.json"
+# checkpoint_interval="auto": at least this many seconds between checkpoints (see custom_fit)
+AUTO_CHECKPOINT_SECONDS = 60.0
 
 
 def _read_state(directory: str | None) -> dict | None:
@@ -454,6 +460,33 @@ def _read_state(directory: str | None) -> dict | None:
         return json.load(fh)
 
 
+def _save_best(path: str, weights: list[np.ndarray]) -> None:
+    """The best epoch's weights (model only) as an .npz, written atomically."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, *weights)
+    os.replace(tmp, path)
+
+
+def _load_best(path: str) -> list[np.ndarray] | None:
+    if not os.path.isfile(path):
+        return None
+    with np.load(path) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
+def _prune(directory: str, manager: tf.train.CheckpointManager, keep: int, best: str | None) -> None:
+    """Delete checkpoints older than the last ``keep`` and every best-weights file but ``best``
+    (called after state.json points to the new ones)."""
+    for prefix in manager.checkpoints[:-keep]:
+        for name in os.listdir(os.path.dirname(prefix) or "."):
+            if name.startswith(os.path.basename(prefix) + "."):
+                os.remove(os.path.join(os.path.dirname(prefix), name))
+    best_dir = os.path.join(directory, "best")
+    if os.path.isdir(best_dir):
+        for name in os.listdir(best_dir):
+            if best is None or name != os.path.basename(best):
+                os.remove(os.path.join(best_dir, name))
 
 
 def _write_history_csv(path: str, history: dict[str, list[float]]) -> None:
@@ -539,7 +572,9 @@ def custom_fit(
     callbacks: Iterable[keras.callbacks.Callback] | None = None,
     after_train_epoch: Callable[[int], None] | None = None,
     steps_per_execution: int = 1,
-    keep_checkpoints: int = 2,
+    keep_checkpoints: int = 1,
+    checkpoint_interval: float | str = "auto",
+    smoothing: int = 1,
     verbose: int = 1,
     log: Callable[[str], None] = print,
 ) -> FitResult:
@@ -570,9 +605,26 @@ def custom_fit(
         checkpoint_dir: the chief's checkpoint directory (e.g. ``run_dir/checkpoints/stage1``).
             Pass the same path in every process: the chief writes there, other workers to
             ``worker_dir(checkpoint_dir)``. Holds ``ckpt-<epoch>`` (model + optimizer,
-            the last ``keep_checkpoints``), ``best/`` (best weights) and ``state.json``
-            (finished epochs, history, early-stopping state). If ``state.json`` exists,
-            training resumes after its last finished epoch. ``None``: no checkpoints.
+            the last ``keep_checkpoints``), ``best/weights-<epoch>.npz`` (the best epoch's
+            weights, without optimizer state) and ``state.json`` (the epoch of the last
+            checkpoint, its history, early-stopping state). If ``state.json`` exists,
+            training resumes after the epoch of the last written checkpoint (epochs after
+            it are run again, each epoch once in the history). ``None``: no checkpoints.
+        checkpoint_interval: when a checkpoint is written at an epoch's end: always after
+            the last epoch (or an early stop); otherwise ``0`` = every epoch, a number =
+            when at least that many seconds passed since the last write, ``"auto"`` (the
+            default) = after the first epoch (which also measures what a write costs),
+            then when the time since the last write is at least
+            ``AUTO_CHECKPOINT_SECONDS`` (60 s: a kill loses about a minute of training at
+            most) and at least 9x what that write took (checkpoint writing stays under
+            ~10% of the wall time however large the model and short the epochs). Under
+            ``MultiWorkerMirroredStrategy`` the workers agree on each decision (saving is
+            collective).
+        keep_checkpoints: model + optimizer checkpoints kept (older ones are deleted once
+            ``state.json`` points to the new one).
+        smoothing: early stopping and the best epoch compare the mean of the monitor over
+            the last ``smoothing`` epochs (1 = the epoch's own value); for a small, noisy
+            validation set.
         history_csv: CSV of the history, rewritten each epoch by the chief only.
         monitor: metric for early stopping and best weights: ``"auto"`` = ``val_loss``
             with validation data, else ``loss``. ``*acc*`` metrics are maximised.
@@ -607,6 +659,16 @@ def custom_fit(
     if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
         raise ValueError("`steps_per_execution` must be a positive integer. "
                          f"Received: steps_per_execution={steps_per_execution!r}")
+    if not isinstance(keep_checkpoints, int) or keep_checkpoints < 1:
+        raise ValueError("`keep_checkpoints` must be a positive integer. "
+                         f"Received: keep_checkpoints={keep_checkpoints!r}")
+    if not isinstance(smoothing, int) or smoothing < 1:
+        raise ValueError(f"`smoothing` must be a positive integer. Received: smoothing={smoothing!r}")
+    if checkpoint_interval != "auto" and not (
+        isinstance(checkpoint_interval, (int, float)) and checkpoint_interval >= 0
+    ):
+        raise ValueError("`checkpoint_interval` must be 'auto' or a number of seconds >= 0. "
+                         f"Received: checkpoint_interval={checkpoint_interval!r}")
     strategy = strategy if strategy is not None else tf.distribute.get_strategy()
     chief = is_chief(strategy)
     per_example = _per_example_loss(loss_fn)
@@ -620,6 +682,7 @@ def custom_fit(
             f"Received: monitor={monitor!r}"
         )
     mode = _monitor_mode(monitor)
+    smoothed = f" (mean of {smoothing} epochs)" if smoothing > 1 else ""
 
     # --- Directories (fail before training, not after) ---
     read_dir = os.fspath(checkpoint_dir) if checkpoint_dir is not None else None
@@ -639,7 +702,6 @@ def custom_fit(
         if not optimizer.built:
             optimizer.build(trainable)
         ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
-        best_ckpt = tf.train.Checkpoint(model=model)
 
     num_classes = int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else None
     cw = None
@@ -804,12 +866,11 @@ def custom_fit(
         state, state_dir = _read_state(write_dir), write_dir
     initial_epoch, best, best_epoch, wait = 0, None, None, 0
     best_weights = None
-    manager = best_manager = None
+    manager = None
     if write_dir is not None:
-        manager = tf.train.CheckpointManager(ckpt, write_dir, max_to_keep=keep_checkpoints)
-        best_manager = tf.train.CheckpointManager(
-            best_ckpt, os.path.join(write_dir, "best"), max_to_keep=1
-        )
+        # max_to_keep=None: old checkpoints are deleted by _prune once state.json points to the
+        # new one (the manager would delete them before state.json is rewritten).
+        manager = tf.train.CheckpointManager(ckpt, write_dir, max_to_keep=None)
     if state is not None:
         initial_epoch = int(state["epochs_done"])
         history = {k: list(v) for k, v in state["history"].items()}
@@ -818,18 +879,66 @@ def custom_fit(
             state.get("best_epoch"),
             int(state.get("wait", 0)),
         )
-        if restore_best_weights and best_epoch is not None and best_epoch != initial_epoch:
-            best_path = tf.train.latest_checkpoint(os.path.join(state_dir, "best"))
-            if best_path:
-                best_ckpt.restore(best_path).expect_partial()
-                best_weights = model.get_weights()
+        if restore_best_weights and state.get("best_file"):
+            best_weights = _load_best(os.path.join(state_dir, state["best_file"]))
         ckpt.restore(os.path.join(state_dir, state["checkpoint"])).expect_partial()
-        if restore_best_weights and best_epoch is not None and best_epoch == initial_epoch:
+        if restore_best_weights and best_weights is None and best_epoch == initial_epoch:
             best_weights = model.get_weights()
         if verbose and chief:
             log(f"Resuming at epoch {initial_epoch + 1}/{epochs} from {state_dir}")
+    saved_best = state.get("best_file") if state is not None else None
+    cost = {"writes": int((state or {}).get("checkpoint_writes", 0)), "seconds": 0.0,
+            "last": None, "since": time.perf_counter(), "epoch": initial_epoch}
 
-    def _result(reason: str) -> FitResult:
+    def _due(final: bool) -> bool:
+        """The checkpoint policy (see ``checkpoint_interval``), agreed by every worker."""
+        if final:
+            return True
+        since = time.perf_counter() - cost["since"]
+        if checkpoint_interval == "auto":
+            want = cost["last"] is None or since >= max(AUTO_CHECKPOINT_SECONDS, 9 * cost["last"])
+        else:
+            want = since >= float(checkpoint_interval)
+        return max(gather_from_workers(strategy, int(want))) > 0
+
+    def _write(epoch: int, stop: bool) -> None:
+        nonlocal saved_best
+        t0 = time.perf_counter()
+        path = manager.save(checkpoint_number=epoch + 1)
+        if restore_best_weights and best_weights is not None and best_epoch is not None:
+            name = os.path.join("best", f"weights-{best_epoch}.npz")
+            if name != saved_best:
+                _save_best(os.path.join(write_dir, name), best_weights)
+        else:
+            name = None
+        cost["writes"] += 1
+        write_json_atomic(
+            os.path.join(write_dir, _STATE),
+            {
+                "epochs_done": epoch + 1,
+                "checkpoint": os.path.basename(path),
+                "history": history,
+                "monitor": monitor,
+                "best": best,
+                "best_epoch": best_epoch,
+                "best_file": name,
+                "wait": wait,
+                "stopped_early": bool(stop),
+                "replicas": strategy.num_replicas_in_sync,
+                "checkpoint_writes": cost["writes"],
+            },
+        )
+        saved_best = name
+        _prune(write_dir, manager, keep_checkpoints, name)
+        cost["last"] = time.perf_counter() - t0
+        cost["seconds"] += cost["last"]
+        cost["since"] = time.perf_counter()
+        cost["epoch"] = epoch + 1
+
+    def _result(reason: str, upto: int | None = None) -> FitResult:
+        if upto is not None:  # the history of the checkpoint the model was reset to
+            for k in history:
+                del history[k][upto:]
         n = len(next(iter(history.values()), []))
         return FitResult(
             history=history,
@@ -840,6 +949,8 @@ def custom_fit(
             stop_reason=reason,
             checkpoint_dir=write_dir,
             params={"epochs": epochs, "replicas": strategy.num_replicas_in_sync},
+            checkpoint_writes=cost["writes"],
+            checkpoint_seconds=cost["seconds"],
         )
 
     def _finish(reason: str) -> FitResult:
@@ -884,7 +995,8 @@ def custom_fit(
                 val_loss, val_acc = _run(eval_step, val_dist, validation_steps, val_state)
             logs.update(val_loss=val_loss, val_accuracy=val_acc)
         if not all(math.isfinite(v) for v in logs.values()):
-            last = f"epoch {epoch}" if epoch > 0 else "no epoch (nothing was saved)"
+            good = cost["epoch"]
+            last = f"epoch {good}" if good > 0 else "no epoch (nothing was saved)"
             if manager is not None and manager.latest_checkpoint:
                 ckpt.restore(manager.latest_checkpoint).expect_partial()
             elif state is not None:
@@ -894,11 +1006,11 @@ def custom_fit(
                 f"The model was reset to the last good checkpoint ({last}), which is kept in "
                 f"{read_dir!r}. Lower the learning rate, check the inputs for NaN/inf, or use "
                 f"precision='float32'. Received: loss={loss}",
-                _result("non_finite_loss"),
+                _result("non_finite_loss", upto=good),
             )
         for k, v in logs.items():
             history.setdefault(k, []).append(float(v))
-        value = logs[monitor]
+        value = float(np.mean(history[monitor][-smoothing:]))
         improved = best is None or (
             value < best - min_delta if mode == "min" else value > best + min_delta
         )
@@ -906,8 +1018,6 @@ def custom_fit(
             best, best_epoch, wait = value, epoch + 1, 0
             if restore_best_weights:
                 best_weights = model.get_weights()
-                if best_manager is not None:
-                    best_manager.save(checkpoint_number=epoch + 1)
         else:
             wait += 1
         cb_list.on_epoch_end(epoch, dict(logs))
@@ -916,22 +1026,8 @@ def custom_fit(
             reason = "early_stopping"
         elif model.stop_training:
             stop, reason = True, "callback"
-        if manager is not None:
-            path = manager.save(checkpoint_number=epoch + 1)
-            write_json_atomic(
-                os.path.join(write_dir, _STATE),
-                {
-                    "epochs_done": epoch + 1,
-                    "checkpoint": os.path.basename(path),
-                    "history": history,
-                    "monitor": monitor,
-                    "best": best,
-                    "best_epoch": best_epoch,
-                    "wait": wait,
-                    "stopped_early": bool(stop),
-                    "replicas": strategy.num_replicas_in_sync,
-                },
-            )
+        if manager is not None and _due(stop or epoch + 1 == epochs):
+            _write(epoch, stop)
         if history_csv is not None and chief:
             _write_history_csv(os.fspath(history_csv), history)
         if verbose and chief:
@@ -940,8 +1036,8 @@ def custom_fit(
         if stop:
             if verbose and chief and reason == "early_stopping":
                 log(
-                    f"Early stopping: {monitor} did not improve for {patience} epochs "
-                    f"(best {best:.4f} at epoch {best_epoch})."
+                    f"Early stopping: {monitor}{smoothed} did not improve for {patience} "
+                    f"epochs (best {best:.4f} at epoch {best_epoch})."
                 )
             break
     cb_list.on_train_end()
