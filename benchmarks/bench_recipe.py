@@ -20,13 +20,19 @@ learning rates, label smoothing, dropout and early stopping:
   constructor (the comparison is about the training, not the layer definitions).
 
 Reported: wall seconds of each side (data preparation excluded, model building included),
-hand / tl_kit, and each side's test accuracy.
+hand / tl_kit, and each side's test accuracy; and where tl_kit's time goes beyond the
+training steps (``parts``: seconds per run-directory/bookkeeping part, measured by timing
+the learner's own methods during the tl_kit runs; parts may nest, e.g. ``finish_run``
+holds ``final_val_evaluation`` and ``save_model``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -45,6 +51,55 @@ def _split(k: int, seed: int = 0):
     va = _sample(yt, range(5), k, rng, exclude=tr)
     te = np.setdiff1d(np.arange(len(yt)), np.concatenate([tr, va]))
     return (x[src], y[src]), (xt[tr], yt[tr]), (xt[va], yt[va]), (xt[te], yt[te])
+
+
+# (part name, module, object name, attribute): the learner's fixed costs, timed in place
+PARTS = (
+    ("prepare_run_dir", "tl_kit.train", "Learner", "_prepare_run_dir"),
+    ("config_and_run_state", "tl_kit.train", "Learner", "_write_config"),
+    ("config_and_run_state", "tl_kit.train", "Learner", "_write_run_state"),
+    ("history_csv", "tl_kit.train", "Learner", "_write_history"),
+    ("stage_weights", "tl_kit.train", "Learner", "_save_checkpoint"),
+    ("plots_history", "tl_kit.train", "Learner", "_plot_history"),
+    ("feature_cache", "tl_kit.train", "Learner", "_features"),
+    ("finish_run", "tl_kit.train", "Learner", "_finish_run"),
+    ("final_val_evaluation", "tl_kit.train", "Learner", "_evaluate_split"),
+    ("save_model", "tl_kit.predict", None, "save_for_inference"),
+    ("evaluate_report", "tl_kit.train", "Learner", "evaluate"),
+    ("evaluate_plots", "tl_kit.evaluate", None, "plot_worst"),
+    ("evaluate_plots", "tl_kit.evaluate", None, "plot_confusion_matrix"),
+)
+# custom_fit's own checkpoint writes are reported by the learner (metrics["checkpoints"]).
+
+
+@contextlib.contextmanager
+def timed_parts(totals: dict[str, float]) -> Iterator[None]:
+    """Accumulate wall seconds spent in each of :data:`PARTS` into ``totals`` (measurement
+    only: the functions run unchanged)."""
+    import importlib
+
+    patched = []
+
+    def wrap(name, fn):
+        @functools.wraps(fn)
+        def inner(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                totals[name] = totals.get(name, 0.0) + time.perf_counter() - t
+        return inner
+
+    for name, module, owner, attr in PARTS:
+        target = getattr(importlib.import_module(module), owner) if owner else importlib.import_module(module)
+        original = getattr(target, attr)
+        patched.append((target, attr, original))
+        setattr(target, attr, wrap(name, original))
+    try:
+        yield
+    finally:
+        for target, attr, original in reversed(patched):
+            setattr(target, attr, original)
 
 
 def run_tl_kit(source, train, val, test, pre_epochs: int, epochs: int, tmp: str) -> dict[str, Any]:
@@ -68,7 +123,11 @@ def run_tl_kit(source, train, val, test, pre_epochs: int, epochs: int, tmp: str)
                       run_dir=f"{tmp}/transfer", seed=0, verbose=0, tensorboard=False)
     learner.fit({"train": train, "val": val, "test": test})
     acc = learner.evaluate(split="test")["accuracy"]
-    return {"seconds": time.perf_counter() - t, "test_accuracy": float(acc)}
+    ck = [m.get("checkpoints", {}) for m in (pre.metrics, learner.metrics)]
+    return {"seconds": time.perf_counter() - t, "test_accuracy": float(acc),
+            "epoch_checkpoints": {"writes": sum(c.get("writes", 0) for c in ck),
+                                  "seconds": sum(c.get("seconds", 0.0) for c in ck)},
+            "run_dir_bytes": pre.metrics.get("run_dir_bytes", 0) + learner.metrics.get("run_dir_bytes", 0)}
 
 
 def _augment():
@@ -139,18 +198,26 @@ def bench_recipe(labels_per_class: int = 20, pre_epochs: int = 10, epochs: int =
                            "epochs": epochs, "repeats": repeats, "source_images": len(source[0]),
                            "test_images": len(test[0]), "load_before": load_snapshot()}
     tl, hand = [], []
+    parts: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(repeats):
             order = ("tl", "hand") if rep % 2 == 0 else ("hand", "tl")
             for side in order:
                 if side == "tl":
-                    tl.append(run_tl_kit(source, train, val, test, pre_epochs, epochs, f"{tmp}/{rep}"))
+                    with timed_parts(parts):
+                        tl.append(run_tl_kit(source, train, val, test, pre_epochs, epochs, f"{tmp}/{rep}"))
                 else:
                     hand.append(run_hand(source, train, val, test, pre_epochs, epochs))
+    parts["epoch_checkpoints"] = sum(r["epoch_checkpoints"]["seconds"] for r in tl)
+    tl_total = sum(r["seconds"] for r in tl)
     med = lambda rows, k: float(np.median([r[k] for r in rows]))  # noqa: E731
     out.update({"tl_kit_seconds": med(tl, "seconds"), "hand_seconds": med(hand, "seconds"),
                 "ratio": med(hand, "seconds") / med(tl, "seconds"),
                 "tl_kit_test_accuracy": med(tl, "test_accuracy"),
                 "hand_test_accuracy": med(hand, "test_accuracy"),
+                "parts_seconds_per_run": {k: round(v / repeats, 3) for k, v in sorted(parts.items())},
+                "parts_share_of_tl_kit": {k: round(v / tl_total, 4) for k, v in sorted(parts.items())},
+                "checkpoint_share": round((parts["epoch_checkpoints"] + parts.get("stage_weights", 0.0))
+                                          / tl_total, 4),
                 "runs": {"tl_kit": tl, "hand": hand}, "load_after": load_snapshot()})
     return out

@@ -17,6 +17,9 @@ Benchmarks (one module each in benchmarks/):
 5. ``mirrored`` (gpu_bench.py): MirroredStrategy on one device / the default strategy
    (ResNet50 on this CPU, small settings), runs alternated; plus the recorded GPU figures
    (benchmarks/results/jax_h100.json, Keras on JAX on an H100).
+6. ``stability`` (bench_stability.py): test accuracy over 5 seeds on data/textures (120 real
+   photos), mean and standard deviation, early stopping on the tiny validation set (before)
+   against tl_kit's small-validation rule (after). Target: std <= 0.05.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import load_snapshot  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("overhead", "cache", "pipeline", "recipe", "mirrored")
+NAMES = ("overhead", "cache", "pipeline", "recipe", "mirrored", "stability")
 
 # settings per benchmark: quick (< 10 min in all on 2 cores) and full
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -47,6 +50,7 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "pipeline": {"size": 128, "batches": 8, "steps": 3, "images": 192},
         "recipe": {"labels_per_class": 20, "pre_epochs": 5, "epochs": 9, "repeats": 2},
         "mirrored": {"size": 64, "batch": 16, "steps": 5, "warmup": 2, "repeats": 2},
+        "stability": {"backbone": "lenet5", "size": 32, "epochs": 30, "seeds": 5},
     },
     "full": {
         "overhead": {"size": 128, "images": 256, "batch": 32, "epochs": 5, "repeats": 5},
@@ -54,6 +58,7 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "pipeline": {"size": 128, "batches": 30, "steps": 10, "images": 1024},
         "recipe": {"labels_per_class": 20, "pre_epochs": 20, "epochs": 15, "repeats": 3},
         "mirrored": {"size": 128, "batch": 32, "steps": 10, "warmup": 3, "repeats": 3},
+        "stability": {"backbone": "mobilenet_v2", "size": 32, "epochs": 20, "seeds": 5},
     },
 }
 
@@ -115,8 +120,14 @@ def bench_mirrored(size: int = 64, batch: int = 16, steps: int = 5, warmup: int 
             "gpu_h100_jax": {r["mode"]: round(r["images_per_s"], 1) for r in gpu["results"]}}
 
 
+def bench_stability(**kw) -> dict:
+    from benchmarks.bench_stability import bench_stability as run
+
+    return run(**kw)
+
+
 FUNCS = {"overhead": bench_overhead, "cache": bench_cache, "pipeline": bench_pipeline,
-         "recipe": bench_recipe, "mirrored": bench_mirrored}
+         "recipe": bench_recipe, "mirrored": bench_mirrored, "stability": bench_stability}
 
 
 def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:
@@ -150,7 +161,10 @@ def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str
         r = results["recipe"]
         rows.append((f"4 recipe end to end (acc tl {r['tl_kit_test_accuracy']:.3f} / hand {r['hand_test_accuracy']:.3f})",
                      f"{r['tl_kit_seconds']:.1f} s", f"{r['hand_seconds']:.1f} s (hand)",
-                     f"{r['ratio']:.2f}x", "none (>1 = tl_kit faster)", ""))
+                     f"{r['ratio']:.2f}x", ">= 1.0 (>1 = tl_kit faster)", _met(r["ratio"] >= 1.0)))
+        if "checkpoint_share" in r:
+            rows.append(("  checkpoint writing / tl_kit wall time", "", "", f"{r['checkpoint_share']:.1%}",
+                         "< 10%", _met(r["checkpoint_share"] < 0.10)))
     if "mirrored" in results:
         r = results["mirrored"]
         rows.append((f"5 MirroredStrategy/default (CPU, ResNet50 {r['image_size']}px b{r['batch']})",
@@ -160,6 +174,13 @@ def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str
             rows.append(("5 H100 (Keras on JAX) ResNet50 224px b256, mixed f16+XLA / f32+XLA",
                          f"{g['mixed_float16_xla']:.0f} img/s", f"{g['float32_xla']:.0f} img/s",
                          f"{g['mixed_float16_xla'] / g['float32_xla']:.2f}x", "recorded", ""))
+    if "stability" in results:
+        r = results["stability"]
+        b, a = r["before"], r["after"]
+        rows.append((f"6 stability: test acc over {r['seeds']} seeds ({r['backbone']} {r['image_size']}px, "
+                     f"{r['test_images']} test photos)", f"{a['mean']:.3f} +- {a['std']:.3f}",
+                     f"{b['mean']:.3f} +- {b['std']:.3f} (early stop on {r['runs']['before'][0]['val_images']} val)",
+                     "", "std <= 0.05", _met(a["std"] <= 0.05)))
     return rows
 
 

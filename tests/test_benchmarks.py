@@ -60,6 +60,19 @@ def test_recipe(run):
     r = run.bench_recipe(labels_per_class=2, pre_epochs=1, epochs=2, repeats=1)
     assert _pos(r["tl_kit_seconds"]) and _pos(r["hand_seconds"]) and _pos(r["ratio"])
     assert 0 <= r["tl_kit_test_accuracy"] <= 1 and 0 <= r["hand_test_accuracy"] <= 1
+    parts = r["parts_seconds_per_run"]  # where tl_kit's fixed costs go
+    assert {"stage_weights", "plots_history", "save_model", "evaluate_report", "epoch_checkpoints"} <= set(parts)
+    assert r["runs"]["tl_kit"][0]["epoch_checkpoints"]["writes"] == 3  # one per stage (3 stages)
+    assert 0 <= r["checkpoint_share"] < 1 and r["runs"]["tl_kit"][0]["run_dir_bytes"] > 0
+
+
+def test_stability(run):
+    r = run.bench_stability(backbone="lenet5", size=32, epochs=2, seeds=2)
+    assert r["learn_images"] == 90 and r["test_images"] == 30
+    for side in ("before", "after"):
+        assert len(r["runs"][side]) == 2 and 0 <= r[side]["mean"] <= 1 and r[side]["std"] >= 0
+        assert all(run_["val_images"] == 18 for run_ in r["runs"][side])
+    assert any(row[0].startswith("6 stability") for row in run.summary_rows({"stability": r}))
 
 
 def test_mirrored_and_table(run, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import socket
 import time
 
@@ -343,3 +344,96 @@ def test_a_recipe_given_to_fit_rebuilds_the_untrained_head(tmp_path, digits, pre
     assert learner.model.get_layer("head_dropout").rate == 0.1
     for a, b in zip(trained, learner.model.get_layer("predictions").get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# === Run-directory cost (issue 16, point 11) and small validation sets (point 12) ===
+
+
+def test_run_directory_is_bounded_and_its_size_reported(tmp_path, digits):
+    """Two stages: each finished stage keeps model weights only (no optimizer slots, no
+    per-epoch checkpoints), the whole run directory stays within 2x (weights + Adam's two
+    slots), and its size is in run.json, metrics.json and the last log line."""
+    x, y = digits
+    run = tmp_path / "run"
+    learner = finetune("lenet5", data=(x, y), weights=None, run_dir=run, verbose=0, tensorboard=False,
+                       checkpoint_interval=1e9,
+                       recipe=Recipe(name="two", stages=[
+                           Stage(name="head", epochs=3, cache_copies=0, early_stopping=0),
+                           Stage(name="all", trainable="all", epochs=4, augment="none", early_stopping=0)]))
+    weights_bytes = 4 * learner.model.count_params()
+    files = [p for p in run.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.name.startswith("ckpt-") or "best" in p.parts]
+    for tag in ("1_head", "2_all"):
+        assert sorted(p.name for p in (run / "checkpoints" / tag).iterdir()) == ["state.json"]
+        assert (run / "checkpoints" / f"{tag}.weights.h5").stat().st_size < 1.3 * weights_bytes + 65536
+    metrics = json.loads((run / "metrics.json").read_text())
+    state = json.loads((run / "run.json").read_text())
+    assert metrics["checkpoints"]["writes"] == 2  # one per stage: at its end
+    assert metrics["run_dir_bytes"] == state["run_dir_bytes"]
+    total = sum(p.stat().st_size for p in files)
+    assert abs(total - metrics["run_dir_bytes"]) < 16384  # metrics.json/run.json written after
+    assert total <= 2 * 3 * weights_bytes + 2**20
+    assert f"({metrics['run_dir_bytes'] / 2**20:.1f} MiB; 2 checkpoint(s)" in (run / "train.log").read_text()
+
+
+def test_checkpoint_every_epoch_still_keeps_one(tmp_path, digits, monkeypatch):
+    import tl_kit.distribute as dist
+
+    x, y = digits
+    seen = []
+    original = dist._prune
+
+    def spy(directory, manager, keep, best):
+        original(directory, manager, keep, best)
+        seen.append(sorted(n for n in os.listdir(directory) if n.startswith("ckpt-")))
+
+    monkeypatch.setattr(dist, "_prune", spy)
+    finetune("lenet5", data=(x, y), weights=None, run_dir=tmp_path / "run", verbose=0,
+             tensorboard=False, checkpoint_interval=0,
+             recipe=one_stage(name="all", trainable="all", epochs=4, augment="none", early_stopping=0))
+    assert len(seen) == 4  # a write per epoch, each leaving one checkpoint on disk
+    assert all(len(names) == 2 and names[0].startswith(f"ckpt-{i + 1}.") for i, names in enumerate(seen))
+
+
+def _noisy_val(digits):
+    """Training digits and a tiny validation set whose labels contradict them: the validation
+    loss rises as training improves, so any patience stops the stage early."""
+    x, y = digits
+    return {"train": (x[:36], y[:36]), "val": (x[36:], (y[36:] + 1) % 3)}
+
+
+def test_small_validation_set_runs_the_full_schedule(tmp_path, digits, monkeypatch):
+    import tl_kit.train as T
+
+    data = _noisy_val(digits)  # 9 validation images
+    recipe = one_stage(name="all", trainable="all", epochs=5, augment="none", early_stopping=1)
+    learner = finetune("lenet5", data=data, weights=None, run_dir=tmp_path / "small", verbose=0,
+                       tensorboard=False, recipe=recipe)
+    assert [r["epoch"] for r in learner.history] == [1, 2, 3, 4, 5]
+    log = (tmp_path / "small" / "train.log").read_text()
+    assert "9 validation images < 100: early stopping off" in log
+    # the same stage with enough validation images (the minimum lowered) stops early
+    monkeypatch.setattr(T, "EARLY_STOPPING_MIN_VAL", 5)
+    learner = finetune("lenet5", data=data, weights=None, run_dir=tmp_path / "big", verbose=0,
+                       tensorboard=False, recipe=recipe)
+    assert len(learner.history) < 5
+
+
+def test_small_validation_set_keeps_the_best_smoothed_epoch(tmp_path, digits):
+    """Best epoch by the 3-epoch mean of val_loss; the final model holds that epoch's weights
+    (checked against the same run cut at that epoch)."""
+    data = _noisy_val(digits)
+
+    def run(name, epochs):
+        return finetune("lenet5", data=data, weights=None, run_dir=tmp_path / name, verbose=0,
+                        tensorboard=False, seed=2,
+                        recipe=one_stage(name="all", trainable="all", epochs=epochs, augment="none",
+                                         early_stopping=3, schedule="constant"))
+
+    learner = run("long", 6)
+    vl = np.array([r["val_loss"] for r in learner.history])
+    means = [vl[max(0, i - 2):i + 1].mean() for i in range(len(vl))]
+    best = int(np.argmin(means)) + 1
+    short = run("short", best)
+    for a, b in zip(learner.model.get_weights(), short.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

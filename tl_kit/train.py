@@ -19,7 +19,7 @@ Every fit writes a run directory: ``config.toml`` (resolved recipe and choices),
 ``history.csv`` (stage, epoch, metrics), ``metrics.json``, ``checkpoints/`` (weights after
 each stage), ``model.keras`` + ``class_names.json`` at the end
 (:func:`tl_kit.predict.save_for_inference`; :func:`tl_kit.predict.load_for_inference` reads
-the run directory back), ``plots/history.png`` (training curves, after each stage),
+the run directory back), ``plots/history.png`` (training curves, at the end),
 ``logs/`` (TensorBoard), ``train.log`` and the data ``manifest.json``. ``learner.evaluate``
 adds its report to ``metrics.json`` plus ``confusion_matrix.csv`` and ``plots/``.
 
@@ -816,6 +816,7 @@ class Learner:
                 self._stage_rows = [r for r in self._stage_rows
                                     if r["epoch"] <= len(next(iter(exc.result.history.values()), []))]
                 self._write_history()
+                self._plot_history()
                 self._write_run_state("failed", reason="non_finite_loss", stage=tag)
                 self._log(str(exc))
                 raise
@@ -827,8 +828,7 @@ class Learner:
             self.history.append({"stage": stage.name, "epoch": epoch + 1, **row})
         self._stage_rows = []
         self._write_history()
-        self._save_checkpoint(tag)
-        self._plot_history()
+        self._save_checkpoint(tag)  # plots/history.png is drawn once, at the end of the run
 
     def _fast_bn_momentum(self, momentum: float = BN_SCRATCH_MOMENTUM) -> None:
         """Training from random weights with BatchNorm in training mode: lower the moving
