@@ -33,8 +33,10 @@ Training loop (``custom_fit``)
     a value (PerReplica...) to a Tensor"; past that, the per-replica metric reduction
     fails). ``custom_fit`` follows TensorFlow's documented custom-training-loop pattern
     (``strategy.run`` + ``strategy.reduce``, loss averaged over the GLOBAL batch) and adds
-    what ``fit`` plus tl_kit's callbacks give: per-epoch checkpoints, resume from the last
-    finished epoch, early stopping with best-weights restore, a stop on a non-finite loss,
+    what ``fit`` plus tl_kit's callbacks give: checkpoints at epoch ends on a policy that
+    bounds their time and bytes (``checkpoint_interval``), resume from the epoch of the last
+    checkpoint, early stopping (optionally on a smoothed monitor) with best-weights restore,
+    a stop on a non-finite loss,
     one progress line per epoch, and a Keras-like history. It works for every strategy,
     so single- and multi-worker runs produce the same artefacts.
 
