@@ -9,7 +9,9 @@ them. Images are decoded once with tl_kit's own decoder (``tl_kit.data.decode_im
 
 Each run: the same command with ``seed`` 0..n-1 (initialisation, validation carve,
 shuffling, augmentation): ``scratch_recipe`` (every layer from random weights, BatchNorm in
-training mode, light augmentation) with early stopping patience 5 on validation loss.
+training mode, light augmentation) with early stopping patience 5 on validation loss; with
+``weights=...`` (pretrained backbones) the built-in ``small`` recipe (head on cached
+features) with the same patience.
 
 - **before**: early stopping decides on the 18 validation images (the minimum lowered to
   0, i.e. what tl_kit did before: stop when val_loss has not improved for 5 epochs, keep
@@ -57,20 +59,27 @@ def split_textures(size: int, root: Path = DATA) -> tuple[tuple[np.ndarray, np.n
 
 
 def run_one(learn, test, classes, *, backbone: str, size: int, epochs: int, seed: int,
-            rule: bool, tmp: str) -> dict[str, Any]:
-    """One seed: fit on ``learn`` (validation carved by tl_kit), accuracy on ``test``."""
+            rule: bool, tmp: str, weights: str | None = None) -> dict[str, Any]:
+    """One seed: fit on ``learn`` (validation carved by tl_kit), accuracy on ``test``.
+    ``weights=None``: the scratch recipe; pretrained weights: the built-in ``small`` recipe
+    (head on cached features), both with ``epochs`` and patience 5."""
     import keras
 
     import tl_kit.train as T
+    from tl_kit.recipes import builtin_recipe
+
+    if weights is None:
+        recipe = T.scratch_recipe(epochs, early_stopping=5, augment="light")
+    else:
+        recipe = builtin_recipe("small").with_stage_overrides(epochs=epochs, early_stopping=5)
 
     saved = T.EARLY_STOPPING_MIN_VAL
     T.EARLY_STOPPING_MIN_VAL = saved if rule else 0
     try:
         keras.backend.clear_session()
         t = time.perf_counter()
-        learner = T.Learner(backbone, len(classes), class_names=classes, weights=None,
-                            image_size=size, channels=3,
-                            recipe=T.scratch_recipe(epochs, early_stopping=5, augment="light"),
+        learner = T.Learner(backbone, len(classes), class_names=classes, weights=weights,
+                            image_size=size, channels=3, recipe=recipe,
                             run_dir=os.path.join(tmp, f"{backbone}-{size}-{'after' if rule else 'before'}-{seed}"),
                             seed=seed, verbose=0, tensorboard=False)
         learner.fit({"train": learn})
@@ -88,14 +97,16 @@ def _spread(rows: list[dict]) -> dict[str, float]:
             "min": float(acc.min()), "max": float(acc.max())}
 
 
-def bench_stability(backbone: str = "lenet5", size: int = 32, epochs: int = 30, seeds: int = 5) -> dict[str, Any]:
+def bench_stability(backbone: str = "lenet5", size: int = 32, epochs: int = 30, seeds: int = 5,
+                    weights: str | None = None) -> dict[str, Any]:
     """Test accuracy over ``seeds`` seeds, before (early stopping on the tiny validation set)
     and after (tl_kit's small-validation rule), runs alternated; mean and std per side."""
     learn, test, classes = split_textures(size)
     out: dict[str, Any] = {"data": "data/textures (3 classes x 40 real photo crops)",
                            "split": "every 4th file per class (sorted) = test (30); 90 to the learner, "
                                     "which carves 20% validation by seed",
-                           "backbone": backbone, "weights": "none (scratch recipe)", "image_size": size,
+                           "backbone": backbone, "image_size": size,
+                           "weights": "none (scratch recipe)" if weights is None else f"{weights} (small recipe)",
                            "epochs": epochs, "patience": 5, "seeds": seeds,
                            "learn_images": len(learn[1]), "test_images": len(test[1]),
                            "load_before": load_snapshot()}
@@ -105,7 +116,8 @@ def bench_stability(backbone: str = "lenet5", size: int = 32, epochs: int = 30, 
             order = ("before", "after") if seed % 2 == 0 else ("after", "before")
             for side in order:
                 rows[side].append(run_one(learn, test, classes, backbone=backbone, size=size,
-                                          epochs=epochs, seed=seed, rule=side == "after", tmp=tmp))
+                                          epochs=epochs, seed=seed, rule=side == "after", tmp=tmp,
+                                          weights=weights))
     out.update({side: _spread(r) for side, r in rows.items()})
     out.update({"runs": rows, "load_after": load_snapshot()})
     return out
