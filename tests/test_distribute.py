@@ -567,3 +567,29 @@ def test_smoothing_picks_the_best_moving_average_epoch(tmp_path):
     best_model, _, _ = _fit(None, result.best_epoch)
     for a, b in zip(model.get_weights(), best_model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+class _Poison(keras.callbacks.Callback):
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            self.model.set_weights([np.full(w.shape, np.nan, "float32") for w in self.model.get_weights()])
+
+
+def test_nan_resets_to_the_last_written_checkpoint_not_the_last_epoch(tmp_path):
+    """Epochs 3-4 ran but were not checkpointed (long interval); NaN in epoch 5: the model
+    and the returned history go back to epoch 2, the checkpoint state.json points to."""
+    ckpt = tmp_path / "ck"
+    good, _, _ = _fit(ckpt, 2, checkpoint_interval=0)
+    model, opt = _net()
+    with pytest.raises(dist.NonFiniteLossError, match=r"epoch 5/6.*last good checkpoint \(epoch 2\)") as info:
+        dist.custom_fit(model, opt, "categorical_crossentropy", _data(), _data(24, 1), epochs=6,
+                        checkpoint_dir=ckpt, checkpoint_interval=1e9, callbacks=[_Poison(4)],
+                        restore_best_weights=False, verbose=0)
+    assert len(info.value.result.history["loss"]) == 2
+    assert json.loads((ckpt / "state.json").read_text())["epochs_done"] == 2
+    for a, b in zip(model.get_weights(), good.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b)  # reset to epoch 2, not to the unsaved epoch 4

@@ -890,7 +890,8 @@ def custom_fit(
             log(f"Resuming at epoch {initial_epoch + 1}/{epochs} from {state_dir}")
     saved_best = state.get("best_file") if state is not None else None
     cost = {"writes": int((state or {}).get("checkpoint_writes", 0)), "seconds": 0.0,
-            "last": None, "since": time.perf_counter(), "epoch": initial_epoch}
+            "last": None, "since": time.perf_counter(), "epoch": initial_epoch,
+            "path": os.path.join(state_dir, state["checkpoint"]) if state is not None else None}
 
     def _due(final: bool) -> bool:
         """The checkpoint policy (see ``checkpoint_interval``), agreed by every worker."""
@@ -935,7 +936,7 @@ def custom_fit(
         cost["last"] = time.perf_counter() - t0
         cost["seconds"] += cost["last"]
         cost["since"] = time.perf_counter()
-        cost["epoch"] = epoch + 1
+        cost["epoch"], cost["path"] = epoch + 1, path
 
     def _result(reason: str, upto: int | None = None) -> FitResult:
         if upto is not None:  # the history of the checkpoint the model was reset to
@@ -997,18 +998,16 @@ def custom_fit(
                 val_loss, val_acc = _run(eval_step, val_dist, validation_steps, val_state)
             logs.update(val_loss=val_loss, val_accuracy=val_acc)
         if not all(math.isfinite(v) for v in logs.values()):
-            good = cost["epoch"]
+            good = cost["epoch"] if manager is not None else epoch  # no checkpoints: not reset
             last = f"epoch {good}" if good > 0 else "no epoch (nothing was saved)"
-            if manager is not None and manager.latest_checkpoint:
-                ckpt.restore(manager.latest_checkpoint).expect_partial()
-            elif state is not None:
-                ckpt.restore(os.path.join(state_dir, state["checkpoint"])).expect_partial()
+            if cost["path"] is not None:  # the checkpoint state.json points to
+                ckpt.restore(cost["path"]).expect_partial()
             raise NonFiniteLossError(
                 f"Training stopped: the loss became non-finite in epoch {epoch + 1}/{epochs}. "
                 f"The model was reset to the last good checkpoint ({last}), which is kept in "
                 f"{read_dir!r}. Lower the learning rate, check the inputs for NaN/inf, or use "
                 f"precision='float32'. Received: loss={loss}",
-                _result("non_finite_loss", upto=good),
+                _result("non_finite_loss", upto=good if manager is not None else None),
             )
         for k, v in logs.items():
             history.setdefault(k, []).append(float(v))
