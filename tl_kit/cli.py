@@ -720,6 +720,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--json", action="store_true", help="no progress output; print the run summary as JSON"
     )
+    p.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="do not fit a temperature on the validation split after training "
+        "(default: calibrated probabilities, see README 'Calibrated probabilities')",
+    )
 
 
 def _scaled_recipe(recipe, args: argparse.Namespace):
@@ -802,6 +808,8 @@ def _train_run(args: argparse.Namespace) -> int:
         # TensorBoard logs only where the tensorboard package is installed (not a dependency).
         tensorboard=importlib.util.find_spec("tensorboard") is not None,
     )
+    if args.no_calibrate:
+        learner.calibrate = False
     learner.fit(data)
     summary = {
         "run_dir": str(learner.run_dir),
