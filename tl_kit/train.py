@@ -1211,6 +1211,15 @@ class Learner:
         return export_model(self.model, path, self.class_names, formats=formats,
                             overwrite=overwrite, **kwargs)
 
+    def lr_find(self, data=None, *, stage: int | str | None = None,
+                out: str | os.PathLike | None = None, **kwargs: Any):
+        """Learning-rate finder on ``stage``'s trainable layers (index or name; default the
+        first stage with epochs); weights are restored afterwards. See :mod:`tl_kit.lr_find`
+        (rule of the suggested rate, ``result.apply(recipe)``)."""
+        from tl_kit.lr_find import learner_lr_find
+
+        return learner_lr_find(self, data, stage=stage, out=out, **kwargs)
+
     def __repr__(self) -> str:
         return (f"Learner(backbone={self.spec.name!r}, num_classes={self.num_classes}, "
                 f"weights={self._weights_label()}, run_dir={str(self.run_dir)!r})")
