@@ -1101,6 +1101,87 @@ SUBCOMMANDS.append(
 )
 
 
+# === explain (tl_kit.explain) ===
+
+
+def _explain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory or .keras model file (with class_names.json)")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument(
+        "--out", metavar="DIR", default=None, help="where the overlays go (default RUN/explain)"
+    )
+    p.add_argument(
+        "--class", dest="class_name", default=None,
+        help="explain this class for every image (default: each image's predicted class)",
+    )
+    p.add_argument(
+        "--layer", default=None,
+        help="target layer of the backbone (default: the last convolutional block's output)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _explain_run(args: argparse.Namespace) -> int:
+    from tl_kit.explain import explain, run_blocks
+    from tl_kit.predict import load_for_inference
+
+    run = Path(args.run)
+    model, names = load_for_inference(run)
+    if not hasattr(model, "get_layer"):
+        raise UserError(
+            f"Grad-CAM needs the Keras model (model.keras in a run directory), not an export. "
+            f"Received: run={args.run!r}"
+        )
+    classes = None
+    if args.class_name is not None:
+        if args.class_name not in names:
+            raise UserError(
+                f"Unknown class {args.class_name!r}; the model's classes: {', '.join(names)}. "
+                f"Received: class={args.class_name!r}"
+            )
+        classes = names.index(args.class_name)
+    paths = []
+    for item in args.images:
+        item_path = Path(item)
+        if item_path.is_dir():
+            paths += sorted(str(f) for f in item_path.rglob("*")
+                            if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".gif"))
+        else:
+            paths.append(_existing_path(item, "image"))
+    if not paths:
+        raise UserError(f"No images found. Received: images={args.images}")
+    out = args.out or str((run if run.is_dir() else run.parent) / "explain")
+    result = explain(model, paths, class_names=names, out=out, classes=classes, layer=args.layer,
+                     blocks=run_blocks(run if run.is_dir() else run.parent))
+    rows = [{"path": p, "class": n, "probability": float(result["probabilities"][i][c]),
+             "overlay": f}
+            for i, (p, n, c, f) in enumerate(zip(result["paths"], result["names"], result["classes"],
+                                                  result["files"], strict=True))]
+    if args.json:
+        _print_json({"layer": result["layer"], "out": out, "images": rows})
+        return EXIT_OK
+    _print(f"Grad-CAM on layer {result['layer']!r}")
+    for row in rows:
+        _print(f"{row['path']}: {row['class']} (p={row['probability']:.3f}) -> {row['overlay']}")
+    return EXIT_OK
+
+
+SUBCOMMANDS.append(
+    Subcommand(
+        name="explain",
+        help="Grad-CAM heatmap overlays: where the model looked",
+        description="Write one PNG per image with the Grad-CAM heatmap of the predicted class "
+        "(or --class) over it, computed on the output of the backbone's last convolutional "
+        "block (from its block declaration).",
+        add_arguments=_explain_args,
+        run=_explain_run,
+        epilog="examples:\n"
+        "  tl-kit explain runs/photos a.jpg b.jpg\n"
+        "  tl-kit explain runs/photos photos/ --out runs/photos/cam --class cat --json",
+    )
+)
+
+
 # === Parser and entry point ===
 
 

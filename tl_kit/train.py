@@ -1220,6 +1220,14 @@ class Learner:
 
         return learner_lr_find(self, data, stage=stage, out=out, **kwargs)
 
+    def explain(self, images, *, out: str | os.PathLike | None = None, **kwargs: Any) -> dict:
+        """Grad-CAM heatmaps (and, with ``out``, overlay PNGs) for image paths or raw arrays,
+        on the last convolutional block of the backbone's block declaration. See
+        :func:`tl_kit.explain.explain`."""
+        from tl_kit.explain import learner_explain
+
+        return learner_explain(self, images, out=out, **kwargs)
+
     def __repr__(self) -> str:
         return (f"Learner(backbone={self.spec.name!r}, num_classes={self.num_classes}, "
                 f"weights={self._weights_label()}, run_dir={str(self.run_dir)!r})")
