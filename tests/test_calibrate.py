@@ -187,3 +187,19 @@ def test_cli_no_calibrate(tmp_path):
                      "--json", *flag]) == 0
         metrics = json.loads((out / "metrics.json").read_text())
         assert ("calibration" in metrics) == expect
+
+
+def test_a_resumed_run_calibrates_once(tmp_path, digits):
+    """Killed after the last stage, before the run was marked complete: the rerun loads the
+    stage's (uncalibrated) checkpoint and calibrates it once, to the same temperature."""
+    x, y = digits
+    run = tmp_path / "run"
+    first = Learner("lenet5", 3, weights=None, recipe=_recipe(), run_dir=run, verbose=0, tensorboard=False)
+    first.fit((x, y))
+    t = json.loads((run / "metrics.json").read_text())["calibration"]["temperature"]
+    (run / "run.json").write_text(json.dumps({"status": "running"}))
+    again = Learner("lenet5", 3, weights=None, recipe=_recipe(), run_dir=run, verbose=0, tensorboard=False)
+    again.fit((x, y))
+    assert "resumed: stage 1 'all' was finished" in (run / "train.log").read_text()
+    assert json.loads((run / "metrics.json").read_text())["calibration"]["temperature"] == pytest.approx(t, rel=1e-5)
+    np.testing.assert_allclose(again._dense.kernel.numpy(), first._dense.kernel.numpy(), atol=1e-6)
