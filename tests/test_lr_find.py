@@ -135,3 +135,11 @@ def test_cli_lr_find_writes_a_recipe_with_the_rate(tmp_path, capsys):
     assert load_recipe(str(toml)).stages[0].learning_rate == pytest.approx(report["suggested"])
     assert main(["lr-find", "--data", str(tmp_path / "data"), "--backbone", "lenet5", "--weights", "none",
                  "--recipe", "scratch", "--stage", "nope", "--out", str(out)]) == 2
+
+
+def test_lr_find_without_a_recipe_sweeps_what_fit_would_choose_and_leaves_the_regime(digits):
+    x, y = digits
+    learner = Learner("lenet5", 3, weights=None, verbose=0, tensorboard=False)
+    result = learner.lr_find((x, y), num_steps=10)
+    assert result.stage == "scratch"  # weights=None: fit would run the scratch recipe
+    assert learner.regime == "auto" and learner.recipe is None

@@ -230,7 +230,8 @@ def learner_lr_find(learner, data=None, *, stage: int | str | None = None, out: 
     (its blocks, optimizer, weight decay, label smoothing, augmentation, batch size; a
     head-only stage with ``cache_features`` sweeps the head on cached backbone features),
     every weight and trainable flag restored afterwards. With ``out``: ``lr_find.png`` and
-    ``lr_find.json`` there."""
+    ``lr_find.json`` there. The sweep runs in this process on the default device (a short
+    interactive measurement; it does not go through the learner's distribution strategy)."""
     import keras
     import tensorflow as tf
 
@@ -245,7 +246,12 @@ def learner_lr_find(learner, data=None, *, stage: int | str | None = None, out: 
     learner._adopt_class_names(data)
     if learner.model is None:
         learner.build(data.info.num_classes)
-    recipe = learner.recipe or learner._resolve_recipe(data)
+    if learner.recipe is not None:
+        recipe = learner.recipe
+    else:  # the recipe fit would choose, without fixing the learner's regime for fit
+        saved = (learner.regime, learner.regime_reason)
+        recipe = learner._resolve_recipe(data)
+        learner.regime, learner.regime_reason = saved
     index = stage_index(recipe, stage)
     st = recipe.stages[index]
     n = learner._n_blocks(st)
