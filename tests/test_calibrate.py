@@ -146,10 +146,15 @@ def test_fit_calibrates_and_every_output_uses_it(tmp_path, digits):
     np.testing.assert_allclose(learner.model.predict(x, verbose=0), expected, atol=1e-5)
     saved = keras.saving.load_model(run / "model.keras", compile=False)  # what predict/evaluate load
     np.testing.assert_allclose(saved.predict(x, verbose=0), expected, atol=1e-5)
-    report = learner.export(tmp_path / "export")
+    report = learner.export(tmp_path / "export", formats=("saved_model", "onnx"))
     loaded = tf.saved_model.load(report["path"])
     served = loaded.signatures["serving_float32"](images=tf.constant(x[:8]))["probabilities"].numpy()
     np.testing.assert_allclose(served, expected[:8], atol=1e-5)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(f"{report['path']}/model.onnx", providers=["CPUExecutionProvider"])
+    onnx_probs = session.run(None, {session.get_inputs()[0].name: x[:8]})[0]
+    np.testing.assert_allclose(onnx_probs, expected[:8], atol=1e-5)
     # A second fit starts from the raw head: the temperature is undone, never applied twice.
     undo_learner_calibration(learner)
     np.testing.assert_allclose(learner._dense.kernel.numpy(), raw._dense.kernel.numpy(), atol=1e-6)
