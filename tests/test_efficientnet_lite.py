@@ -388,3 +388,40 @@ def test_missing_wheel_names_the_pip_command(monkeypatch, keras_home):
 def test_imagenet_top_needs_1000_classes():
     with pytest.raises(tl_kit.errors.UserError, match="classes=1000"):
         tl_kit.build_model("efficientnet_lite0", weights="imagenet", classes=10)
+
+
+def test_official_tf_checkpoint_converts_for_lite3(tmp_path, monkeypatch, keras_home):
+    """Lite3/4 read the official TF checkpoint (names of tensorflow/tpu's efficientnet_model):
+    a checkpoint written here under those names, one variable also with its EMA twin, comes
+    out layer for layer in the Keras model."""
+    import tensorflow as tf
+
+    from tl_kit.models import _tf_checkpoint as C
+
+    donor = tl_kit.build_model("efficientnet_lite3", include_top=False, input_shape=(32, 32, 3))
+    rng = np.random.default_rng(0)
+    table = C.tf_names_to_keras("efficientnet_lite3", include_top=False)
+    names, tensors, expected = [], [], {}
+    for layer_name, var_names in table.items():
+        values = [rng.normal(size=w.shape).astype("float32") for w in donor.get_layer(layer_name).weights]
+        if layer_name == "top_bn":
+            values[3] = np.abs(values[3])
+        expected[layer_name] = values
+        names += var_names
+        tensors += values
+    names.append(table["stem_conv"][0] + "/ExponentialMovingAverage")
+    ema = rng.normal(size=expected["stem_conv"][0].shape).astype("float32")
+    tensors.append(ema)
+    expected["stem_conv"] = [ema]
+    folder = tmp_path / "efficientnet-lite3"
+    folder.mkdir()
+    tf.raw_ops.SaveV2(prefix=str(folder / "model.ckpt"), tensor_names=names,
+                      shape_and_slices=[""] * len(names), tensors=tensors)
+    monkeypatch.setattr(keras.utils, "get_file", lambda *a, **k: str(tmp_path))
+    model = tl_kit.build_model("efficientnet_lite3", weights="imagenet", include_top=False,
+                               input_shape=(48, 48, 3))
+    for layer_name, values in expected.items():
+        for got, want in zip(model.get_layer(layer_name).get_weights(), values, strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert os.path.isfile(E.cached_weights_file("efficientnet_lite3", False))
+    keras.backend.clear_session()
