@@ -720,6 +720,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--json", action="store_true", help="no progress output; print the run summary as JSON"
     )
+    p.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="do not fit a temperature on the validation split after training "
+        "(default: calibrated probabilities, see README 'Calibrated probabilities')",
+    )
 
 
 def _scaled_recipe(recipe, args: argparse.Namespace):
@@ -802,6 +808,8 @@ def _train_run(args: argparse.Namespace) -> int:
         # TensorBoard logs only where the tensorboard package is installed (not a dependency).
         tensorboard=importlib.util.find_spec("tensorboard") is not None,
     )
+    if args.no_calibrate:
+        learner.calibrate = False
     learner.fit(data)
     summary = {
         "run_dir": str(learner.run_dir),
@@ -998,6 +1006,188 @@ SUBCOMMANDS: list[Subcommand] = [
         "  tl-kit augment-preview --data data/my_photos --backend albumentations -n 25",
     ),
 ]
+
+
+# === lr-find (tl_kit.lr_find) ===
+
+
+def _lr_find_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, metavar="DIR", help="image folder or tfds:NAME")
+    p.add_argument("--backbone", default=None, help="backbone name; default: the recipe's")
+    p.add_argument(
+        "--recipe",
+        default="small",
+        help="recipe whose stage is swept: small, medium, large, scratch or a TOML file "
+        "(default small)",
+    )
+    p.add_argument(
+        "--stage", default=None, help="stage name or index (default: the first with epochs)"
+    )
+    p.add_argument("--weights", default="auto", help="as for tl-kit train")
+    p.add_argument("--image-size", default=None, metavar="S", help="input size, S or H,W")
+    p.add_argument("--steps", type=int, default=100, help="sweep steps (default 100)")
+    p.add_argument("--min-lr", type=float, default=1e-7)
+    p.add_argument("--max-lr", type=float, default=10.0)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the stage's")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--out", metavar="DIR", default=None,
+        help="where lr_find.png and lr_find.json go (default runs/lr-find-<backbone>-<time>)",
+    )
+    p.add_argument(
+        "--write-recipe", metavar="TOML", default=None,
+        help="write the recipe with the stage's learning_rate set to the suggestion "
+        "(then: tl-kit train TOML --data DIR)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _lr_find_run(args: argparse.Namespace) -> int:
+    import time
+
+    data = _existing_dir(args.data, "data")
+    size = _image_size(args.image_size)
+    from tl_kit.backbones import get_backbone
+    from tl_kit.lr_find import stage_index
+    from tl_kit.recipes import load_recipe
+    from tl_kit.train import Learner, scratch_recipe
+
+    recipe = scratch_recipe() if args.recipe == "scratch" else load_recipe(args.recipe)
+    stage_index(recipe, args.stage)  # unknown stage: one line before anything loads
+    backbone = args.backbone or recipe.backbone
+    if not backbone:
+        raise UserError(
+            f"Which backbone? The recipe names none: pass --backbone NAME. "
+            f"Received: backbone=None, recipe={args.recipe!r}"
+        )
+    spec = get_backbone(backbone)
+    if args.write_recipe and Path(args.write_recipe).exists():
+        raise UserError(
+            f"{args.write_recipe!r} exists already; choose another --write-recipe path. "
+            f"Received: write_recipe={args.write_recipe!r}"
+        )
+    weights = None if str(args.weights).lower() == "none" else args.weights
+    out = args.out or str(
+        Path("runs", f"lr-find-{spec.name.replace(':', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
+    )
+    learner = Learner(spec.name, recipe=recipe, weights=weights, image_size=size, run_dir=out,
+                      seed=args.seed, verbose=0, tensorboard=False)
+    result = learner.lr_find(data, stage=args.stage, out=out, num_steps=args.steps,
+                             min_lr=args.min_lr, max_lr=args.max_lr, batch_size=args.batch_size)
+    if args.write_recipe:
+        result.apply(recipe, args.stage).save(args.write_recipe)
+        result.files["recipe_toml"] = args.write_recipe
+    if args.json:
+        _print_json(result.to_dict())
+        return EXIT_OK
+    _print(f"stage {result.stage!r}: {len(result.learning_rates)} steps ({result.stopped})")
+    _print(f"suggested learning rate: {result.suggested:.3g}  ({result.rule})")
+    _print(f"min loss at {result.min_loss_lr:.3g}; min / 10 = {result.min_div_10:.3g}")
+    _print(f"plot: {result.files['plot_png']}")
+    if args.write_recipe:
+        _print(f"next: tl-kit train {args.write_recipe} --data {data} --backbone {spec.name}")
+    return EXIT_OK
+
+
+SUBCOMMANDS.append(
+    Subcommand(
+        name="lr-find",
+        help="learning-rate finder: exponential sweep, loss curve, a suggested rate",
+        description="Sweep the learning rate exponentially (1e-7 to 10) over one recipe "
+        "stage's trainable layers, one batch per rate, until the smoothed loss exceeds 4x its "
+        "minimum; the weights are restored afterwards. Suggests the rate where the smoothed loss "
+        "falls fastest (before its minimum) and writes lr_find.png and lr_find.json.",
+        add_arguments=_lr_find_args,
+        run=_lr_find_run,
+        epilog="examples:\n"
+        "  tl-kit lr-find --data data/my_photos --backbone mobilenet_v2\n"
+        "  tl-kit lr-find --data data/my_photos --backbone resnet50 --recipe medium --stage "
+        "finetune --write-recipe tuned.toml\n"
+        "  tl-kit lr-find --data data/textures --backbone lenet5 --weights none --recipe scratch "
+        "--json",
+    )
+)
+
+
+# === explain (tl_kit.explain) ===
+
+
+def _explain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory or .keras model file (with class_names.json)")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument(
+        "--out", metavar="DIR", default=None, help="where the overlays go (default RUN/explain)"
+    )
+    p.add_argument(
+        "--class", dest="class_name", default=None,
+        help="explain this class for every image (default: each image's predicted class)",
+    )
+    p.add_argument(
+        "--layer", default=None,
+        help="target layer of the backbone (default: the last convolutional block's output)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _explain_run(args: argparse.Namespace) -> int:
+    from tl_kit.explain import explain, run_blocks
+    from tl_kit.predict import load_for_inference
+
+    run = Path(args.run)
+    model, names = load_for_inference(run)
+    if not hasattr(model, "get_layer"):
+        raise UserError(
+            f"Grad-CAM needs the Keras model (model.keras in a run directory), not an export. "
+            f"Received: run={args.run!r}"
+        )
+    classes = None
+    if args.class_name is not None:
+        if args.class_name not in names:
+            raise UserError(
+                f"Unknown class {args.class_name!r}; the model's classes: {', '.join(names)}. "
+                f"Received: class={args.class_name!r}"
+            )
+        classes = names.index(args.class_name)
+    paths = []
+    for item in args.images:
+        item_path = Path(item)
+        if item_path.is_dir():
+            paths += sorted(str(f) for f in item_path.rglob("*")
+                            if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".gif"))
+        else:
+            paths.append(_existing_path(item, "image"))
+    if not paths:
+        raise UserError(f"No images found. Received: images={args.images}")
+    out = args.out or str((run if run.is_dir() else run.parent) / "explain")
+    result = explain(model, paths, class_names=names, out=out, classes=classes, layer=args.layer,
+                     blocks=run_blocks(run if run.is_dir() else run.parent))
+    rows = [{"path": p, "class": n, "probability": float(result["probabilities"][i][c]),
+             "overlay": f}
+            for i, (p, n, c, f) in enumerate(zip(result["paths"], result["names"], result["classes"],
+                                                  result["files"], strict=True))]
+    if args.json:
+        _print_json({"layer": result["layer"], "out": out, "images": rows})
+        return EXIT_OK
+    _print(f"Grad-CAM on layer {result['layer']!r}")
+    for row in rows:
+        _print(f"{row['path']}: {row['class']} (p={row['probability']:.3f}) -> {row['overlay']}")
+    return EXIT_OK
+
+
+SUBCOMMANDS.append(
+    Subcommand(
+        name="explain",
+        help="Grad-CAM heatmap overlays: where the model looked",
+        description="Write one PNG per image with the Grad-CAM heatmap of the predicted class "
+        "(or --class) over it, computed on the output of the backbone's last convolutional "
+        "block (from its block declaration).",
+        add_arguments=_explain_args,
+        run=_explain_run,
+        epilog="examples:\n"
+        "  tl-kit explain runs/photos a.jpg b.jpg\n"
+        "  tl-kit explain runs/photos photos/ --out runs/photos/cam --class cat --json",
+    )
+)
 
 
 # === Parser and entry point ===

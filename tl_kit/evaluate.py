@@ -103,6 +103,7 @@ def evaluate_model(
     batch_size: int = 32,
     num_worst: int = 16,
     num_confused: int = 10,
+    worst_heatmaps: bool = True,
 ) -> dict:
     """Evaluate a classifier and, with ``out_dir``, save the report and plots.
 
@@ -118,6 +119,9 @@ def evaluate_model(
         split: which split of a ``Data`` object (default "test", else "val").
         num_worst: images in the worst-predictions grid (highest loss).
         num_confused: how many most-confused (true, predicted) pairs to list.
+        worst_heatmaps: overlay each worst prediction with its Grad-CAM heatmap (of the
+            predicted class, :mod:`tl_kit.explain`) where the model allows it (a Keras
+            classifier with a backbone sub-model); otherwise the plain images.
 
     Returns:
         A JSON-ready dict: ``loss``, ``accuracy``, ``top_k``, ``top_k_accuracy``,
@@ -229,7 +233,8 @@ def evaluate_model(
         if worst_images is not None and len(worst_images):
             files["worst_predictions_png"] = str(
                 plot_worst(worst_images, worst_labels, worst_probs, class_names,
-                           plots / "worst_predictions.png")
+                           plots / "worst_predictions.png",
+                           heatmaps=_worst_heatmaps(model, worst_images) if worst_heatmaps else None)
             )
         files["metrics_json"] = str(out / "metrics.json")
         _merge_json(out / "metrics.json", metrics)
@@ -305,10 +310,23 @@ def plot_confusion_matrix(
     return Path(out_png)
 
 
+def _worst_heatmaps(model, images) -> np.ndarray | None:
+    """Grad-CAM heatmaps of ``images`` (predicted class), or None where the model has no
+    backbone/``predictions`` chain to explain (an ensemble, an export): a plot extra only."""
+    try:
+        from tl_kit.explain import gradcam
+
+        return gradcam(model, images)["heatmaps"]
+    except Exception:  # noqa: BLE001 - never lose an evaluation over its heatmaps
+        return None
+
+
 def plot_worst(
-    images, labels, probs, class_names: Sequence[str], out_png: str | os.PathLike
+    images, labels, probs, class_names: Sequence[str], out_png: str | os.PathLike,
+    heatmaps: np.ndarray | None = None,
 ) -> Path:
-    """Save a grid of images titled ``true -> predicted (p)``, e.g. the highest-loss ones."""
+    """Save a grid of images titled ``true -> predicted (p)``, e.g. the highest-loss ones;
+    with ``heatmaps`` (N, H, W) in [0, 1], each image carries its Grad-CAM overlay."""
     plt = _pyplot()
     count = len(images)
     cols = min(4, count)
@@ -317,9 +335,13 @@ def plot_worst(
     try:
         for ax in axes.ravel():
             ax.axis("off")
-        for ax, image, label, prob in zip(axes.ravel(), images, labels, probs, strict=False):
+        for i, (ax, image, label, prob) in enumerate(zip(axes.ravel(), images, labels, probs, strict=False)):
             pixels = np.clip(np.asarray(image), 0, 255).astype(np.uint8)
-            if pixels.shape[-1] == 1:
+            if heatmaps is not None:
+                from tl_kit.explain import overlay
+
+                ax.imshow(overlay(pixels, heatmaps[i]))
+            elif pixels.shape[-1] == 1:
                 ax.imshow(pixels[..., 0], cmap="gray", vmin=0, vmax=255)
             else:
                 ax.imshow(pixels)

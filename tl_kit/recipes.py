@@ -152,6 +152,8 @@ class Recipe:
             small maps keep their spatial detail, LeNet-5's 5x5x16 gives 400 features).
         head_layer: attach the head to this backbone layer instead of its output (the layers
             after it are dropped); ``None`` = the backbone's output.
+        calibrate: after the last stage, fit a temperature on the validation split and fold
+            it into the softmax head (:mod:`tl_kit.calibrate`).
     """
 
     name: str = "custom"
@@ -162,6 +164,7 @@ class Recipe:
     dropout: float = 0.2
     head_pool: str = "auto"
     head_layer: str | None = None
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         self.stages = [s if isinstance(s, Stage) else _stage_from_dict(s) for s in self.stages]

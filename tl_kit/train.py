@@ -120,7 +120,8 @@ RUN_ARTEFACTS = ("config.toml", "history.csv", "metrics.json", "model.keras", "t
                  RUN_STATE, "manifest.json", "hygiene.csv", "hygiene.json", "checkpoints", "logs",
                  "class_names.json", "confusion_matrix.csv", "plots")
 # Settings of config.toml that may change between a run and its resume (not its identity).
-_VOLATILE = ("run.regime_reason", "run.strategy", "run.replicas", "run.precision", "run.jit_compile")
+_VOLATILE = ("run.regime_reason", "run.strategy", "run.replicas", "run.precision", "run.jit_compile",
+             "recipe.calibrate")  # calibration runs after training: not part of a run's identity
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -318,6 +319,7 @@ class Learner:
         self._resuming = False
         self._stage_rows: list[dict[str, Any]] = []
         self._stage_name = ""
+        self.calibrate: bool | None = None  # None: the recipe's `calibrate` (tl_kit.calibrate)
         if note:
             self._log(note)
         if requested == "auto":
@@ -596,10 +598,14 @@ class Learner:
         self._write_config(config)
         self._write_run_state("running")
         self.history = []
+        from tl_kit.calibrate import calibrate_learner, undo_learner_calibration
+
+        undo_learner_calibration(self)  # a re-fit trains the raw head, never T applied twice
         start = time.perf_counter()
         for index, stage in enumerate(recipe.stages):
             self._run_stage(index, stage, data)
         self.metrics["train_seconds"] = round(time.perf_counter() - start, 3)
+        calibrate_learner(self, data, recipe)  # temperature scaling on val (recipe.calibrate)
         self._finish_run()
         return self
 
@@ -1204,6 +1210,23 @@ class Learner:
             kwargs.setdefault("test_data", self.data)
         return export_model(self.model, path, self.class_names, formats=formats,
                             overwrite=overwrite, **kwargs)
+
+    def lr_find(self, data=None, *, stage: int | str | None = None,
+                out: str | os.PathLike | None = None, **kwargs: Any):
+        """Learning-rate finder on ``stage``'s trainable layers (index or name; default the
+        first stage with epochs); weights are restored afterwards. See :mod:`tl_kit.lr_find`
+        (rule of the suggested rate, ``result.apply(recipe)``)."""
+        from tl_kit.lr_find import learner_lr_find
+
+        return learner_lr_find(self, data, stage=stage, out=out, **kwargs)
+
+    def explain(self, images, *, out: str | os.PathLike | None = None, **kwargs: Any) -> dict:
+        """Grad-CAM heatmaps (and, with ``out``, overlay PNGs) for image paths or raw arrays,
+        on the last convolutional block of the backbone's block declaration. See
+        :func:`tl_kit.explain.explain`."""
+        from tl_kit.explain import learner_explain
+
+        return learner_explain(self, images, out=out, **kwargs)
 
     def __repr__(self) -> str:
         return (f"Learner(backbone={self.spec.name!r}, num_classes={self.num_classes}, "
