@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tl_kit.decode import resize_array
 from tl_kit.errors import UserError
 from tl_kit.evaluate import ensemble
 from tl_kit.export import ExportError, export_model, tflite_predict
@@ -156,8 +157,10 @@ def test_saved_model_in_fresh_tensorflow_only_process(exported, tmp_path):
     # PNG and BMP are lossless: decoding in the graph gives the very same pixels.
     np.testing.assert_allclose(got["bytes"][0], expected[0], atol=1e-5)
     np.testing.assert_allclose(got["bytes"][2], expected[1], atol=1e-5)
-    grey_rgb = np.repeat(grey[..., None], 3, axis=-1).astype("float32")[None]
-    resized = tf.image.resize(grey_rgb, (SIZE, SIZE), method="bilinear", antialias=True).numpy()
+    # Another size: resized as training resizes decoded files (bilinear, antialias, rounded
+    # to uint8: tl_kit.decode.resize_array), not left in float.
+    grey_rgb = np.repeat(grey[..., None], 3, axis=-1)
+    resized = resize_array(grey_rgb, (SIZE, SIZE)).astype("float32")[None]
     np.testing.assert_allclose(got["bytes"][1], model.predict(resized, verbose=0)[0], atol=1e-5)
     assert got["bytes"].shape == (5, 3)
     np.testing.assert_allclose(got["bytes"].sum(-1), 1.0, atol=1e-5)  # GIF and JPEG decode too
