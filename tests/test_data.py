@@ -281,3 +281,72 @@ def test_tfds_mock():
     assert data.size("train") == 12 and data.size("val") == 12 and data.size("test") == 12
     x, y = next(iter(data.dataset("train", batch_size=5)))
     assert x.shape == (5, 16, 16, 3) and y.shape == (5, 3)
+
+
+# === One decoder (tl_kit.decode) in every path; read-only manifests ===
+
+
+def _pixels_by_path(data, split):
+    x = np.concatenate([b[0].numpy() for b in data.dataset(split, batch_size=64, shuffle=False)])
+    return dict(zip(data.paths(split), x, strict=True))
+
+
+def test_decoder_recorded_and_streaming_equals_cached_exactly(messy, monkeypatch):
+    import tl_kit.data as D
+    from tl_kit.decode import decode_file
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cached = load_data(messy, image_size=SIZE, validation_split=0.0)
+        monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)
+        streamed = load_data(messy, image_size=SIZE, validation_split=0.0)
+    assert cached._splits["train"].x is not None and streamed._splits["train"].x is None
+    decoder = {Path(r.path).name: r.decoder for r in cached.hygiene if r.status == "ok"}
+    for name in ("rotated.jpg", "cmyk.jpg", "transparent.png"):
+        assert decoder[name] == "pil", name  # TF would show these differently
+    for name in ("img0.jpg", "img0.png", "img0.bmp", "grey.png", "really_png.jpg", "pic.WebP"):
+        assert decoder[name] == "tf", name
+    assert "decoded with PIL" in hygiene_table(cached.hygiene)
+    # In-graph streaming (TF ops, Pillow files through numpy_function) == the scan's cache
+    a, b = _pixels_by_path(cached, "train"), _pixels_by_path(streamed, "train")
+    assert a.keys() == b.keys()
+    for path in a:
+        np.testing.assert_array_equal(a[path], b[path], err_msg=path)
+        np.testing.assert_array_equal(a[path], decode_file(path, SIZE)[0], err_msg=path)
+
+
+def test_streaming_drops_a_file_broken_since_the_scan(tmp_path, monkeypatch):
+    import tl_kit.data as D
+
+    monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)
+    _fill_class(tmp_path / "a", 3, (200, 30, 30), ".jpg")
+    _fill_class(tmp_path / "b", 3, (30, 30, 200), ".jpg")
+    data = load_data(tmp_path, image_size=SIZE, validation_split=0.0)
+    (tmp_path / "a" / "img1.jpg").write_bytes(b"\xff\xd8\xff broken after the scan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        x = np.concatenate([b[0].numpy() for b in data.dataset("train", batch_size=4)])
+    assert len(x) == 5  # dropped, the epoch goes on
+
+
+def test_record_false_reads_the_manifest_and_writes_nothing(tmp_path):
+    root = tmp_path / "d"
+    _fill_class(root / "a", 8, (10, 10, 10))
+    _fill_class(root / "b", 8, (20, 20, 20))
+    run = tmp_path / "run"
+    first = load_data(root, image_size=SIZE, validation_split=0.25, run_dir=run, seed=1)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert set(before) == {"manifest.json", "hygiene.csv", "hygiene.json"}
+    _fill_class(root / "a", 10, (10, 10, 10))  # two files added
+    (root / "b" / "img0.png").write_bytes(b"now broken")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = load_data(root, image_size=SIZE, validation_split=0.25, run_dir=run, seed=1,
+                          record=False)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert set(first.paths("val")) - {str(root / "b" / "img0.png")} <= set(again.paths("val"))
+    assert sum(again.size(s) for s in ("train", "val")) == 17
+    fresh = tmp_path / "fresh"
+    with pytest.warns(UserWarning, match="Skipped 1"):
+        load_data(root, image_size=SIZE, run_dir=fresh, record=False)
+    assert not fresh.exists()
