@@ -724,8 +724,19 @@ def _load_dict(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_c
     return Data(info, size, splits, resize=resize, run_dir=_str(run_dir), seed=seed)
 
 
+def _open_index(root: Path, channels: int, run_dir, record: bool, explicit):
+    """The hygiene index a load of ``root`` uses (:mod:`tl_kit.hygiene_index`), or None."""
+    from tl_kit.hygiene_index import HygieneIndex, index_location
+
+    where = index_location(root, channels, run_dir=run_dir, explicit=explicit)
+    if where is None:
+        return None
+    in_run = run_dir is not None and explicit in (None, True)
+    return HygieneIndex(where, root, channels, writable=record or not in_run)
+
+
 def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_classes,
-                        class_names, workers=None, record: bool = True) -> Data:
+                        class_names, workers=None, record: bool = True, hygiene_index=None) -> Data:
     """``{"train": folder, "val": folder, "test": folder}``: splits made by the user, one
     class folder layout each. Every folder gets the same hygiene scan; the class names are
     the train folder's, and another split may hold fewer classes but no new one. A missing
@@ -736,7 +747,8 @@ def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_d
         s = _split_key(key, loaded, src)
         loaded[s] = _load_folder(Path(folder), size=size, channels=channels, resize=resize, fracs=zero,
                                  seed=seed, run_dir=None, num_classes=num_classes if s == "train" else None,
-                                 workers=workers)
+                                 workers=workers, record=record, hygiene_index=hygiene_index,
+                                 index_run_dir=run_dir)
     if "train" not in loaded:
         raise UserError(f"A dict of split folders needs a 'train' entry. Received: keys={list(src)!r}")
     names = loaded["train"].class_names
@@ -798,7 +810,7 @@ def _str(p) -> str | None:
 def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_split: float = 0.2,
               test_split: float = 0.0, seed: int = 0, run_dir=None, num_classes: int | None = None,
               resize: str = "stretch", class_names=None, workers: int | None = None,
-              record: bool = True) -> Data:
+              record: bool = True, hygiene_index=None) -> Data:
     """Load a folder, ``"tfds:NAME"``, ``(x, y)`` arrays, a tf.data dataset or a dict of splits.
 
     Args:
@@ -818,6 +830,9 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
         record: write the split manifest and hygiene report into ``run_dir`` (training).
             False (evaluation, export) only reads an existing manifest there: nothing in
             ``run_dir`` is created or changed.
+        hygiene_index: the hygiene index of folder sources (:mod:`tl_kit.hygiene_index`:
+            unchanged files are not decoded again by the scan): None for the default place
+            (``run_dir``, else ``$TL_KIT_CACHE_DIR``), a file path, or False for none.
 
     Returns:
         A :class:`Data`.
@@ -839,7 +854,7 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
               run_dir=run_dir, num_classes=num_classes, class_names=class_names, record=bool(record))
     if isinstance(source, dict):
         if source and all(isinstance(v, (str, os.PathLike)) for v in source.values()):
-            return _load_split_folders(source, workers=workers, **kw)
+            return _load_split_folders(source, workers=workers, hygiene_index=hygiene_index, **kw)
         return _load_dict(source, **kw)
     if _is_tf_dataset(source):
         return _load_single(source, source="tf.data", **kw)
@@ -850,8 +865,8 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
     if isinstance(source, (str, os.PathLike)):
         split_dirs = _split_subfolders(Path(source))
         if split_dirs:  # photos/train/<class>, photos/val/<class>: the user's own split
-            return _load_split_folders(split_dirs, workers=workers, **kw)
-        return _load_folder(Path(source), workers=workers, **kw)
+            return _load_split_folders(split_dirs, workers=workers, hygiene_index=hygiene_index, **kw)
+        return _load_folder(Path(source), workers=workers, hygiene_index=hygiene_index, **kw)
     raise UserError(
         "`source` must be a folder path, 'tfds:NAME', (x, y) arrays, a tf.data.Dataset or a dict "
         f"of splits. Received: source={type(source).__name__}")
@@ -975,11 +990,28 @@ def _list_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tup
 
 
 def _scan(files: list[tuple[str, int]], classes: list[str], size, channels, resize, keep: bool,
-          workers) -> tuple[list[HygieneRecord], list[np.ndarray | None]]:
-    """Decode every file in parallel threads; verdicts (and pixels when ``keep``)."""
+          workers, index=None) -> tuple[list[HygieneRecord], list[np.ndarray | None]]:
+    """Decode every file in parallel threads; verdicts (and pixels when ``keep``). With a
+    :class:`~tl_kit.hygiene_index.HygieneIndex`, an unchanged file keeps its verdict
+    without being decoded (unless its pixels are needed)."""
 
     def one(item):
         path, k = item
+        st = None
+        if index is not None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            known = index.lookup(path, st) if st is not None and not keep else None
+            if known is not None:
+                return HygieneRecord(path, classes[k], *known), None
+        rec, arr = check(path, k)
+        if index is not None and st is not None:
+            index.put(path, st, rec.status, rec.reason, rec.decoder)
+        return rec, arr
+
+    def check(path, k):
         try:
             arr, notes, decoder = _dec.decode_file(path, size, channels, resize)
         except Exception as e:
@@ -1075,7 +1107,8 @@ def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs
 
 
 def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, num_classes,
-                 class_names=None, workers=None, record: bool = True) -> Data:
+                 class_names=None, workers=None, record: bool = True, hygiene_index=None,
+                 index_run_dir=None) -> Data:
     root = Path(root).expanduser()
     classes, files, stray = _list_folder(root)
     if num_classes is not None and num_classes != len(classes):
@@ -1084,7 +1117,11 @@ def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, nu
             f"{num_classes}. Fix the folder or num_classes. Received: num_classes={num_classes!r}")
     per_image = size[0] * size[1] * channels
     keep = len(files) * per_image <= CACHE_LIMIT_BYTES
-    records, pixels = _scan(files, classes, size, channels, resize, keep, workers)
+    index = _open_index(root, channels, index_run_dir if index_run_dir is not None else run_dir,
+                        record, hygiene_index)
+    records, pixels = _scan(files, classes, size, channels, resize, keep, workers, index)
+    if index is not None:
+        index.save()
     records = [HygieneRecord(p, "", "skipped", why) for p, why in stray] + records
     if run_dir is not None and record:
         _write_hygiene(run_dir, records, root)

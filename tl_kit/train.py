@@ -118,7 +118,7 @@ RUN_STATE = "run.json"  # {"status": "running" | "complete", ...}: what a rerun 
 # What fit writes into a run directory (removed by overwrite=True; nothing else is touched).
 RUN_ARTEFACTS = ("config.toml", "history.csv", "metrics.json", "model.keras", "train.log",
                  RUN_STATE, "manifest.json", "hygiene.csv", "hygiene.json", "checkpoints", "logs",
-                 "class_names.json", "confusion_matrix.csv", "plots")
+                 "class_names.json", "confusion_matrix.csv", "plots", "hygiene_index", "evaluations")
 # Settings of config.toml that may change between a run and its resume (not its identity).
 _VOLATILE = ("run.regime_reason", "run.strategy", "run.replicas", "run.precision", "run.jit_compile")
 
