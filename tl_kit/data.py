@@ -27,7 +27,10 @@ Decoding strategy (folders)
     palette BMP) or cannot decode are decoded with Pillow and recorded as such
     (``HygieneRecord.decoder == "pil"``); see :mod:`tl_kit.decode` for what serving does
     with them. Files that fail to decode fully (corrupt, truncated, not an image) are
-    skipped and listed, so training never meets them mid-epoch. Mode conversion: grey,
+    skipped and listed, so training never meets them mid-epoch. With a hygiene index
+    (:mod:`tl_kit.hygiene_index`: in ``run_dir``, or ``$TL_KIT_CACHE_DIR``), a file whose
+    size and mtime did not change keeps its verdict without being decoded again (the
+    streaming path; the in-memory path decodes anyway to fill its cache). Mode conversion: grey,
     palette, CMYK and 16-bit become RGB (or ``L`` for ``channels=1``); images with
     transparency (RGBA, LA, palette with a transparent colour) are composited on a WHITE
     background, since transparent regions in photos/icons are meant as background, not black.
