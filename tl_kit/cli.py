@@ -313,15 +313,18 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run directory, .keras model file or export folder")
     p.add_argument(
         "--data",
-        required=True,
+        default=None,
         metavar="DIR",
-        help="image folder (one sub-folder per class) or tfds:NAME",
+        help="image folder (one sub-folder per class, or train/ val/ test/ folders of them) "
+        "or tfds:NAME; all of it is evaluated unless it is split or is the run's own "
+        "training data (default: the run's training data)",
     )
     p.add_argument(
         "--split",
         choices=("train", "val", "test"),
         default=None,
-        help="which split to evaluate (default: test if the run held one out, else val)",
+        help="which split: a train/val/test sub-folder of --data, or, for the run's own "
+        "training data, that split of the run's manifest (default: test, else val)",
     )
     p.add_argument(
         "--tta",
@@ -335,17 +338,19 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         "--out",
         metavar="DIR",
         default=None,
-        help="where metrics.json and the plots go (default: the run directory)",
+        help="folder under which the report folder <data>-<split>-<n>/ (metrics.json, "
+        "confusion matrix, plots, hygiene of the evaluated data) is made "
+        "(default: RUN/evaluations); the run's own files are never changed",
     )
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:
     _existing_path(args.run, "run")
-    data = _existing_dir(args.data, "data")
+    data = _existing_dir(args.data, "data") if args.data is not None else None
     from tl_kit.evaluate import evaluate_run
 
-    with _spinner(f"evaluating {args.run} on {data}", quiet=args.json):
+    with _spinner(f"evaluating {args.run} on {data or 'its training data'}", quiet=args.json):
         report = evaluate_run(
             args.run,
             data,
@@ -359,6 +364,8 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         _print_json(report)
     else:
         _print_report(report, f"evaluation of {args.run}")
+        _print(f"evaluated: {report['evaluated']['how']}")
+        _print(f"report: {report['files']['report_dir']}")
     return EXIT_OK
 
 
