@@ -132,7 +132,10 @@ def test_split_leaks_outliers_hygiene_cli_json(offline, crops, tmp_path, capsys)
         d = pairs[frozenset((f"test/{names[yt[i]]}/test{i:03d}.jpg", f"train/{names[yt[i]]}/copy{i:03d}.jpg"))]
         assert d["kind"] == "exact" and d["cross_split"] is True and d["similarity"] == 1.0
     d = pairs[frozenset((f"test/{names[yt[j]]}/test{j:03d}.jpg", f"train/{names[yt[j]]}/resized.jpg"))]
-    assert d["kind"] == "near" and d["cross_split"] is True and d["similarity"] >= 0.95
+    assert d["kind"] == "near" and d["cross_split"] is True and d["similarity"] >= 0.9
+    # crops of different photos are never near duplicates (the class folder is the photo)
+    near = [d for d in saved["duplicates"] if d["kind"] == "near"]
+    assert all(d["a"].split("/")[1] == d["b"].split("/")[1] for d in near), near
     assert sum(d["kind"] == "exact" for d in saved["duplicates"]) == len(copies)
 
     wide_rel = f"train/{names[crops['pool'][1][0]]}/wide.jpg"

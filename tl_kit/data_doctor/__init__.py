@@ -7,7 +7,7 @@ balance, size outliers and hygiene of an image folder, from pretrained features.
 
 * Exact duplicates: the same file bytes (SHA-256), or the same decoded pixels (at the
   doctor's image size, with the same original size). Near duplicates: cosine similarity of
-  the L2-normalised pretrained features >= ``near_cosine`` (0.95), or 64-bit DCT perceptual
+  the L2-normalised pretrained features >= ``near_cosine`` (0.97), or 64-bit DCT perceptual
   hashes within ``phash_bits`` (6) bits. ``cross_split`` is True when the two images are in
   different splits: test images leaking into training.
 * Label issues: confident learning (Northcutt et al. 2021) on out-of-fold probabilities
