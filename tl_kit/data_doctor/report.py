@@ -94,7 +94,7 @@ def suspects_png(result, path: Path, root: Path) -> Path:
     items = result.label_issues[:MAX_SUSPECTS]
     cols = min(6, max(1, len(items)))
     rows = max(1, -(-len(items) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.7 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     if not items:
