@@ -104,6 +104,9 @@ def test_split_leaks_outliers_hygiene_cli_json(offline, crops, tmp_path, capsys)
     j = 30  # resized (112 -> 90 px) and re-encoded at quality 60
     small = Image.fromarray(xt[j].astype("uint8")).resize((90, 90), Image.BICUBIC)
     small.save(root / "train" / names[yt[j]] / "resized.jpg", quality=60)
+    k = 40  # the same pixels as PNG (test) and BMP (train): other bytes, an exact duplicate
+    Image.fromarray(xt[k].astype("uint8")).save(root / "test" / names[yt[k]] / "lossless.png")
+    Image.fromarray(xt[k].astype("uint8")).save(root / "train" / names[yt[k]] / "lossless.bmp")
     wide = np.tile(crops["pool"][0][0], (1, 4, 1))[:40]  # 448 x 40: an aspect-ratio outlier
     _save(wide, root / "train" / names[crops["pool"][1][0]] / "wide.jpg")
     (root / "train" / names[0] / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
@@ -136,13 +139,15 @@ def test_split_leaks_outliers_hygiene_cli_json(offline, crops, tmp_path, capsys)
     # crops of different photos are never near duplicates (the class folder is the photo)
     near = [d for d in saved["duplicates"] if d["kind"] == "near"]
     assert all(d["a"].split("/")[1] == d["b"].split("/")[1] for d in near), near
-    assert sum(d["kind"] == "exact" for d in saved["duplicates"]) == len(copies)
+    d = pairs[frozenset((f"test/{names[yt[k]]}/lossless.png", f"train/{names[yt[k]]}/lossless.bmp"))]
+    assert d["kind"] == "exact" and d["cross_split"] is True
+    assert sum(d["kind"] == "exact" for d in saved["duplicates"]) == len(copies) + 1
 
     wide_rel = f"train/{names[crops['pool'][1][0]]}/wide.jpg"
     assert any(o["path"] == wide_rel and o["kind"] == "aspect" for o in saved["outliers"])
     assert [h["path"] for h in saved["hygiene"] if h["status"] == "skipped"] == [f"train/{names[0]}/broken.jpg"]
     cc = saved["class_counts"]
-    assert set(cc["per_split"]) == {"train", "test"} and cc["per_split"]["test"][names[0]] == 6
+    assert set(cc["per_split"]) == {"train", "test"} and cc["per_split"]["test"][names[0]] == 6 + (yt[k] == 0)
     assert cc["tiny_classes"] == [c for c in names if cc["total"][c] < stats.TINY_CLASS]
     assert _tree_hash(root) == before
 
