@@ -24,6 +24,10 @@ the difference of two whole fits (``e`` and 1 epochs), which cancels every fixed
 The runs of the two sides alternate (tl, guide, then guide, tl, ...) to cancel drift from
 other load on the machine; the reported ratio is the median over repeats of
 tl_kit rate / guide rate.
+
+``backbone="efficientnet_lite0"``: the same on tl_kit's ImageNet-pretrained
+EfficientNet-Lite0 (bundled weights, both sides ``weights="imagenet"``; its normalisation is
+inside the network, so the guide's Rescaling is the identity).
 """
 
 from __future__ import annotations
@@ -53,7 +57,18 @@ def _stage(regime: str, epochs: int, batch: int = 32):
                                batch_size=batch), r.dropout
 
 
-def fine_tune_at(regime: str, size: int) -> int:
+def _backbone_fn(backbone: str):
+    if backbone == "efficientnet_lite0":
+        def lite0(shape):
+            import tl_kit
+
+            return tl_kit.build_model("efficientnet_lite0", include_top=False, weights="imagenet",
+                                      input_shape=shape)
+        return lite0, (1.0, 0.0)
+    return mobilenetv2, (1 / 127.5, -1.0)
+
+
+def fine_tune_at(regime: str, size: int, backbone: str = BACKBONE) -> int:
     """Index of the first backbone layer the learner trains in ``regime`` (0: all, -1: none)."""
     import keras
 
@@ -63,7 +78,7 @@ def fine_tune_at(regime: str, size: int) -> int:
         return -1
     if regime == "large":
         return 0
-    spec = resolve_backbone(BACKBONE, None)[0]
+    spec = resolve_backbone(backbone, None)[0]
     keras.backend.clear_session()
     inner = spec.build((size, size, 3), weights=None)
     groups = [g for g in assign_blocks(inner, spec.blocks) if g]
@@ -79,7 +94,8 @@ def _epoch_rate(clock_rows: list, images: int) -> float | None:
     return images / median([b - a for a, b in zip(ends[:-1], ends[1:], strict=False)])
 
 
-def run_tl_kit(regime: str, data, size: int, epochs: int, batch: int, run_dir: str) -> dict:
+def run_tl_kit(regime: str, data, size: int, epochs: int, batch: int, run_dir: str,
+               backbone: str = BACKBONE) -> dict:
     """``Learner.fit`` for ``epochs`` epochs of the regime's stage: seconds and epoch ends."""
     import keras
 
@@ -97,7 +113,8 @@ def run_tl_kit(regime: str, data, size: int, epochs: int, batch: int, run_dir: s
 
     stage, dropout = _stage(regime, epochs, batch)
     keras.backend.clear_session()
-    learner = _Timed(BACKBONE, data.info.num_classes, weights=None, image_size=size,
+    weights = "imagenet" if backbone == "efficientnet_lite0" else None
+    learner = _Timed(backbone, data.info.num_classes, weights=weights, image_size=size,
                      recipe=Recipe(name=regime, stages=[stage], dropout=dropout, head_pool="avg"),
                      run_dir=run_dir, verbose=0, tensorboard=False, save_model=False)
     t = time.perf_counter()
@@ -106,7 +123,7 @@ def run_tl_kit(regime: str, data, size: int, epochs: int, batch: int, run_dir: s
 
 
 def run_guide(regime: str, x: np.ndarray, y: np.ndarray, size: int, epochs: int, batch: int,
-              first_trainable: int) -> dict:
+              first_trainable: int, backbone: str = BACKBONE) -> dict:
     """The guide's ``model.fit`` for ``epochs`` epochs: seconds and epoch ends."""
     import keras
 
@@ -115,7 +132,8 @@ def run_guide(regime: str, x: np.ndarray, y: np.ndarray, size: int, epochs: int,
     stage, dropout = _stage(regime, epochs, batch)
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    model, base = guide_model(mobilenetv2, size, int(y.max()) + 1, dropout=dropout)
+    fn, rescale = _backbone_fn(backbone)
+    model, base = guide_model(fn, size, int(y.max()) + 1, dropout=dropout, rescale=rescale)
     if first_trainable >= 0:
         base.trainable = True
         for layer in base.layers[:first_trainable]:
@@ -140,7 +158,8 @@ def run_guide(regime: str, x: np.ndarray, y: np.ndarray, size: int, epochs: int,
 
 
 def bench_overhead(size: int = 128, images: int = 128, batch: int = 32, repeats: int = 3,
-                   epochs: int = 4, regimes: tuple[str, ...] = REGIMES) -> dict[str, Any]:
+                   epochs: int = 4, regimes: tuple[str, ...] = REGIMES,
+                   backbone: str = BACKBONE) -> dict[str, Any]:
     """tl_kit / guide steady-state training throughput per regime (target >= 0.95)."""
     from tl_kit.data import load_data
 
@@ -149,13 +168,15 @@ def bench_overhead(size: int = 128, images: int = 128, batch: int = 32, repeats:
     x, y = digits_rgb(size, images)
     images = len(x)
     data = load_data({"train": (x, y)}, image_size=(size, size), validation_split=0.0)
-    out: dict[str, Any] = {"backbone": "MobileNetV2 (keras.applications, weights=None)",
+    out: dict[str, Any] = {"backbone": ("EfficientNet-Lite0 (tl_kit, ImageNet, bundled)"
+                                        if backbone == "efficientnet_lite0"
+                                        else "MobileNetV2 (keras.applications, weights=None)"),
                            "image_size": size, "batch": batch, "images": images,
                            "steps_per_epoch": math.ceil(images / batch), "epochs": epochs,
                            "repeats": repeats, "load_before": load_snapshot(), "regimes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for regime in regimes:
-            first = fine_tune_at(regime, size)
+            first = fine_tune_at(regime, size, backbone)
             tl_rates, guide_rates, ratios, methods = [], [], [], set()
             for rep in range(repeats):
                 sides = ("tl", "guide") if rep % 2 == 0 else ("guide", "tl")
@@ -164,8 +185,9 @@ def bench_overhead(size: int = 128, images: int = 128, batch: int = 32, repeats:
                     def run(e: int, side: str = side, regime: str = regime, rep: int = rep,
                             first: int = first) -> dict:
                         if side == "tl":
-                            return run_tl_kit(regime, data, size, e, batch, f"{tmp}/{regime}_{rep}_{e}")
-                        return run_guide(regime, x, y, size, e, batch, first)
+                            return run_tl_kit(regime, data, size, e, batch,
+                                              f"{tmp}/{regime}_{rep}_{e}", backbone)
+                        return run_guide(regime, x, y, size, e, batch, first, backbone)
 
                     res = run(epochs)
                     r = _epoch_rate(res["epochs"], images)

@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import load_snapshot  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("overhead", "cache", "pipeline", "recipe", "mirrored", "stability")
+NAMES = ("overhead", "cache", "pipeline", "recipe", "mirrored", "stability", "overhead_lite0",
+         "cache_lite0")
 
 # settings per benchmark: quick (< 10 min in all on 2 cores) and full
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -51,6 +52,10 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "recipe": {"labels_per_class": 20, "pre_epochs": 5, "epochs": 9, "repeats": 2},
         "mirrored": {"size": 64, "batch": 16, "steps": 5, "warmup": 2, "repeats": 2},
         "stability": {"backbone": "lenet5", "size": 32, "epochs": 30, "seeds": 5},
+        "overhead_lite0": {"size": 64, "images": 128, "batch": 32, "epochs": 3, "repeats": 1,
+                           "backbone": "efficientnet_lite0"},
+        "cache_lite0": {"size": 96, "images": 600, "epochs": 10, "tl_repeats": 1,
+                        "backbone": "efficientnet_lite0"},
     },
     "full": {
         "overhead": {"size": 128, "images": 256, "batch": 32, "epochs": 5, "repeats": 5},
@@ -59,6 +64,10 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "recipe": {"labels_per_class": 20, "pre_epochs": 20, "epochs": 15, "repeats": 3},
         "mirrored": {"size": 128, "batch": 32, "steps": 10, "warmup": 3, "repeats": 3},
         "stability": {"backbone": "mobilenet_v2", "size": 32, "epochs": 20, "seeds": 5},
+        "overhead_lite0": {"size": 128, "images": 256, "batch": 32, "epochs": 5, "repeats": 3,
+                           "backbone": "efficientnet_lite0"},
+        "cache_lite0": {"size": 128, "images": 1797, "epochs": 30, "tl_repeats": 3,
+                        "backbone": "efficientnet_lite0"},
     },
 }
 
@@ -127,22 +136,27 @@ def bench_stability(**kw) -> dict:
 
 
 FUNCS = {"overhead": bench_overhead, "cache": bench_cache, "pipeline": bench_pipeline,
-         "recipe": bench_recipe, "mirrored": bench_mirrored, "stability": bench_stability}
+         "recipe": bench_recipe, "mirrored": bench_mirrored, "stability": bench_stability,
+         "overhead_lite0": bench_overhead, "cache_lite0": bench_cache}
 
 
 def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:
     """(benchmark, tl_kit, baseline, ratio, target, met) rows for the side-by-side table."""
     rows = []
-    if "overhead" in results:
-        r = results["overhead"]
+    for key, net in (("overhead", "MobileNetV2"), ("overhead_lite0", "ImageNet Lite0")):
+        if key not in results:
+            continue
+        r = results[key]
         for regime, v in r["regimes"].items():
-            rows.append((f"1 overhead {regime} (MobileNetV2 {r['image_size']}px, b{r['batch']})",
+            rows.append((f"1 overhead {regime} ({net} {r['image_size']}px, b{r['batch']})",
                          f"{v['tl_kit_images_per_s']:.1f} img/s", f"{v['guide_images_per_s']:.1f} img/s (guide)",
                          f"{v['ratio']:.3f}", ">= 0.95", _met(v["ratio"] >= 0.95)))
-    if "cache" in results:
-        r = results["cache"]
+    for key, net in (("cache", ""), ("cache_lite0", " ImageNet Lite0")):
+        if key not in results:
+            continue
+        r = results[key]
         s = r["seconds_to_target"]
-        rows.append((f"2 cache: time to val acc {r['target_val_accuracy']:.3f} ({r['train_images']} imgs)",
+        rows.append((f"2 cache{net}: time to val acc {r['target_val_accuracy']:.3f} ({r['train_images']} imgs)",
                      f"{s['tl_kit']:.1f} s", f"{s['guide']:.1f} s (guide)", f"{r['speedup']:.1f}x",
                      ">= 20x", _met(r["speedup"] >= 20)))
         rows.append(("  per-epoch throughput", f"{r['cached_head_epoch_images_per_s']:.0f} img/s",

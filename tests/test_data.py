@@ -281,3 +281,134 @@ def test_tfds_mock():
     assert data.size("train") == 12 and data.size("val") == 12 and data.size("test") == 12
     x, y = next(iter(data.dataset("train", batch_size=5)))
     assert x.shape == (5, 16, 16, 3) and y.shape == (5, 3)
+
+
+# === One decoder (tl_kit.decode) in every path; read-only manifests ===
+
+
+def _pixels_by_path(data, split):
+    x = np.concatenate([b[0].numpy() for b in data.dataset(split, batch_size=64, shuffle=False)])
+    return dict(zip(data.paths(split), x, strict=True))
+
+
+def test_decoder_recorded_and_streaming_equals_cached_exactly(messy, monkeypatch):
+    import tl_kit.data as D
+    from tl_kit.decode import decode_file
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cached = load_data(messy, image_size=SIZE, validation_split=0.0)
+        monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)
+        streamed = load_data(messy, image_size=SIZE, validation_split=0.0)
+    assert cached._splits["train"].x is not None and streamed._splits["train"].x is None
+    decoder = {Path(r.path).name: r.decoder for r in cached.hygiene if r.status == "ok"}
+    for name in ("rotated.jpg", "cmyk.jpg", "transparent.png"):
+        assert decoder[name] == "pil", name  # TF would show these differently
+    for name in ("img0.jpg", "img0.png", "img0.bmp", "grey.png", "really_png.jpg", "pic.WebP"):
+        assert decoder[name] == "tf", name
+    assert "decoded with PIL" in hygiene_table(cached.hygiene)
+    # In-graph streaming (TF ops, Pillow files through numpy_function) == the scan's cache
+    a, b = _pixels_by_path(cached, "train"), _pixels_by_path(streamed, "train")
+    assert a.keys() == b.keys()
+    for path in a:
+        np.testing.assert_array_equal(a[path], b[path], err_msg=path)
+        np.testing.assert_array_equal(a[path], decode_file(path, SIZE)[0], err_msg=path)
+
+
+def test_streaming_drops_a_file_broken_since_the_scan(tmp_path, monkeypatch):
+    import tl_kit.data as D
+
+    monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)
+    _fill_class(tmp_path / "a", 3, (200, 30, 30), ".jpg")
+    _fill_class(tmp_path / "b", 3, (30, 30, 200), ".jpg")
+    data = load_data(tmp_path, image_size=SIZE, validation_split=0.0)
+    (tmp_path / "a" / "img1.jpg").write_bytes(b"\xff\xd8\xff broken after the scan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        x = np.concatenate([b[0].numpy() for b in data.dataset("train", batch_size=4)])
+    assert len(x) == 5  # dropped, the epoch goes on
+
+
+def test_record_false_reads_the_manifest_and_writes_nothing(tmp_path):
+    root = tmp_path / "d"
+    _fill_class(root / "a", 8, (10, 10, 10))
+    _fill_class(root / "b", 8, (20, 20, 20))
+    run = tmp_path / "run"
+    first = load_data(root, image_size=SIZE, validation_split=0.25, run_dir=run, seed=1)
+    def files(folder):
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    before = files(run)
+    assert {"manifest.json", "hygiene.csv", "hygiene.json"} <= set(before)
+    _fill_class(root / "a", 10, (10, 10, 10))  # two files added
+    (root / "b" / "img0.png").write_bytes(b"now broken")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = load_data(root, image_size=SIZE, validation_split=0.25, run_dir=run, seed=1,
+                          record=False)
+    assert files(run) == before
+    assert set(first.paths("val")) - {str(root / "b" / "img0.png")} <= set(again.paths("val"))
+    assert sum(again.size(s) for s in ("train", "val")) == 17
+    fresh = tmp_path / "fresh"
+    with pytest.warns(UserWarning, match="Skipped 1"):
+        load_data(root, image_size=SIZE, run_dir=fresh, record=False)
+    assert not fresh.exists()
+
+
+# === Hygiene index (tl_kit.hygiene_index): a second load only lists and stats ===
+
+
+def test_hygiene_index_skips_unchanged_files_and_rechecks_changed_ones(messy, tmp_path, monkeypatch):
+    import os
+
+    import tl_kit.data as D
+    import tl_kit.decode as dec
+
+    monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)  # streaming: pixels not needed at load
+    monkeypatch.setenv("TL_KIT_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "photos"
+    import shutil
+
+    shutil.copytree(messy, root)
+    decoded = []
+    real = dec.decode_file
+    monkeypatch.setattr(dec, "decode_file", lambda p, *a, **k: decoded.append(Path(p).name) or real(p, *a, **k))
+
+    def load():
+        decoded.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_data(root, image_size=SIZE, validation_split=0.0)
+
+    first = load()
+    n_files = len(decoded)
+    assert n_files == len(first.hygiene) - 1  # every file checked once (stray.txt is listed only)
+    index_files = list((tmp_path / "cache" / "hygiene").glob("*.json"))
+    assert len(index_files) == 1
+    stamp = index_files[0].stat().st_mtime_ns
+    os.chmod(root, 0o555)  # a read-only data folder works: nothing is written there
+    try:
+        second = load()
+    finally:
+        os.chmod(root, 0o755)
+    assert decoded == []  # unchanged folder: listed and stat'ed, nothing decoded
+    assert index_files[0].stat().st_mtime_ns == stamp  # and the index not rewritten
+    assert [(r.path, r.status, r.reason, r.decoder) for r in second.hygiene] == \
+        [(r.path, r.status, r.reason, r.decoder) for r in first.hygiene]
+    assert second.info.skipped == first.info.skipped
+    # changed, added and removed files
+    good = root / "apple" / "img1.jpg"
+    (root / "apple" / "img2.jpg").write_bytes(good.read_bytes()[:40])  # now truncated
+    Image.new("RGB", (20, 24), (200, 30, 30)).save(root / "apple" / "new.jpg")
+    (root / "banana" / "img3.png").unlink()
+    third = load()
+    assert sorted(decoded) == ["img2.jpg", "new.jpg"]
+    skipped = {Path(p).name for p, _ in third.info.skipped}
+    assert "img2.jpg" in skipped and "new.jpg" in {Path(p).name for p in third.paths("train")}
+    (root / "banana" / "img3.png").write_bytes((root / "banana" / "img0.png").read_bytes())
+    load()
+    assert decoded == ["img3.png"]  # a removed file that comes back is checked again
+    # the in-memory path needs pixels: it decodes, and the verdicts agree
+    monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 1 << 30)
+    cached = load()
+    assert len(decoded) == n_files + 1 and cached._splits["train"].x is not None  # + new.jpg

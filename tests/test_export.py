@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tl_kit.decode import resize_array
 from tl_kit.errors import UserError
 from tl_kit.evaluate import ensemble
 from tl_kit.export import ExportError, export_model, tflite_predict
@@ -156,8 +157,10 @@ def test_saved_model_in_fresh_tensorflow_only_process(exported, tmp_path):
     # PNG and BMP are lossless: decoding in the graph gives the very same pixels.
     np.testing.assert_allclose(got["bytes"][0], expected[0], atol=1e-5)
     np.testing.assert_allclose(got["bytes"][2], expected[1], atol=1e-5)
-    grey_rgb = np.repeat(grey[..., None], 3, axis=-1).astype("float32")[None]
-    resized = tf.image.resize(grey_rgb, (SIZE, SIZE), method="bilinear", antialias=True).numpy()
+    # Another size: resized as training resizes decoded files (bilinear, antialias, rounded
+    # to uint8: tl_kit.decode.resize_array), not left in float.
+    grey_rgb = np.repeat(grey[..., None], 3, axis=-1)
+    resized = resize_array(grey_rgb, (SIZE, SIZE)).astype("float32")[None]
     np.testing.assert_allclose(got["bytes"][1], model.predict(resized, verbose=0)[0], atol=1e-5)
     assert got["bytes"].shape == (5, 3)
     np.testing.assert_allclose(got["bytes"].sum(-1), 1.0, atol=1e-5)  # GIF and JPEG decode too
@@ -225,3 +228,76 @@ def test_ensemble_of_different_sizes_exports_as_saved_model(tmp_path):
     probs = loaded.signatures["serving_float32"](images=tf.constant(images))["probabilities"]
     np.testing.assert_allclose(probs.numpy(), both.predict(images, verbose=0), atol=1e-5)
     assert report["input_shape"] == [24, 24, 3]
+
+
+FRESH_JPEG_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    export_dir, outputs = sys.argv[1:3]
+    model = tf.saved_model.load(export_dir)
+    files = tf.constant([open(path, "rb").read() for path in sys.argv[3:]])
+    pixels = model.signatures["decode_images"](image_bytes=files)["images"]
+    probs = model.signatures["serving_default"](image_bytes=files)["probabilities"]
+    np.savez(outputs, pixels=pixels.numpy(), probs=probs.numpy())
+    print("tl_kit" in sys.modules)
+""")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("channels", [3, 1])
+def test_real_jpeg_bytes_give_training_pixels_in_a_fresh_process(tmp_path, channels):
+    """Train/serve skew: the same JPEG bytes give the very same pixels in training
+    (Data.dataset, no augmentation), in learner.predict and in serving_default."""
+    from pathlib import Path
+
+    import tl_kit
+    from tl_kit.data import load_data
+
+    root = Path(__file__).resolve().parent.parent / "data" / "textures"
+    files = sorted(root.glob("*/*.jpg"))[::10]  # 12 real photographs, three classes
+    assert len(files) >= 9 and all(f.read_bytes()[:3] == b"\xff\xd8\xff" for f in files)
+    learner = tl_kit.finetune(backbone="lenet5", num_classes=3, weights=None, image_size=32,
+                              channels=channels, run_dir=tmp_path / "run")
+    learner.build()
+    report = learner.export(tmp_path / "exp")
+    data = load_data(root, image_size=(32, 32), channels=channels, validation_split=0.0)
+    paths = data.paths("train")
+    x = np.concatenate([b[0].numpy() for b in data.dataset("train", batch_size=64, shuffle=False)])
+    training = np.stack([x[paths.index(str(f))] for f in files])
+
+    outputs = tmp_path / "out.npz"
+    run = subprocess.run(
+        [sys.executable, "-c", FRESH_JPEG_SCRIPT, report["path"], str(outputs), *map(str, files)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "False"  # TensorFlow only
+    got = np.load(outputs)
+    np.testing.assert_array_equal(got["pixels"].astype(np.float32), training)
+    preds = learner.predict([str(f) for f in files], top_k=1)
+    probs = np.array([[p["probs"][c] for c in learner.class_names] for p in preds])
+    np.testing.assert_allclose(got["probs"], probs, atol=1e-5)
+    # The export report measured serving_default from encoded bytes, not decoded pixels.
+    served = report["saved_model"]["serving_default"]
+    assert served["max_pixel_diff"] == 0 and served["max_abs_diff"] <= 1e-5
+    assert served["num_images"] >= 8 and served["from"].startswith("check images")
+
+
+def test_export_check_uses_the_data_files(tmp_path):
+    """With a folder as representative data, the serving_default check reads its files."""
+    from tl_kit.data import load_data
+
+    root = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(NAMES):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, 100, (40, 36, 3), dtype=np.uint8)
+            pixels[..., c] += 150
+            Image.fromarray(pixels).save(root / name / f"{i}.jpg", quality=90)
+    data = load_data(root, image_size=(SIZE, SIZE), validation_split=0.0)
+    report = export_model(_model(), tmp_path / "exp", NAMES, representative_data=data)
+    served = report["saved_model"]["serving_default"]
+    assert served["from"] == "image files of the data" and served["num_images"] == 9
+    assert served["max_pixel_diff"] == 0 and served["max_abs_diff"] <= 1e-5

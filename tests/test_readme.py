@@ -37,6 +37,7 @@ def test_readme_blocks_run(tmp_path: Path):
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
+    env["KERAS_HOME"] = str(tmp_path / "keras_home")  # converted weights never go to the real home
     blocks = runnable_blocks()
     assert blocks
     for i, (lang, code) in enumerate(blocks):

@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     # evaluation and export
     "ensemble": "tl_kit.evaluate",
     "export_model": "tl_kit.export",
+    # data doctor
+    "doctor": "tl_kit.data_doctor",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -313,15 +313,18 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run directory, .keras model file or export folder")
     p.add_argument(
         "--data",
-        required=True,
+        default=None,
         metavar="DIR",
-        help="image folder (one sub-folder per class) or tfds:NAME",
+        help="image folder (one sub-folder per class, or train/ val/ test/ folders of them) "
+        "or tfds:NAME; all of it is evaluated unless it is split or is the run's own "
+        "training data (default: the run's training data)",
     )
     p.add_argument(
         "--split",
         choices=("train", "val", "test"),
         default=None,
-        help="which split to evaluate (default: test if the run held one out, else val)",
+        help="which split: a train/val/test sub-folder of --data, or, for the run's own "
+        "training data, that split of the run's manifest (default: test, else val)",
     )
     p.add_argument(
         "--tta",
@@ -335,17 +338,19 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         "--out",
         metavar="DIR",
         default=None,
-        help="where metrics.json and the plots go (default: the run directory)",
+        help="folder under which the report folder <data>-<split>-<n>/ (metrics.json, "
+        "confusion matrix, plots, hygiene of the evaluated data) is made "
+        "(default: RUN/evaluations); the run's own files are never changed",
     )
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:
     _existing_path(args.run, "run")
-    data = _existing_dir(args.data, "data")
+    data = _existing_dir(args.data, "data") if args.data is not None else None
     from tl_kit.evaluate import evaluate_run
 
-    with _spinner(f"evaluating {args.run} on {data}", quiet=args.json):
+    with _spinner(f"evaluating {args.run} on {data or 'its training data'}", quiet=args.json):
         report = evaluate_run(
             args.run,
             data,
@@ -359,6 +364,8 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         _print_json(report)
     else:
         _print_report(report, f"evaluation of {args.run}")
+        _print(f"evaluated: {report['evaluated']['how']}")
+        _print(f"report: {report['files']['report_dir']}")
     return EXIT_OK
 
 
@@ -856,13 +863,21 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
         default="runs/demo",
         help="run directory for the table, plot and pretraining run (default runs/demo)",
     )
+    p.add_argument(
+        "--task",
+        choices=("photos", "digits"),
+        default="photos",
+        help="photos (default): ImageNet EfficientNet-Lite0 transferred to 8 photo classes; "
+        "digits: LeNet-5 pretrained on digits 0-4, transferred to 5-9",
+    )
     p.add_argument("--json", action="store_true", help="print the result rows as JSON")
 
 
 def _demo_run(args: argparse.Namespace) -> int:
     from tl_kit.demo import run_demo
 
-    kwargs: dict = {"out_dir": args.out, "quick": args.quick, "verbose": 0 if args.json else 1}
+    kwargs: dict = {"out_dir": args.out, "quick": args.quick, "verbose": 0 if args.json else 1,
+                    "task": args.task}
     if args.quick:
         kwargs.update(seeds=(0,))
     result = run_demo(**kwargs)
@@ -920,14 +935,14 @@ SUBCOMMANDS: list[Subcommand] = [
     ),
     Subcommand(
         name="demo",
-        help="offline end-to-end transfer demo on scikit-learn's digits",
+        help="offline end-to-end transfer demo: ImageNet EfficientNet-Lite0 on photos (or --task digits)",
         description="Pretrain LeNet-5 on digits 0-4, transfer to digits 5-9 with 1, 5 and 20 "
         "labels per class under each regime and from scratch, and print test accuracy (mean "
         "and spread over seeds) and time per cell. No network needed.",
         add_arguments=_demo_args,
         run=_demo_run,
         epilog="examples:\n  tl-kit demo\n  tl-kit demo --quick --out runs/demo_quick\n"
-        "  tl-kit demo --json > demo.json",
+        "  tl-kit demo --task digits\n  tl-kit demo --json > demo.json",
     ),
     Subcommand(
         name="evaluate",
@@ -1178,6 +1193,64 @@ SUBCOMMANDS.append(
         epilog="examples:\n"
         "  tl-kit explain runs/photos a.jpg b.jpg\n"
         "  tl-kit explain runs/photos photos/ --out runs/photos/cam --class cat --json",
+    )
+)
+
+
+def _doctor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="a folder with one sub-folder per class, or train/val/test folders of them")
+    p.add_argument("--backbone", default="efficientnet_lite0",
+                   help="backbone with ImageNet weights for the features (default efficientnet_lite0)")
+    p.add_argument("--image-size", default=None, metavar="N",
+                   help="feature image size (default: the backbone's, 224 for Lite0; smaller is faster)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where doctor.json, doctor.md and suspects.png go (default runs/doctor-<data>)")
+    p.add_argument("--folds", type=int, default=5, help="k of the stratified k-fold (default 5)")
+    p.add_argument("--json", action="store_true", help="print doctor.json to stdout")
+
+
+def _doctor_run(args: argparse.Namespace) -> int:
+    from tl_kit.data_doctor import doctor
+
+    data = Path(_existing_dir(args.data, "data"))
+    out = args.out or str(Path("runs") / f"doctor-{data.resolve().name}")
+    # With --json, stdout holds the JSON only: progress lines (a first weights conversion) go to stderr.
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        result = doctor(data, backbone=args.backbone, image_size=_image_size(args.image_size),
+                        out=out, folds=args.folds)
+    if args.json:
+        _print_json(result.to_dict())
+        return EXIT_OK
+    _print(str(result))
+    for title, rows in (
+        ("cross-split duplicates", [f"{d['kind']:<5} {d['similarity']:.3f}  {d['a']}  {d['b']}"
+                                    for d in result.duplicates if d["cross_split"]]),
+        ("likely label errors", [f"{r['path']}: {r['given']} -> {r['suggested']} ({r['confidence']:.2f})"
+                                 for r in result.label_issues]),
+    ):
+        if rows:
+            _print(f"{title} (first {min(len(rows), 10)} of {len(rows)}):")
+            for row in rows[:10]:
+                _print(f"  {row}")
+    return EXIT_OK
+
+
+SUBCOMMANDS.append(
+    Subcommand(
+        name="doctor",
+        help="find duplicates, leaks across splits, likely label errors and outliers in a folder",
+        description="Examine an image folder (or train/val/test folders) with pretrained features: "
+        "exact and near duplicates within and across splits, likely label errors (confident "
+        "learning on out-of-fold probabilities), class balance, size/aspect outliers and "
+        "unreadable files. Writes doctor.json, doctor.md and suspects.png; never changes the data.",
+        add_arguments=_doctor_args,
+        run=_doctor_run,
+        epilog="examples:\n"
+        "  tl-kit doctor --data photos\n"
+        "  tl-kit doctor --data photos --image-size 128 --out runs/doctor --json",
     )
 )
 

@@ -17,22 +17,32 @@ Sources
       (folders included: ``{"train": "photos/train", "val": "photos/val"}``).
 
 Decoding strategy (folders)
-    Every file is decoded once with PIL during the hygiene scan, in parallel threads (PIL
-    releases the GIL while decoding). PIL reads by content, not by extension, so a PNG
-    named ``.jpg`` is read correctly; it also handles CMYK, palette, 16-bit and EXIF
-    orientation (``ImageOps.exif_transpose``) robustly, which ``tf.io.decode_image`` does
-    not. Files that fail to decode fully (corrupt, truncated, not an image) are skipped and
-    listed, so training never meets them mid-epoch. Mode conversion: grey, palette, CMYK
-    and 16-bit become RGB (or ``L`` for ``channels=1``); images with transparency (RGBA,
-    LA, palette with a transparent colour) are composited on a WHITE background, since
-    transparent regions in photos/icons are meant as background, not black.
+    Every file is decoded once during the hygiene scan, in parallel threads, by
+    :mod:`tl_kit.decode`: the one decoder and resize that ``evaluate``, ``predict`` and the
+    SavedModel's ``serving_default`` signature also use, so the same bytes give the same
+    pixels in training and serving (TensorFlow's ``decode_jpeg`` with the accurate DCT,
+    ``decode_image`` for PNG/GIF/BMP/WebP, bilinear antialiased resize rounded to uint8).
+    Files are read by content, not by extension, so a PNG named ``.jpg`` is read correctly.
+    Files TensorFlow would show differently (EXIF-rotated, transparent, CMYK, 16-bit,
+    palette BMP) or cannot decode are decoded with Pillow and recorded as such
+    (``HygieneRecord.decoder == "pil"``); see :mod:`tl_kit.decode` for what serving does
+    with them. Files that fail to decode fully (corrupt, truncated, not an image) are
+    skipped and listed, so training never meets them mid-epoch. With a hygiene index
+    (:mod:`tl_kit.hygiene_index`: in ``run_dir``, or ``$TL_KIT_CACHE_DIR``), a file whose
+    size and mtime did not change keeps its verdict without being decoded again (the
+    streaming path; the in-memory path decodes anyway to fill its cache). Mode conversion: grey,
+    palette, CMYK and 16-bit become RGB (or ``L`` for ``channels=1``); images with
+    transparency (RGBA, LA, palette with a transparent colour) are composited on a WHITE
+    background, since transparent regions in photos/icons are meant as background, not black.
 
     When the resized uint8 images of the dataset fit in the memory budget
     (:data:`CACHE_LIMIT_BYTES`, default ``min(2 GiB, 25% of RAM)``), the pixels decoded by
     the scan are kept as a uint8 cache and the pipeline reads from memory (decode once,
     never again: the cached path). Otherwise the scan keeps only the verdicts and the
-    pipeline decodes the known-good files again with PIL inside ``tf.numpy_function``
-    with ``num_parallel_calls=AUTOTUNE`` (the streaming path). Both paths then shuffle,
+    pipeline decodes the known-good files again inside the tf.data graph with the same TF
+    ops (``num_parallel_calls=AUTOTUNE``; the few Pillow files through
+    ``tf.numpy_function``): the streaming path. A file that became unreadable since the
+    scan is dropped from the epoch with a warning (``ignore_errors``), never a crash. Both paths then shuffle,
     batch, cast to float32, one-hot the labels, augment (training only) and prefetch
     (``AUTOTUNE``).
 
@@ -50,12 +60,14 @@ Split and manifest
     repeated. Files listed in the manifest that vanished (or now fail hygiene) are reported
     in ``info.skipped``; files added since are assigned to a split by a stable hash of
     ``(seed, relative path)`` with the same fractions (so they are assigned the same way on
-    every repeat and never move an older file) and the manifest is updated. For arrays,
+    every repeat and never move an older file) and the manifest is updated. With
+    ``record=False`` (evaluation, export) an existing manifest is only read: nothing in
+    ``run_dir`` is written or changed. For arrays,
     tf.data and tfds sources the manifest stores indices and is reused when the number of
     examples and labels is unchanged.
 
-The hygiene report (one row per file: status, reason, conversions) is saved as
-``run_dir/hygiene.csv`` and ``run_dir/hygiene.json``; :func:`hygiene_table` formats it.
+The hygiene report (one row per file: status, reason, conversions, decoder) is saved as
+``run_dir/hygiene.csv`` and ``run_dir/hygiene.json`` (``record=True`` only); :func:`hygiene_table` formats it.
 
 Example:
 ```python
@@ -78,6 +90,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tl_kit import decode as _dec
 from tl_kit._io import write_json_atomic
 from tl_kit.errors import UserError
 
@@ -155,6 +168,7 @@ class HygieneRecord:
     label: str
     status: str  # "ok" | "skipped"
     reason: str = ""  # why skipped, or the conversions applied ("CMYK->RGB; exif rotate")
+    decoder: str = ""  # "tf" | "pil" (tl_kit.decode) for files read, "" for skipped ones
 
 
 def hygiene_table(records: list[HygieneRecord], *, only_problems: bool = True) -> str:
@@ -180,10 +194,20 @@ class _Split:
     """One split's examples: a uint8/float32 array in memory, or file paths to stream."""
 
     def __init__(self, labels: np.ndarray, x: np.ndarray | None = None,
-                 paths: list[str] | None = None):
+                 paths: list[str] | None = None, pil: np.ndarray | None = None):
         self.labels = np.asarray(labels, dtype=np.int64)
         self.x = x
         self.paths = paths
+        # per path: decoded with Pillow (tl_kit.decode.needs_pil) instead of TF ops
+        self.pil = np.asarray(pil, bool) if pil is not None else (
+            np.zeros(len(paths), bool) if paths is not None else None)
+
+    def take(self, ii) -> _Split:
+        """The examples at indices ``ii``."""
+        ii = np.asarray(ii, np.int64)
+        return _Split(self.labels[ii], x=self.x[ii] if self.x is not None else None,
+                      paths=[self.paths[i] for i in ii] if self.paths is not None else None,
+                      pil=self.pil[ii] if self.pil is not None else None)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -285,20 +309,7 @@ class Data:
             if shuffle:
                 ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         else:
-            ds = tf.data.Dataset.from_tensor_slices((np.asarray(sp.paths), sp.labels))
-            if shuffle:
-                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-            size, chans, mode = self.image_size, c, self.resize
-
-            def _load(p):
-                return _decode_for_pipeline(p, size, chans, mode)
-
-            def _map(p, y):
-                img = tf.numpy_function(_load, [p], tf.uint8, stateful=False)
-                img.set_shape((h, w, c))
-                return img, y
-
-            ds = ds.map(_map, num_parallel_calls=autotune, deterministic=not shuffle)
+            ds = _stream(sp, self.image_size, c, self.resize, shuffle, seed)
         if repeat:
             ds = ds.repeat()
         ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
@@ -313,6 +324,38 @@ class Data:
             fn = build_augmenter(augment, image_size=self.image_size, backend=backend, seed=seed)
             ds = ds.map(fn, num_parallel_calls=autotune, deterministic=False)
         return ds.prefetch(autotune)
+
+
+def _stream(sp: _Split, size, channels: int, mode: str, shuffle: bool, seed: int):
+    """Streaming path: (uint8 image, label) decoded inside the tf.data graph by
+    :func:`tl_kit.decode.load_path`; Pillow files (``sp.pil``) through ``numpy_function``.
+    A file broken since the scan is dropped with a warning (never a crash mid-epoch)."""
+    import tensorflow as tf
+
+    h, w = size
+    n = len(sp)
+    ds = tf.data.Dataset.from_tensor_slices((np.asarray(sp.paths), sp.pil, sp.labels))
+    if shuffle:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    any_pil = bool(sp.pil.any())
+
+    def _pil(p):
+        return _dec.decode_file(p.decode() if isinstance(p, bytes) else str(p), size, channels, mode)[0]
+
+    def _map(p, use_pil, y):
+        def graph():
+            return _dec.load_path(p, size, channels, mode)
+
+        if any_pil:
+            img = tf.cond(use_pil, lambda: tf.numpy_function(_pil, [p], tf.uint8, stateful=False),
+                          graph)
+        else:
+            img = graph()
+        img = tf.ensure_shape(img, (h, w, channels))
+        return img, y
+
+    ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    return ds.ignore_errors(log_warning=True)
 
 
 # === Array helpers ===
@@ -334,24 +377,8 @@ def _resize_array(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray
 
 
 def _tf_resize(img, size: tuple[int, int], mode: str):
-    """TF resize of one image (h, w, C) or a batch, float32 result."""
-    import tensorflow as tf
-
-    img = tf.cast(img, tf.float32)
-    size = [int(size[0]), int(size[1])]
-    if mode == "stretch":
-        return tf.image.resize(img, size, antialias=True)
-    if mode == "pad":
-        return tf.image.resize_with_pad(img, size[0], size[1], antialias=True)
-    # crop: aspect-preserving resize so the shorter side fits, then centre crop
-    shape = tf.shape(img)
-    ih = tf.cast(shape[-3], tf.float32)
-    iw = tf.cast(shape[-2], tf.float32)
-    scale = tf.maximum(size[0] / ih, size[1] / iw)
-    nh = tf.maximum(tf.cast(tf.math.ceil(ih * scale), tf.int32), size[0])
-    nw = tf.maximum(tf.cast(tf.math.ceil(iw * scale), tf.int32), size[1])
-    img = tf.image.resize(img, tf.stack([nh, nw]), antialias=True)
-    return tf.image.resize_with_crop_or_pad(img, size[0], size[1])
+    """TF resize of one image (h, w, C) or a batch, float32 result (tl_kit.decode's resize)."""
+    return _dec.resize_float(img, size, mode)
 
 
 def _convert_channels(x: np.ndarray, channels: int) -> np.ndarray:
@@ -543,8 +570,9 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _index_split(labels: np.ndarray, fracs, seed, class_names, run_dir, source: str,
-                 where: str = "") -> dict[str, np.ndarray]:
-    """Split indices for array-like sources, reusing run_dir/manifest.json when it matches."""
+                 where: str = "", record: bool = True) -> dict[str, np.ndarray]:
+    """Split indices for array-like sources, reusing run_dir/manifest.json when it matches
+    (written only when ``record``)."""
     fingerprint = hashlib.sha1(np.asarray(labels, np.int64).tobytes()).hexdigest()
     mpath = Path(run_dir) / "manifest.json" if run_dir else None
     if mpath is not None:
@@ -552,11 +580,12 @@ def _index_split(labels: np.ndarray, fracs, seed, class_names, run_dir, source: 
         if m is not None:
             if m.get("kind") == "indices" and m.get("fingerprint") == fingerprint:
                 return {s: np.asarray(m["splits"].get(s, []), np.int64) for s in SPLITS}
-            warnings.warn(
-                f"{mpath} was written for other data (different examples or labels); "
-                "making a new split and overwriting it.", stacklevel=3)
+            if record:
+                warnings.warn(
+                    f"{mpath} was written for other data (different examples or labels); "
+                    "making a new split and overwriting it.", stacklevel=3)
     idx = stratified_split(labels, fracs, seed, class_names, where)
-    if mpath is not None:
+    if mpath is not None and record:
         write_json_atomic(mpath, {
             "version": 1, "kind": "indices", "source": source, "seed": seed,
             "validation_split": fracs["val"], "test_split": fracs["test"],
@@ -647,10 +676,10 @@ def _to_xy(src, size, channels, resize, what):
 
 
 def _load_single(src, *, size, channels, resize, fracs, seed, run_dir, num_classes, class_names,
-                 source: str) -> Data:
+                 source: str, record: bool = True) -> Data:
     x, y, k = _to_xy(src, size, channels, resize, source)
     names = _resolve_classes(y, k, num_classes, class_names, source)
-    idx = _index_split(y, fracs, seed, names, run_dir, source)
+    idx = _index_split(y, fracs, seed, names, run_dir, source, record=record)
     splits = {s: _Split(y[i], x=x[i]) for s, i in idx.items() if len(i)}
     info = _make_info(names, channels, source, {s: v.labels for s, v in splits.items()})
     return Data(info, size, splits, resize=resize, run_dir=_str(run_dir), seed=seed)
@@ -666,7 +695,8 @@ def _split_key(key, seen: dict, src: dict) -> str:
     return s
 
 
-def _carve_missing(splits: dict[str, _Split], fracs, seed, names, run_dir, source: str) -> None:
+def _carve_missing(splits: dict[str, _Split], fracs, seed, names, run_dir, source: str,
+                   record: bool = True) -> None:
     """A dict without "val" (or "test") gets it from train when its fraction is > 0
     (stratified, seeded, reusing run_dir/manifest.json)."""
     missing = {s: f for s, f in fracs.items() if f > 0 and s not in splits}
@@ -674,15 +704,13 @@ def _carve_missing(splits: dict[str, _Split], fracs, seed, names, run_dir, sourc
         return
     tr = splits["train"]
     idx = _index_split(tr.labels, {s: missing.get(s, 0.0) for s in ("val", "test")}, seed, names,
-                       run_dir, source)
+                       run_dir, source, record=record)
     for s in ["train", *missing]:
-        ii = idx[s]
-        splits[s] = _Split(tr.labels[ii], x=tr.x[ii] if tr.x is not None else None,
-                           paths=[tr.paths[i] for i in ii] if tr.paths is not None else None)
+        splits[s] = tr.take(idx[s])
 
 
 def _load_dict(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_classes,
-               class_names, source: str = "dict") -> Data:
+               class_names, source: str = "dict", record: bool = True) -> Data:
     parts = {}
     for key, val in src.items():
         parts[_split_key(key, parts, src)] = _to_xy(val, size, channels, resize, f"{source}[{key!r}]")
@@ -694,13 +722,24 @@ def _load_dict(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_c
     y_all = np.concatenate([p[1] for p in parts.values()])
     names = _resolve_classes(y_all, ks.pop() if ks else None, num_classes, class_names, source)
     splits = {s: _Split(p[1], x=p[0]) for s, p in parts.items()}
-    _carve_missing(splits, fracs, seed, names, run_dir, source)
+    _carve_missing(splits, fracs, seed, names, run_dir, source, record)
     info = _make_info(names, channels, source, {s: v.labels for s, v in splits.items()})
     return Data(info, size, splits, resize=resize, run_dir=_str(run_dir), seed=seed)
 
 
+def _open_index(root: Path, channels: int, run_dir, record: bool, explicit):
+    """The hygiene index a load of ``root`` uses (:mod:`tl_kit.hygiene_index`), or None."""
+    from tl_kit.hygiene_index import HygieneIndex, index_location
+
+    where = index_location(root, channels, run_dir=run_dir, explicit=explicit)
+    if where is None:
+        return None
+    in_run = run_dir is not None and explicit in (None, True)
+    return HygieneIndex(where, root, channels, writable=record or not in_run)
+
+
 def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_classes,
-                        class_names, workers=None) -> Data:
+                        class_names, workers=None, record: bool = True, hygiene_index=None) -> Data:
     """``{"train": folder, "val": folder, "test": folder}``: splits made by the user, one
     class folder layout each. Every folder gets the same hygiene scan; the class names are
     the train folder's, and another split may hold fewer classes but no new one. A missing
@@ -711,7 +750,8 @@ def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_d
         s = _split_key(key, loaded, src)
         loaded[s] = _load_folder(Path(folder), size=size, channels=channels, resize=resize, fracs=zero,
                                  seed=seed, run_dir=None, num_classes=num_classes if s == "train" else None,
-                                 workers=workers)
+                                 workers=workers, record=record, hygiene_index=hygiene_index,
+                                 index_run_dir=run_dir)
     if "train" not in loaded:
         raise UserError(f"A dict of split folders needs a 'train' entry. Received: keys={list(src)!r}")
     names = loaded["train"].class_names
@@ -728,11 +768,11 @@ def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_d
             raise UserError(f"The {s} folder {_src_of(src, s)} has class folder(s) {extra} that the train "
                             f"folder {_src_of(src, 'train')} does not have. Received: {extra!r}")
         remap = np.array([names.index(c) for c in d.class_names], np.int64)
-        splits[s] = _Split(remap[part.labels], x=part.x, paths=part.paths)
+        splits[s] = _Split(remap[part.labels], x=part.x, paths=part.paths, pil=part.pil)
         records += d.hygiene
         skipped += d.info.skipped
-    _carve_missing(splits, fracs, seed, names, run_dir, "train folder")
-    if run_dir is not None:
+    _carve_missing(splits, fracs, seed, names, run_dir, "train folder", record)
+    if run_dir is not None and record:
         _write_hygiene(run_dir, records, Path(_src_of(src, "train")))
     source = ", ".join(f"{k}={_src_of(src, k)}" for k in loaded)
     info = _make_info(names, channels, source, {k: v.labels for k, v in splits.items()}, skipped)
@@ -772,7 +812,8 @@ def _str(p) -> str | None:
 
 def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_split: float = 0.2,
               test_split: float = 0.0, seed: int = 0, run_dir=None, num_classes: int | None = None,
-              resize: str = "stretch", class_names=None, workers: int | None = None) -> Data:
+              resize: str = "stretch", class_names=None, workers: int | None = None,
+              record: bool = True, hygiene_index=None) -> Data:
     """Load a folder, ``"tfds:NAME"``, ``(x, y)`` arrays, a tf.data dataset or a dict of splits.
 
     Args:
@@ -789,6 +830,12 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
         class_names: names in label order (arrays/tf.data sources; ignored for folders,
             whose names are the sorted sub-folder names).
         workers: threads for the folder hygiene scan and decoding (default: CPU count).
+        record: write the split manifest and hygiene report into ``run_dir`` (training).
+            False (evaluation, export) only reads an existing manifest there: nothing in
+            ``run_dir`` is created or changed.
+        hygiene_index: the hygiene index of folder sources (:mod:`tl_kit.hygiene_index`:
+            unchanged files are not decoded again by the scan): None for the default place
+            (``run_dir``, else ``$TL_KIT_CACHE_DIR``), a file path, or False for none.
 
     Returns:
         A :class:`Data`.
@@ -807,10 +854,10 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
         raise UserError(f"`num_classes` must be a positive integer. Received: num_classes={num_classes!r}")
     fracs = _check_fracs(validation_split, test_split)
     kw = dict(size=size, channels=channels, resize=resize, fracs=fracs, seed=int(seed),
-              run_dir=run_dir, num_classes=num_classes, class_names=class_names)
+              run_dir=run_dir, num_classes=num_classes, class_names=class_names, record=bool(record))
     if isinstance(source, dict):
         if source and all(isinstance(v, (str, os.PathLike)) for v in source.values()):
-            return _load_split_folders(source, workers=workers, **kw)
+            return _load_split_folders(source, workers=workers, hygiene_index=hygiene_index, **kw)
         return _load_dict(source, **kw)
     if _is_tf_dataset(source):
         return _load_single(source, source="tf.data", **kw)
@@ -821,8 +868,8 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
     if isinstance(source, (str, os.PathLike)):
         split_dirs = _split_subfolders(Path(source))
         if split_dirs:  # photos/train/<class>, photos/val/<class>: the user's own split
-            return _load_split_folders(split_dirs, workers=workers, **kw)
-        return _load_folder(Path(source), workers=workers, **kw)
+            return _load_split_folders(split_dirs, workers=workers, hygiene_index=hygiene_index, **kw)
+        return _load_folder(Path(source), workers=workers, hygiene_index=hygiene_index, **kw)
     raise UserError(
         "`source` must be a folder path, 'tfds:NAME', (x, y) arrays, a tf.data.Dataset or a dict "
         f"of splits. Received: source={type(source).__name__}")
@@ -884,87 +931,24 @@ def _load_tfds(source: str, *, class_names=None, **kw) -> Data:
 
 # === Folders: decoding and hygiene ===
 
-_EXT_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".bmp": "BMP",
-               ".gif": "GIF", ".webp": "WEBP"}
-
-
-def _to_mode(im, channels: int):
-    """PIL image of any mode -> "RGB" (or "L"), with the conversions applied as a note."""
-    from PIL import Image
-
-    notes = []
-    mode = im.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(bg, rgba).convert("RGB")
-        notes.append(f"{mode}->RGB (alpha composited on white)")
-    elif mode.startswith("I") or mode == "F":
-        a = np.asarray(im, dtype=np.float64)
-        if mode.startswith("I;16") or (a.size and a.max() > 255):
-            a = a / 257.0
-        im = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
-        notes.append(f"{mode}->8-bit")
-    elif mode not in ("RGB", "L"):
-        im = im.convert("RGB")
-        notes.append(f"{mode}->RGB")
-    target = "L" if channels == 1 else "RGB"
-    if im.mode != target:
-        if not notes:
-            notes.append(f"{im.mode}->{target}")
-        im = im.convert(target)
-    return im, notes
-
-
-def _pil_resize(im, size: tuple[int, int], mode: str):
-    from PIL import Image, ImageOps
-
-    h, w = size
-    if im.size == (w, h):
-        return im
-    bilinear = Image.Resampling.BILINEAR
-    if mode == "stretch":
-        return im.resize((w, h), bilinear)
-    if mode == "crop":
-        return ImageOps.fit(im, (w, h), method=bilinear, centering=(0.5, 0.5))
-    return ImageOps.pad(im, (w, h), method=bilinear, color=0, centering=(0.5, 0.5))
-
-
 def decode_image_file(path, size, channels: int = 3, resize: str = "stretch") -> tuple[np.ndarray, str]:
-    """Decode one file by content with PIL -> ``(uint8 (H, W, C), notes)``.
+    """Decode one file by content the way training does -> ``(uint8 (H, W, C), notes)``.
 
-    Applies EXIF orientation, converts grey/palette/CMYK/RGBA/16-bit to RGB (or L),
-    composites transparency on white and resizes with ``resize``. Raises on corrupt,
-    truncated or non-image files (the hygiene scan turns that into a skip).
+    Through :func:`tl_kit.decode.decode_file` (TF ops; Pillow for EXIF-rotated,
+    transparent, CMYK, 16-bit files): EXIF orientation applied, grey/palette/CMYK/RGBA/16-bit
+    converted to RGB (or L), transparency composited on white, resized with ``resize``.
+    Raises on corrupt, truncated or non-image files (the hygiene scan turns that into a skip).
     """
-    from PIL import Image, ImageOps
-
-    notes = []
-    with Image.open(path) as im:
-        fmt = im.format
-        im.load()  # full decode: truncated/corrupt files raise here
-        ext = os.path.splitext(str(path))[1].lower()
-        if _EXT_FORMAT.get(ext) != fmt:
-            notes.append(f"extension {ext or '(none)'} but content {fmt}: read by content")
-        orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
-        if orientation not in (None, 1):
-            im = ImageOps.exif_transpose(im)
-            notes.append(f"EXIF orientation {orientation} applied")
-        im, conv = _to_mode(im, channels)
-        notes += conv
-        im = _pil_resize(im, size, resize)
-        arr = np.asarray(im, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    return arr, "; ".join(notes)
+    arr, notes, _ = _dec.decode_file(path, size, channels, resize)
+    return arr, notes
 
 
 def _decode_for_pipeline(p, size, channels, mode) -> np.ndarray:
-    """numpy_function body of the streaming path; a file broken since the scan gives black."""
+    """Decode one known-good file; a file broken since the scan gives black (with a warning)."""
     path = p.decode() if isinstance(p, bytes) else str(p)
     try:
-        return decode_image_file(path, size, channels, mode)[0]
-    except Exception as e:  # never crash mid-epoch
+        return _dec.decode_file(path, size, channels, mode)[0]
+    except Exception as e:  # never crash mid-way
         warnings.warn(f"{path} could not be decoded ({e}); a black image stands in.", stacklevel=1)
         return np.zeros((size[0], size[1], channels), np.uint8)
 
@@ -1009,13 +993,30 @@ def _list_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tup
 
 
 def _scan(files: list[tuple[str, int]], classes: list[str], size, channels, resize, keep: bool,
-          workers) -> tuple[list[HygieneRecord], list[np.ndarray | None]]:
-    """Decode every file in parallel threads; verdicts (and pixels when ``keep``)."""
+          workers, index=None) -> tuple[list[HygieneRecord], list[np.ndarray | None]]:
+    """Decode every file in parallel threads; verdicts (and pixels when ``keep``). With a
+    :class:`~tl_kit.hygiene_index.HygieneIndex`, an unchanged file keeps its verdict
+    without being decoded (unless its pixels are needed)."""
 
     def one(item):
         path, k = item
+        st = None
+        if index is not None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            known = index.lookup(path, st) if st is not None and not keep else None
+            if known is not None:
+                return HygieneRecord(path, classes[k], *known), None
+        rec, arr = check(path, k)
+        if index is not None and st is not None:
+            index.put(path, st, rec.status, rec.reason, rec.decoder)
+        return rec, arr
+
+    def check(path, k):
         try:
-            arr, notes = decode_image_file(path, size, channels, resize)
+            arr, notes, decoder = _dec.decode_file(path, size, channels, resize)
         except Exception as e:
             reason = str(e) or type(e).__name__
             if "cannot identify image file" in reason:
@@ -1025,7 +1026,7 @@ def _scan(files: list[tuple[str, int]], classes: list[str], size, channels, resi
             else:
                 reason = f"corrupt: {type(e).__name__}: {reason}"
             return HygieneRecord(path, classes[k], "skipped", reason), None
-        return HygieneRecord(path, classes[k], "ok", notes), (arr if keep else None)
+        return HygieneRecord(path, classes[k], "ok", notes, decoder), (arr if keep else None)
 
     with ThreadPoolExecutor(_workers(workers)) as ex:
         results = list(ex.map(one, files))
@@ -1037,21 +1038,24 @@ def _write_hygiene(run_dir, records: list[HygieneRecord], root: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "hygiene.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["path", "class", "status", "reason"])
+        w.writerow(["path", "class", "status", "reason", "decoder"])
         for r in records:
-            w.writerow([r.path, r.label, r.status, r.reason])
+            w.writerow([r.path, r.label, r.status, r.reason, r.decoder])
     summary = {
         "source": str(root), "files": len(records),
         "skipped": sum(r.status == "skipped" for r in records),
         "converted": sum(r.status == "ok" and bool(r.reason) for r in records),
+        "decoded_with_pil": sum(r.decoder == "pil" for r in records),
         "records": [asdict(r) for r in records],
     }
     write_json_atomic(d / "hygiene.json", summary)
 
 
 def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs, seed, run_dir,
-                  root: Path, all_rels: set[str]) -> tuple[dict[str, list[int]], list[tuple[str, str]]]:
-    """Indices (into ``rels``) per split, from run_dir/manifest.json when present."""
+                  root: Path, all_rels: set[str], record: bool = True
+                  ) -> tuple[dict[str, list[int]], list[tuple[str, str]]]:
+    """Indices (into ``rels``) per split, from run_dir/manifest.json when present (written
+    or updated only when ``record``)."""
     mpath = Path(run_dir) / "manifest.json" if run_dir else None
     m = _read_json(mpath) if mpath is not None else None
     problems: list[tuple[str, str]] = []
@@ -1081,7 +1085,7 @@ def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs
                                                                 "test": m.get("test_split", 0.0)})
                 out[s].append(i)
                 added.append((rel, s))
-        if added:
+        if added and record:
             for rel, s in added:
                 m["splits"].setdefault(s, []).append(rel)
             write_json_atomic(mpath, m)
@@ -1093,11 +1097,12 @@ def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs
                           stacklevel=4)
         return {s: sorted(v) for s, v in out.items()}, problems
     idx = stratified_split(labels, fracs, seed, classes, str(root))
-    if mpath is not None:
+    if mpath is not None and record:
         if m is not None:
             warnings.warn(f"{mpath} was not written for a folder; overwriting it.", stacklevel=4)
         write_json_atomic(mpath, {
-            "version": 1, "kind": "files", "source": str(root), "seed": seed,
+            "version": 1, "kind": "files", "source": str(root), "source_path": str(root.resolve()),
+            "seed": seed,
             "validation_split": fracs["val"], "test_split": fracs["test"], "class_names": classes,
             "splits": {s: [rels[i] for i in v] for s, v in idx.items()},
         })
@@ -1105,7 +1110,8 @@ def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs
 
 
 def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, num_classes,
-                 class_names=None, workers=None) -> Data:
+                 class_names=None, workers=None, record: bool = True, hygiene_index=None,
+                 index_run_dir=None) -> Data:
     root = Path(root).expanduser()
     classes, files, stray = _list_folder(root)
     if num_classes is not None and num_classes != len(classes):
@@ -1114,9 +1120,13 @@ def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, nu
             f"{num_classes}. Fix the folder or num_classes. Received: num_classes={num_classes!r}")
     per_image = size[0] * size[1] * channels
     keep = len(files) * per_image <= CACHE_LIMIT_BYTES
-    records, pixels = _scan(files, classes, size, channels, resize, keep, workers)
+    index = _open_index(root, channels, index_run_dir if index_run_dir is not None else run_dir,
+                        record, hygiene_index)
+    records, pixels = _scan(files, classes, size, channels, resize, keep, workers, index)
+    if index is not None:
+        index.save()
     records = [HygieneRecord(p, "", "skipped", why) for p, why in stray] + records
-    if run_dir is not None:
+    if run_dir is not None and record:
         _write_hygiene(run_dir, records, root)
     ok = [i for i, (r, _) in enumerate(zip(records[len(stray):], files, strict=True)) if r.status == "ok"]
     skipped = [(r.path, r.reason) for r in records if r.status == "skipped"]
@@ -1133,16 +1143,12 @@ def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, nu
                       + hygiene_table(records), stacklevel=3)
     rels = [Path(files[i][0]).relative_to(root).as_posix() for i in ok]
     all_rels = {Path(p).relative_to(root).as_posix() for p, _ in files}
-    idx, problems = _folder_split(rels, labels_all, classes, fracs, seed, run_dir, root, all_rels)
+    idx, problems = _folder_split(rels, labels_all, classes, fracs, seed, run_dir, root, all_rels,
+                                  record)
     skipped += problems
-    paths = [files[i][0] for i in ok]
-    cache = np.stack([pixels[i] for i in ok]) if keep else None
-    splits = {}
-    for s, ii in idx.items():
-        if not ii:
-            continue
-        ii_arr = np.asarray(ii, np.int64)
-        splits[s] = _Split(labels_all[ii_arr], x=cache[ii_arr] if cache is not None else None,
-                           paths=[paths[i] for i in ii])
+    body = records[len(stray):]
+    whole = _Split(labels_all, x=np.stack([pixels[i] for i in ok]) if keep else None,
+                   paths=[files[i][0] for i in ok], pil=[body[i].decoder == "pil" for i in ok])
+    splits = {s: whole.take(ii) for s, ii in idx.items() if ii}
     info = _make_info(classes, channels, str(root), {s: v.labels for s, v in splits.items()}, skipped)
     return Data(info, size, splits, resize=resize, hygiene=records, run_dir=_str(run_dir), seed=seed)

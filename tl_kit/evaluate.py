@@ -28,7 +28,8 @@ from tl_kit._io import write_json_atomic
 from tl_kit.errors import UserError
 from tl_kit.tta import model_image_size, predict_tta
 
-__all__ = ["evaluate_model", "evaluate_run", "plot_history", "ensemble", "iter_batches"]
+__all__ = ["evaluate_model", "evaluate_run", "plot_history", "ensemble", "iter_batches",
+           "load_evaluation_data", "is_training_data", "new_report_dir"]
 
 _EPSILON = 1e-7  # keras.backend.epsilon(): the clip Keras' crossentropy uses
 
@@ -510,6 +511,149 @@ def ensemble(
     return keras.Model(inputs, outputs_, name=name)
 
 
+# === Evaluation data ===
+
+
+def _manifest(run_dir) -> dict | None:
+    """The run's split manifest (``run_dir/manifest.json``), or None."""
+    if run_dir is None:
+        return None
+    path = Path(run_dir) / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _manifest_source(manifest: dict | None) -> str | None:
+    if not manifest:
+        return None
+    return manifest.get("source_path") or manifest.get("source")
+
+
+def is_training_data(source, run_dir) -> bool:
+    """Whether ``source`` (a folder or ``"tfds:NAME"``) is the data the run in ``run_dir``
+    trained on, by its split manifest: same folder (resolved path) or same tfds name."""
+    trained = _manifest_source(_manifest(run_dir))
+    if trained is None:
+        return False
+    if str(source).startswith("tfds:") or str(trained).startswith("tfds:"):
+        return str(source) == str(trained)
+    try:
+        return os.path.realpath(os.fspath(source)) == os.path.realpath(trained)
+    except (OSError, ValueError):
+        return False
+
+
+def load_evaluation_data(source, *, image_size, channels: int, class_names, split: str | None = None,
+                         run_dir=None):
+    """Load ``source`` for evaluation -> ``(Data, split, how)``; nothing is written anywhere.
+
+    * The run's own data (``source`` is the folder or tfds name the run in ``run_dir`` was
+      trained on, or None): the run's split manifest decides, read only; ``split`` defaults
+      to "test", else "val".
+    * A folder split into ``train/``, ``val/`` (``validation/``), ``test/`` sub-folders:
+      ``split`` picks that folder (default "test", else "val").
+    * Any other folder (or tfds name): all of it. A ``split`` is then an error: the run's
+      manifest does not describe these files, and such a folder has no split of its own.
+
+    ``how`` says which of these happened, for the report.
+    """
+    from tl_kit.data import SPLITS, _split_subfolders, load_data
+
+    manifest = _manifest(run_dir)
+    own = source is None or is_training_data(source, run_dir)
+    if source is None:
+        source = _manifest_source(manifest)
+        if source is None:
+            raise UserError(
+                f"No data given and {run_dir} has no split manifest naming its training data; "
+                f"pass the folder to evaluate (--data). Received: data=None")
+    if split is not None and split not in SPLITS:
+        alias = {"validation": "val", "valid": "val"}.get(split)
+        if alias is None:
+            raise UserError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
+        split = alias
+    names = [str(c) for c in class_names] if class_names else None
+    common = dict(image_size=image_size, channels=channels, class_names=names)
+    layout = None if str(source).startswith("tfds:") else _split_subfolders(Path(source))
+    if own and manifest is not None:
+        data = load_data(source, **common, run_dir=str(run_dir), record=False,
+                         seed=int(manifest.get("seed", 0)),
+                         validation_split=float(manifest.get("validation_split") or 0.0),
+                         test_split=float(manifest.get("test_split") or 0.0))
+        how = f"the run's own training data: the {{split}} split of its manifest ({run_dir}/manifest.json)"
+    elif layout is not None:
+        data = load_data(source, **common, validation_split=0.0)
+        how = "the {split} folder of " + str(source)
+    else:
+        if split is not None:
+            raise UserError(
+                f"{source} is neither split into train/val/test sub-folders nor the data this "
+                f"run was trained on, so it has no {split!r} split: leave the split out to "
+                f"evaluate all of it, or pass the split's own folder. Received: split={split!r}")
+        data = load_data(source, **common, validation_split=0.0)
+        return (_align_classes(data, names, source), "train",
+                f"all {data.size('train')} images of {source}")
+    if split is None:
+        split = next((s for s in ("test", "val") if data.has(s)), None)
+        if split is None:
+            have = [s for s in SPLITS if data.has(s)]
+            raise UserError(
+                f"{source} holds no test or val split (it has {have}); pass the split to "
+                f"evaluate (--split). Received: split=None")
+    data._get(split)  # a clear error when that split is absent
+    return _align_classes(data, names, source), split, how.format(split=split)
+
+
+def _align_classes(data, names: list[str] | None, source):
+    """Relabel ``data`` to the model's class order by name (a folder may hold fewer classes,
+    sorted differently); a class the model does not know is an error."""
+    if not names or data.class_names == names:
+        return data
+    unknown = [c for c in data.class_names if c not in names]
+    if unknown:
+        raise UserError(
+            f"{source} has class folder(s) {unknown} that the model does not predict (it knows "
+            f"{names}). Received: {unknown!r}")
+    from tl_kit.data import _make_info
+
+    remap = np.array([names.index(c) for c in data.class_names], np.int64)
+    for part in data._splits.values():
+        part.labels = remap[part.labels]
+    data.info = _make_info(names, data.info.channels, data.info.source,
+                           {s: v.labels for s, v in data._splits.items()}, data.info.skipped)
+    return data
+
+
+def _report_name(source, split: str) -> str:
+    """``<data-name>-<split>`` for the report folder (file-system safe)."""
+    raw = str(source).rstrip("/\\") if source is not None else "data"
+    name = Path(raw).name or raw
+    if raw.startswith("tfds:"):
+        name = raw[5:].replace("/", "_")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "data"
+    return f"{safe}-{split}"
+
+
+def new_report_dir(base: str | os.PathLike, source, split: str) -> Path:
+    """A new folder ``base/<data-name>-<split>-<n>`` (n = 1, 2, ...: never an existing one)."""
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    stem = _report_name(source, split)
+    n = 1
+    while True:
+        folder = base / f"{stem}-{n}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
+
+
 # === Run directories (CLI entry point) ===
 
 
@@ -525,30 +669,54 @@ def evaluate_run(
 ) -> dict:
     """Evaluate the model saved in a run (or export) directory; backs ``tl-kit evaluate``.
 
-    ``data`` is anything :func:`evaluate_model` accepts, or a source for
-    ``tl_kit.data.load_data`` (folder, ``"tfds:NAME"``); a source is loaded at the model's
-    input size with the run's class names and split manifest (``run_dir``), so the test
-    split is the one training held out. Results go to ``out_dir`` (default: ``run_dir``).
+    ``data`` is a source for ``tl_kit.data.load_data`` (folder, ``"tfds:NAME"``), loaded as
+    :func:`load_evaluation_data` says: the run's own data (or ``data=None``) by the run's
+    split manifest (default its test split, else val); a folder with ``train/ val/ test/``
+    sub-folders by ``split`` (default test, else val); any other folder all of it. Or
+    anything :func:`evaluate_model` accepts (arrays, tf.data, ``Data``).
+
+    Nothing in ``run_dir`` that training wrote is changed. The report goes into a new folder
+    ``<out_dir>/<data-name>-<split>-<n>/`` (``out_dir`` defaults to ``run_dir/evaluations``):
+    ``metrics.json``, ``confusion_matrix.csv``, ``plots/``, and for folders the hygiene
+    report of the evaluated data (``hygiene.csv``, ``hygiene.json``). The returned report
+    names that folder in ``files["report_dir"]`` and what was evaluated in ``evaluated``.
     """
     from tl_kit.predict import load_for_inference
 
     model, class_names = load_for_inference(run_dir)
-    if data is None:
-        raise UserError(f"evaluate_run needs data to evaluate on. Received: data={data!r}")
-    if isinstance(data, str | os.PathLike):
-        from tl_kit.data import load_data
-
+    run = Path(run_dir)
+    home = run if run.is_dir() else run.parent
+    evaluated = {"data": None, "split": split, "how": "the data given"}
+    if data is None or isinstance(data, str | os.PathLike):
         size = model_image_size(model)
         if size is None:
             raise UserError(
                 f"The model in {run_dir} has no fixed input size to load images at. "
                 f"Received: input_shape={model.input_shape}"
             )
-        run = Path(run_dir)
-        data = load_data(
-            str(data), image_size=size, channels=int(model.input_shape[-1]),
-            class_names=list(class_names), run_dir=str(run) if run.is_dir() else None,
-        )
-    out = out_dir if out_dir is not None else (run_dir if Path(run_dir).is_dir() else None)
-    return evaluate_model(model, data, class_names, out_dir=out, tta=tta, top_k=top_k,
-                          split=split, batch_size=batch_size)
+        source = None if data is None else str(data)
+        data, split, how = load_evaluation_data(
+            source, image_size=size, channels=int(model.input_shape[-1]),
+            class_names=class_names, split=split, run_dir=home if home.is_dir() else None)
+        evaluated = {"data": data.info.source, "split": split, "how": how,
+                     "skipped": [list(s) for s in data.info.skipped]}
+        name_source = source if source is not None else data.info.source
+    else:
+        name_source = "data"
+    base = Path(out_dir) if out_dir is not None else home / "evaluations"
+    folder = new_report_dir(base, name_source, split or "all")
+    report = evaluate_model(model, data, class_names, out_dir=folder, tta=tta, top_k=top_k,
+                            split=split, batch_size=batch_size)
+    hygiene = getattr(data, "hygiene", None)
+    if hygiene:  # the evaluated split's files, plus every file skipped while loading
+        keep = set(data.paths(split) or []) if split is not None else set()
+        hygiene = [r for r in hygiene if r.path in keep or r.status != "ok"]
+        from tl_kit.data import _write_hygiene
+
+        _write_hygiene(folder, hygiene, Path(str(evaluated["data"])))
+        report["files"]["hygiene_csv"] = str(folder / "hygiene.csv")
+        report["files"]["hygiene_json"] = str(folder / "hygiene.json")
+    report["files"]["report_dir"] = str(folder)
+    report["evaluated"] = evaluated
+    write_json_atomic(folder / "metrics.json", report)
+    return report

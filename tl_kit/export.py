@@ -5,9 +5,15 @@ Serving watches. It holds:
 
 - the SavedModel (``saved_model.pb``, ``variables/``), preprocessing and class names inside,
   with the signatures
-  - ``serving_default(image_bytes: string[None])``: encoded JPEG/PNG/BMP/GIF images of any
-    size, grey or colour (first GIF frame), decoded and resized (bilinear) in the graph;
-  - ``serving_uint8(images: uint8[None, None, None, C])``: pixel batches, any size;
+  - ``serving_default(image_bytes: string[None])``: encoded JPEG/PNG/BMP/GIF/WebP images of
+    any size, grey or colour (first GIF frame), decoded and resized in the graph by
+    :mod:`tl_kit.decode`, the decoder and resize training uses: the same bytes give the same
+    pixels as in training (files training had to decode with Pillow, such as EXIF-rotated,
+    transparent or CMYK ones, are the exception: see :mod:`tl_kit.decode`);
+  - ``decode_images(image_bytes: string[None])``: the uint8 pixels ``serving_default``
+    classifies (``images``), to check an input;
+  - ``serving_uint8(images: uint8[None, None, None, C])``: pixel batches, any size (resized
+    and rounded to uint8 as training resizes decoded files);
   - ``serving_float32(images: float32[None, None, None, C])``: raw [0, 255] pixels;
   - ``metadata()``: ``class_names`` and ``input_shape``;
   each classifying signature returns ``probabilities`` (float32 [B, K]), ``class_index``
@@ -18,7 +24,9 @@ Serving watches. It holds:
   Keras model with the TFLite interpreter;
 - ``model.onnx`` (tf2onnx), checked with onnxruntime;
 - ``export_report.json``: what was written and the measured differences, including the
-  int8 accuracy drop on the test data.
+  int8 accuracy drop on the test data; ``saved_model.serving_default`` is measured from
+  encoded bytes (the data's own image files when given, else JPEG-encoded check images)
+  through ``serving_default`` against training's decode path plus the Keras model.
 
 The folder is assembled in a hidden temporary folder beside it and renamed into place, so a
 failed export leaves nothing behind, and an existing version is never replaced unless
@@ -47,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tl_kit import decode as _dec
 from tl_kit.errors import TLKitError, UserError
 from tl_kit.tta import model_image_size
 
@@ -179,7 +188,8 @@ def export_run(
 
     ``path`` defaults to ``run_dir/export``. ``data`` (a folder or tfds source, or anything
     ``export_model`` accepts) supplies the representative (train split) and test images for
-    TFLite; a source string is loaded with the run's split manifest.
+    TFLite and the image files of the ``serving_default`` check; a source string is loaded
+    with the run's split manifest, read only (nothing in ``run_dir`` changes).
     """
     from tl_kit.predict import load_for_inference
 
@@ -196,7 +206,7 @@ def export_run(
 
             data = load_data(str(data), image_size=model_image_size(model),
                              channels=int(model.input_shape[-1]), class_names=list(names),
-                             run_dir=str(run_dir))
+                             run_dir=str(run_dir), record=False)  # the run's records stay
         if hasattr(data, "has"):
             representative = data
             test = data if (data.has("test") or data.has("val")) else None
@@ -246,8 +256,11 @@ def _write_export(model, out: Path, names, formats, size, channels, representati
         if "saved_model" in formats:
             _write_saved_model(model, out, names, size, channels)
             report["files"] += ["saved_model.pb", "variables/", "assets/"]
-            report["signatures"] = ["serving_default", "serving_uint8", "serving_float32", "metadata"]
+            report["signatures"] = ["serving_default", "decode_images", "serving_uint8",
+                                    "serving_float32", "metadata"]
             report["saved_model"] = _check_saved_model(out, check, reference)
+            report["saved_model"]["serving_default"] = _check_serving_bytes(
+                out, model, _check_bytes(representative, check), size, channels)
         if "tflite" in formats or "onnx" in formats:
             plain = scratch / "plain"
             _write_plain_saved_model(model, plain, size, channels)
@@ -308,29 +321,26 @@ def _write_saved_model(model, out: Path, names, size, channels: int) -> None:
     class_table = tf.constant(list(names))
 
     def classify(images):
-        images = tf.image.resize(tf.cast(images, tf.float32), (height, width), method="bilinear", antialias=True)
+        images = _dec.resize_float(images, (height, width))
         probs = tf.cast(model(images, training=False), tf.float32)
         index = tf.argmax(probs, axis=-1)
         return {"probabilities": probs, "class_index": index,
                 "class_name": tf.gather(class_table, index)}
 
-    def decode(encoded):
-        if channels == 3:
-            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        else:  # grey model: keep grey images as they are, convert colour ones
-            image = tf.io.decode_image(encoded, channels=0, expand_animations=False)
-            image = tf.cond(
-                tf.shape(image)[-1] <= 2,
-                lambda: image[..., :1],
-                lambda: tf.image.rgb_to_grayscale(image[..., :3]),
-            )
-        image.set_shape([None, None, channels])
-        return tf.image.resize(tf.cast(image, tf.float32), (height, width), method="bilinear", antialias=True)
+    def decode(encoded):  # training's decoder and resize (tl_kit.decode), uint8
+        return _dec.resize_image(_dec.decode_bytes(encoded, channels), (height, width))
+
+    def decode_images(image_bytes):
+        images = tf.map_fn(decode, image_bytes,
+                           fn_output_signature=tf.TensorSpec([height, width, channels], tf.uint8))
+        return {"images": images}
 
     def serve_bytes(image_bytes):
-        images = tf.map_fn(decode, image_bytes,
-                           fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32))
-        return classify(images)
+        return classify(decode_images(image_bytes)["images"])
+
+    def serve_uint8(images):  # decoded pixels: resized and rounded as training resizes files
+        resized = _dec.resize_image(images, (height, width))
+        return classify(resized)
 
     def metadata():
         return {"class_names": class_table,
@@ -340,7 +350,9 @@ def _write_saved_model(model, out: Path, names, size, channels: int) -> None:
     archive.track(model)
     archive.add_endpoint("serving_default", serve_bytes,
                          [tf.TensorSpec([None], tf.string, name="image_bytes")])
-    archive.add_endpoint("serving_uint8", classify,
+    archive.add_endpoint("decode_images", decode_images,
+                         [tf.TensorSpec([None], tf.string, name="image_bytes")])
+    archive.add_endpoint("serving_uint8", serve_uint8,
                          [tf.TensorSpec([None, None, None, channels], tf.uint8, name="images")])
     archive.add_endpoint("serving_float32", classify,
                          [tf.TensorSpec([None, None, None, channels], tf.float32, name="images")])
@@ -374,6 +386,55 @@ def _check_saved_model(out: Path, check: np.ndarray, reference: np.ndarray) -> d
             f"Received: max_abs_diff={diff}"
         )
     return {"max_abs_diff": diff, "atol": FLOAT_ATOL, "num_images": int(len(check))}
+
+
+def _check_bytes(representative, check: np.ndarray, count: int = NUM_CHECK) -> list[tuple[str, bytes]]:
+    """Encoded images for the serving_default check: ``(name, bytes)`` of up to ``count``
+    image files of ``representative`` (a tl_kit ``Data``) that training decodes with TF ops,
+    else the check images encoded as JPEG (quality 95)."""
+    if hasattr(representative, "_splits"):
+        for split in ("train", "val", "test"):
+            sp = representative._splits.get(split)
+            if sp is None or sp.paths is None:
+                continue
+            chosen = [p for p, pil in zip(sp.paths, sp.pil, strict=True) if not pil][:count]
+            if chosen:
+                return [(p, _dec._read_bytes(p)) for p in chosen]
+    import io
+
+    from PIL import Image
+
+    out = []
+    for i, image in enumerate(np.clip(np.round(check), 0, 255).astype(np.uint8)):
+        buffer = io.BytesIO()
+        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        pil.save(buffer, format="JPEG", quality=95)
+        out.append((f"check_image_{i}.jpg", buffer.getvalue()))
+    return out
+
+
+def _check_serving_bytes(out: Path, model, samples: list[tuple[str, bytes]], size, channels) -> dict:
+    """serving_default on encoded bytes vs training's decode path + the Keras model on the
+    same bytes: pixels (decode_images) and probabilities."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(out))
+    contents = tf.constant([b for _, b in samples])
+    served = loaded.signatures["serving_default"](image_bytes=contents)["probabilities"].numpy()
+    served_pixels = loaded.signatures["decode_images"](image_bytes=contents)["images"].numpy()
+    pixels = np.stack([_dec.decode_file_bytes(b, size, channels, name=name)[0] for name, b in samples])
+    reference = np.asarray(model.predict(pixels.astype(np.float32), verbose=0), np.float32)
+    diff = float(np.abs(served - reference).max())
+    pixel_diff = int(np.abs(served_pixels.astype(np.int32) - pixels.astype(np.int32)).max())
+    if diff > FLOAT_ATOL or pixel_diff:
+        raise ExportError(
+            f"serving_default on encoded images differs from training's decoding + the Keras "
+            f"model: probabilities by {diff:.2e} (atol {FLOAT_ATOL}), pixels by {pixel_diff}. "
+            f"Received: max_abs_diff={diff}, max_pixel_diff={pixel_diff}")
+    return {"max_abs_diff": diff, "max_pixel_diff": pixel_diff, "atol": FLOAT_ATOL,
+            "num_images": len(samples),
+            "from": "image files of the data" if not samples[0][0].startswith("check_image_")
+            else "check images encoded as JPEG (quality 95)"}
 
 
 # --- TFLite ---

@@ -41,6 +41,10 @@ LABELS_FILE = "labels.txt"
 def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if tuple(array.shape[-3:-1]) == tuple(size):
         return array.astype(np.float32)
+    if array.dtype == np.uint8:  # decoded file: training's resize (tl_kit.decode), rounded
+        from tl_kit.decode import resize_array
+
+        return resize_array(array, size).astype(np.float32)
     import tensorflow as tf
 
     return tf.image.resize(array, size, method="bilinear", antialias=True).numpy().astype(np.float32)
@@ -56,12 +60,15 @@ def _from_pil(image, channels: int) -> np.ndarray:
 
 
 def load_image(path: str | os.PathLike, channels: int = 3) -> np.ndarray:
-    """Read an image file (any format Pillow reads) as float32 (H, W, channels) in [0, 255]."""
-    from PIL import Image, UnidentifiedImageError
+    """Read an image file as uint8 (H, W, channels) with training's decoder
+    (:func:`tl_kit.decode.read_image`: the same bytes give the same pixels as in training
+    and in the SavedModel's ``serving_default``)."""
+    from PIL import UnidentifiedImageError
+
+    from tl_kit.decode import read_image
 
     try:
-        with Image.open(path) as image:
-            return _from_pil(image, channels)
+        return read_image(path, channels)
     except FileNotFoundError as error:
         raise UserError(f"Image file not found. Received: path={str(path)!r}") from error
     except (UnidentifiedImageError, OSError) as error:

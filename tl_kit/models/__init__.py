@@ -3,7 +3,15 @@
 Importing this package registers every family with :mod:`tl_kit.models.registry`.
 """
 
-from tl_kit.models import alexnet, inception, lenet, mobilenet, resnet, vgg  # noqa: F401
+from tl_kit.models import (  # noqa: F401
+    alexnet,
+    efficientnet_lite,
+    inception,
+    lenet,
+    mobilenet,
+    resnet,
+    vgg,
+)
 from tl_kit.models.registry import (
     ModelSpec,
     ParamCheck,

@@ -1,0 +1,283 @@
+"""One image decoder and one resize for every path: training (cached and streaming),
+``evaluate``, ``predict`` and the SavedModel's ``serving_default`` signature.
+
+The same encoded bytes give the same pixels everywhere, because everywhere they go through
+:func:`decode_bytes` and :func:`resize_image` (TensorFlow ops, graph-safe):
+
+* JPEG: ``tf.io.decode_jpeg(dct_method=DCT_METHOD)`` (``"INTEGER_ACCURATE"``, libjpeg's
+  ``JDCT_ISLOW``: the accurate integer DCT, the one Pillow uses; TensorFlow's default is the
+  fast one, up to 3 levels off);
+* PNG, GIF (first frame), BMP, WebP: ``tf.io.decode_image``;
+* grey images become RGB by repeating the channel (``channels=3``), colour images become
+  grey with the decoder's own conversion (``channels=1``);
+* resize: ``tf.image.resize(method="bilinear", antialias=True)`` for ``"stretch"`` (the
+  serving signature's resize), aspect-preserving variants for ``"crop"`` / ``"pad"``, then
+  rounded (half to even) to uint8, the dtype the in-memory cache keeps.
+
+Files TensorFlow would decode differently from what the picture shows are decoded with
+Pillow instead (:func:`needs_pil` says which, from the header): EXIF orientation other than
+1 (TensorFlow ignores it), transparency (RGBA, LA, PA, palette with a transparent colour:
+composited on WHITE; TensorFlow would drop the alpha channel and show what lies under it),
+CMYK (Adobe's inverted CMYK is common), 16-bit and 1-bit images, palette BMPs (TensorFlow
+reads their indices as grey), and any file TensorFlow fails on but Pillow reads. Their
+full-size pixels then go through the same :func:`resize_image`. The hygiene scan records
+which decoder each file used (``HygieneRecord.decoder``: ``"tf"`` or ``"pil"``).
+
+The SavedModel's ``serving_default`` receives bytes and has only TensorFlow: for the files
+above it decodes them as TensorFlow does (EXIF ignored, alpha dropped, TensorFlow's CMYK
+conversion), so its pixels may differ from training's. Convert such files to plain RGB
+JPEG/PNG before serving, or send pixels to ``serving_uint8`` after
+:func:`read_image` (which applies the same conversions as training).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = [
+    "DCT_METHOD",
+    "RESIZE_METHOD",
+    "decode_bytes",
+    "decode_file",
+    "decode_file_bytes",
+    "load_path",
+    "needs_pil",
+    "read_image",
+    "resize_array",
+    "resize_float",
+    "resize_image",
+]
+
+DCT_METHOD = "INTEGER_ACCURATE"
+RESIZE_METHOD = "bilinear"  # always with antialias=True
+
+_EXT_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".bmp": "BMP",
+               ".gif": "GIF", ".webp": "WEBP"}
+_TF_FORMATS = {"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP"}
+
+
+# === TensorFlow ops (graph-safe) ===
+
+
+def decode_bytes(contents, channels: int = 3):
+    """Encoded image bytes (scalar string tensor) -> uint8 ``(H, W, channels)``, TF ops only."""
+    import tensorflow as tf
+
+    def jpeg():
+        return tf.io.decode_jpeg(contents, channels=channels, dct_method=DCT_METHOD)
+
+    def other():
+        return tf.io.decode_image(contents, channels=channels, expand_animations=False)
+
+    image = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+    image.set_shape([None, None, channels])
+    return image
+
+
+def resize_float(image, size, mode: str = "stretch"):
+    """Resize one image ``(h, w, C)`` or a batch to ``size`` with ``mode``; float32 result."""
+    import tensorflow as tf
+
+    image = tf.cast(image, tf.float32)
+    size = [int(size[0]), int(size[1])]
+    if mode == "stretch":
+        return tf.image.resize(image, size, method=RESIZE_METHOD, antialias=True)
+    if mode == "pad":
+        return tf.image.resize_with_pad(image, size[0], size[1], method=RESIZE_METHOD, antialias=True)
+    # crop: aspect-preserving resize so the shorter side fits, then centre crop
+    shape = tf.shape(image)
+    ih = tf.cast(shape[-3], tf.float32)
+    iw = tf.cast(shape[-2], tf.float32)
+    scale = tf.maximum(size[0] / ih, size[1] / iw)
+    nh = tf.maximum(tf.cast(tf.math.ceil(ih * scale), tf.int32), size[0])
+    nw = tf.maximum(tf.cast(tf.math.ceil(iw * scale), tf.int32), size[1])
+    image = tf.image.resize(image, tf.stack([nh, nw]), method=RESIZE_METHOD, antialias=True)
+    return tf.image.resize_with_crop_or_pad(image, size[0], size[1])
+
+
+def resize_image(image, size, mode: str = "stretch"):
+    """uint8 pixels -> uint8 at ``size``: :func:`resize_float`, rounded half to even."""
+    import tensorflow as tf
+
+    out = resize_float(image, size, mode)
+    return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+
+
+@lru_cache(maxsize=32)
+def _tf_decode_resize(size: tuple[int, int], channels: int, mode: str):
+    """A traced ``bytes -> uint8 (H, W, C)`` function (one trace per size/channels/mode)."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    def fn(contents):
+        return resize_image(decode_bytes(contents, channels), size, mode)
+
+    return fn
+
+
+@lru_cache(maxsize=32)
+def _tf_resize_fn(size: tuple[int, int], mode: str, channels: int):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, channels], tf.uint8)])
+    def fn(image):
+        return resize_image(image, size, mode)
+
+    return fn
+
+
+def resize_array(image: np.ndarray, size, mode: str = "stretch") -> np.ndarray:
+    """NumPy uint8 ``(h, w, C)`` -> uint8 ``(H, W, C)`` through :func:`resize_image`."""
+    size = (int(size[0]), int(size[1]))
+    return _tf_resize_fn(size, mode, int(image.shape[-1]))(np.ascontiguousarray(image)).numpy()
+
+
+# === Which decoder ===
+
+
+def needs_pil(im) -> str:
+    """Why the open PIL image ``im`` (header read) must be decoded with Pillow; "" if not."""
+    fmt, mode = im.format, im.mode
+    if fmt not in _TF_FORMATS:
+        return f"{fmt} is not a format TensorFlow decodes"
+    orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+    if orientation not in (None, 1):
+        return "EXIF orientation"
+    if mode in ("RGB", "L"):
+        if fmt == "PNG" and "transparency" in im.info:
+            return "transparent colour"
+        return ""
+    if mode == "P" and fmt in ("PNG", "GIF") and "transparency" not in im.info:
+        return ""
+    return f"mode {mode}"
+
+
+# === Pillow fallback ===
+
+
+def _to_mode(im, channels: int):
+    """PIL image of any mode -> "RGB" (or "L"), with the conversions applied as notes."""
+    from PIL import Image
+
+    notes = []
+    mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, rgba).convert("RGB")
+        notes.append(f"{mode}->RGB (alpha composited on white)")
+    elif mode.startswith("I") or mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        if mode.startswith("I;16") or (a.size and a.max() > 255):
+            a = a / 257.0
+        im = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+        notes.append(f"{mode}->8-bit")
+    elif mode not in ("RGB", "L"):
+        im = im.convert("RGB")
+        notes.append(f"{mode}->RGB")
+    target = "L" if channels == 1 else "RGB"
+    if im.mode != target:
+        if not notes:
+            notes.append(f"{im.mode}->{target}")
+        im = im.convert(target)
+    return im, notes
+
+
+def _pil_pixels(im, channels: int) -> tuple[np.ndarray, list[str]]:
+    """Full decode with Pillow (EXIF orientation, mode conversions) -> uint8 (h, w, C)."""
+    from PIL import ImageOps
+
+    im.load()  # full decode: truncated/corrupt files raise here
+    notes = []
+    orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+    if orientation not in (None, 1):
+        im = ImageOps.exif_transpose(im)
+        notes.append(f"EXIF orientation {orientation} applied")
+    im, conv = _to_mode(im, channels)
+    arr = np.asarray(im, dtype=np.uint8)
+    return (arr[..., None] if arr.ndim == 2 else arr), notes + conv
+
+
+# === Files ===
+
+
+def _decode(data: bytes, name: str, channels: int, size=None,
+            mode: str = "stretch") -> tuple[np.ndarray, list[str], str]:
+    """Decode encoded bytes (of the file ``name``) -> ``(uint8 pixels, notes, decoder)``;
+    resized when ``size`` is given."""
+    import tensorflow as tf
+    from PIL import Image
+
+    notes: list[str] = []
+    with Image.open(io.BytesIO(data)) as im:  # header: format, mode, EXIF
+        ext = os.path.splitext(str(name))[1].lower()
+        if _EXT_FORMAT.get(ext) != im.format and not (im.format == "MPO" and _EXT_FORMAT.get(ext) == "JPEG"):
+            notes.append(f"extension {ext or '(none)'} but content {im.format}: read by content")
+        why = needs_pil(im)
+        if not why:
+            try:
+                if size is not None:
+                    fn = _tf_decode_resize((int(size[0]), int(size[1])), channels, mode)
+                    return fn(tf.constant(data)).numpy(), notes, "tf"
+                return decode_bytes(tf.constant(data), channels).numpy(), notes, "tf"
+            except tf.errors.OpError as e:  # TensorFlow refuses it; Pillow decides below
+                why = f"TensorFlow could not decode it ({_first_line(e)})"
+        arr, conv = _pil_pixels(im, channels)
+    notes += conv
+    notes.append(f"decoded with PIL ({why})")
+    if size is not None:
+        arr = resize_array(arr, size, mode)
+    return arr, notes, "pil"
+
+
+def decode_file(path, size, channels: int = 3, resize: str = "stretch") -> tuple[np.ndarray, str, str]:
+    """Decode and resize one file the way training does -> ``(uint8 (H, W, C), notes, decoder)``.
+
+    ``decoder`` is ``"tf"`` or ``"pil"`` (see the module docstring); ``notes`` lists the
+    conversions applied. Raises on corrupt, truncated or non-image files.
+    """
+    arr, notes, decoder = _decode(_read_bytes(path), str(path), channels, size, resize)
+    return arr, "; ".join(notes), decoder
+
+
+def decode_file_bytes(data: bytes, size, channels: int = 3, resize: str = "stretch", *,
+                      name: str = "") -> tuple[np.ndarray, str, str]:
+    """:func:`decode_file` on bytes already read (``name``: the file's name, for notes)."""
+    arr, notes, decoder = _decode(data, name, channels, size, resize)
+    return arr, "; ".join(notes), decoder
+
+
+def read_image(path, channels: int = 3) -> np.ndarray:
+    """Decode one file at its own size -> uint8 ``(h, w, channels)`` (training's decoder).
+
+    Resize it with :func:`resize_array` to get training's pixels at a given size.
+    """
+    return _decode(_read_bytes(path), str(path), channels)[0]
+
+
+def _read_bytes(path) -> bytes:
+    import tensorflow as tf
+
+    p = os.fspath(path)
+    if "://" in p:  # any filesystem TensorFlow reads
+        with tf.io.gfile.GFile(p, "rb") as f:
+            return f.read()
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def _first_line(error) -> str:
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
+
+
+def load_path(path, size, channels: int = 3, mode: str = "stretch"):
+    """In-graph: file path (string tensor) -> uint8 ``(H, W, C)``, for files whose decoder is
+    ``"tf"`` (the streaming pipeline; any filesystem ``tf.io.read_file`` reads)."""
+    import tensorflow as tf
+
+    return resize_image(decode_bytes(tf.io.read_file(path), channels), size, mode)
