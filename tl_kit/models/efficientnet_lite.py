@@ -388,8 +388,11 @@ _ARGS_DOC = """
 """
 
 _BUILDERS: dict[str, Callable[..., keras.Model]] = {}
+# Trainable parameters with the 1000-class top. Lite0-2: equal to the bundled checkpoints'
+# tensors (tests/test_efficientnet_lite.py); Lite3/4: the official table's 8.2M / 13.0M.
 _TRAINABLE = {"efficientnet_lite0": 4_652_008, "efficientnet_lite1": 5_416_680,
-              "efficientnet_lite2": 6_092_072}
+              "efficientnet_lite2": 6_092_072, "efficientnet_lite3": 8_197_096,
+              "efficientnet_lite4": 13_006_568}
 
 
 def _make_builder(variant: str) -> Callable[..., keras.Model]:
