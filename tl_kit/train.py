@@ -316,6 +316,7 @@ class Learner:
         self.metrics: dict[str, Any] = {}
         self._log_lines: list[str] = []
         self._resuming = False
+        self._undo = None  # a PreTrainingUndo while fit prepares the run directory
         self._stage_rows: list[dict[str, Any]] = []
         self._stage_name = ""
         if note:
@@ -577,22 +578,18 @@ class Learner:
             self.overwrite = bool(overwrite)
         if recipe is not None:
             self._use_recipe(load_recipe(recipe))
-        self._prepare_run_dir()  # writable, not a complete run (unless overwrite): BEFORE data
-        for line in self._log_lines:
-            with open(self._out / "train.log", "a") as f:
-                f.write(line + "\n")
-        self._log_lines = []
-        data = self._load(data)
-        self.data = data
-        self._adopt_class_names(data)
-        if self.model is None:
-            self.build(data.info.num_classes)
-        recipe = self._resolve_recipe(data)
-        self.resolved_recipe = recipe
-        self._log(f"regime: {recipe.name} - {self.regime_reason}")
-        config = self._config(recipe, data)
-        self._resuming = self._check_previous_run(config)
-        self._check_free_space()
+        from tl_kit._rundir import PreTrainingUndo
+
+        # Any error before the first epoch leaves the run directory as it was (or absent).
+        self._undo = PreTrainingUndo(self._out)
+        try:
+            data, recipe, config = self._prepare_training(data)
+        except BaseException:
+            self._undo.restore()
+            raise
+        finally:
+            undo, self._undo = self._undo, None
+        undo.commit()
         self._write_config(config)
         self._write_run_state("running")
         self.history = []
@@ -602,6 +599,41 @@ class Learner:
         self.metrics["train_seconds"] = round(time.perf_counter() - start, 3)
         self._finish_run()
         return self
+
+    def _prepare_training(self, data) -> tuple[Any, Recipe, dict]:
+        """Every check before training (run directory, data, classes, recipe, settings,
+        free space); returns the data, the resolved recipe and the run's config."""
+        self._prepare_run_dir()  # writable, not a complete run (unless overwrite): BEFORE data
+        for line in self._log_lines:
+            with open(self._out / "train.log", "a") as f:
+                f.write(line + "\n")
+        self._log_lines = []
+        data = self._load(data)
+        self.data = data
+        self._check_trainable_classes(data)
+        self._adopt_class_names(data)
+        if self.model is None:
+            self.build(data.info.num_classes)
+        recipe = self._resolve_recipe(data)
+        self.resolved_recipe = recipe
+        self._log(f"regime: {recipe.name} - {self.regime_reason}")
+        config = self._config(recipe, data)
+        self._resuming = self._check_previous_run(config)
+        self._check_free_space()
+        return data, recipe, config
+
+    @staticmethod
+    def _check_trainable_classes(data) -> None:
+        """A classifier needs two classes or more: one class fails before any training."""
+        from tl_kit.errors import UserError
+
+        info = data.info
+        if info.num_classes < 2:
+            names = ", ".join(map(str, info.class_names)) or "none"
+            raise UserError(
+                f"The data {info.source!r} has {info.num_classes} class ({names}); training a "
+                "classifier needs at least 2 (for a folder: one sub-folder per class). "
+                f"Received: data={info.source!r}")
 
     # === Run directory checks (before training) ===
 
@@ -641,12 +673,14 @@ class Learner:
         removed = []
         for name in RUN_ARTEFACTS:
             p = self._out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-            else:
+            if not p.exists():
                 continue
+            if self._undo is not None:  # before training: kept until it starts
+                self._undo.set_aside(p)
+            elif p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
             removed.append(name)
         self._log(f"overwrite=True: removed the previous run's {', '.join(removed)} from {self.run_dir}")
 

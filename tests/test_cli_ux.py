@@ -1,0 +1,138 @@
+"""A new user's first day: the errors and surprises of issue #16 (points 5-10).
+
+Each test fails on the behaviour the issue reported: a one-class folder crashing after
+training started, export folders only their owner could read, predict refusing folders,
+``export --out FILE`` tracebacks, backbone typos answered with the whole catalogue, and
+CLI messages naming Python arguments instead of the flags the user typed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tl_kit.cli import main
+from tl_kit.errors import UserError
+
+TEXTURES = Path(__file__).resolve().parents[1] / "data" / "textures"
+TRAIN = ["train", "small", "--backbone", "lenet5", "--weights", "none", "--image-size", "32",
+         "--quick"]  # fmt: skip
+
+
+def _copy(dest: Path, classes=("brick", "grass"), per_class: int = 4) -> Path:
+    for name in classes:
+        (dest / name).mkdir(parents=True)
+        for f in sorted((TEXTURES / name).glob("*.jpg"))[:per_class]:
+            shutil.copy(f, dest / name / f.name)
+    return dest
+
+
+def _entry_point() -> list[str]:
+    exe = Path(sys.executable).parent / "tl-kit"
+    found = str(exe) if exe.exists() else shutil.which("tl-kit")
+    assert found, "the tl-kit console script is not installed (pip install -e .)"
+    return [found]
+
+
+def _tl_kit(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The installed ``tl-kit`` entry point, run as the user runs it."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([*_entry_point(), *argv], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=cwd)
+
+
+def _one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tl-kit: error: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def _tree(root: Path) -> dict[str, tuple]:
+    """Every entry under ``root``: file bytes' hash, size and mtime (what "as it was" means)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.stat()
+        digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        out[p.relative_to(root).as_posix()] = (digest, st.st_size if p.is_file() else 0,
+                                               st.st_mtime_ns if p.is_file() else 0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ux")
+    return {
+        "root": root,
+        "two": _copy(root / "two"),
+        "one": _copy(root / "one", classes=("brick",)),
+        "empty": (root / "empty").mkdir() or root / "empty",
+    }
+
+
+@pytest.fixture(scope="module")
+def run(folders):
+    """A complete tiny run (LeNet-5, 32 px, one epoch) trained through the CLI."""
+    path = folders["root"] / "run"
+    assert main([*TRAIN, "--data", str(folders["two"]), "--out", str(path), "--json"]) == 0
+    return path
+
+
+# === 5. one class, empty folders: checked before training, no run directory left ===
+
+
+def test_one_class_folder_exits_2_before_training_and_leaves_no_run_dir(folders):
+    out = folders["root"] / "runs" / "one"
+    proc = _tl_kit(*TRAIN, "--data", str(folders["one"]), "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    line = _one_line(proc.stderr)
+    assert "1 class (brick)" in line and "at least 2" in line
+    assert not out.exists() and not out.parent.exists()  # nor the parent it would have made
+
+
+def test_empty_folder_leaves_no_run_dir(folders, capsys):
+    out = folders["root"] / "empty_run"
+    assert main([*TRAIN, "--data", str(folders["empty"]), "--out", str(out)]) == 2
+    assert "no class sub-folders" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_learner_checks_the_classes_before_training(folders):
+    from tl_kit.train import Learner
+
+    out = folders["root"] / "lib_one"
+    learner = Learner("lenet5", weights=None, image_size=32, run_dir=out, verbose=0,
+                      tensorboard=False)
+    with pytest.raises(UserError, match=r"1 class \(brick\).*Received: data="):
+        learner.fit(str(folders["one"]))
+    assert not out.exists()
+
+
+def test_an_existing_run_is_left_exactly_as_it_was(folders, run):
+    from tl_kit.train import Learner
+
+    before = _tree(run)
+    assert "model.keras" in before and "run.json" in before
+    for overwrite in (False, True):  # overwrite=True must not clear it before the check
+        learner = Learner("lenet5", weights=None, image_size=32, run_dir=run, verbose=0,
+                          tensorboard=False, overwrite=overwrite)
+        with pytest.raises(UserError):
+            learner.fit(str(folders["one"]))
+        assert _tree(run) == before
+    # an unfinished run with other settings: the clash is reported, nothing is rewritten
+    state = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**state, "status": "running"}))
+    before = _tree(run)
+    learner = Learner("lenet5", weights=None, image_size=32, run_dir=run, verbose=0,
+                      tensorboard=False, seed=7)
+    with pytest.raises(UserError, match="different settings"):
+        learner.fit(str(folders["two"]))
+    assert _tree(run) == before
+    (run / "run.json").write_text(json.dumps(state))
