@@ -136,3 +136,32 @@ def test_an_existing_run_is_left_exactly_as_it_was(folders, run):
         learner.fit(str(folders["two"]))
     assert _tree(run) == before
     (run / "run.json").write_text(json.dumps(state))
+
+
+# === 6. export folders honour the umask ===
+
+
+def _tiny_model():
+    import keras
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inp))
+    return keras.Model(inp, keras.layers.Dense(2, activation="softmax")(x))
+
+
+@pytest.mark.parametrize("umask, dir_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_export_version_folder_honours_the_umask(tmp_path, umask, dir_mode, file_mode):
+    from tl_kit.export import export_model
+
+    old = os.umask(umask)
+    try:
+        report = export_model(_tiny_model(), tmp_path / "exports", ["a", "b"])
+    finally:
+        os.umask(old)
+    version = Path(report["path"])
+    assert version == tmp_path / "exports" / "1"
+    entries = [version, *version.rglob("*")]
+    assert any(p.name == "saved_model.pb" for p in entries)
+    for p in entries:
+        mode = p.stat().st_mode & 0o777
+        assert mode == (dir_mode if p.is_dir() else file_mode), (p, oct(mode))

@@ -146,7 +146,10 @@ def export_model(
             f"or another version. Received: version={version}, overwrite={overwrite}"
         )
 
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-export-{version}-", dir=base))
+    # mkdir (not tempfile.mkdtemp, which makes 0700 folders): the version folder honours the
+    # umask like any file the user writes, so a serving process of another user can read it.
+    staging = base / f".tmp-export-{version}-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
     try:
         report = _write_export(
             model, staging, names, formats, size, channels, representative_data, test_data
