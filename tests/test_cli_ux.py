@@ -165,3 +165,26 @@ def test_export_version_folder_honours_the_umask(tmp_path, umask, dir_mode, file
     for p in entries:
         mode = p.stat().st_mode & 0o777
         assert mode == (dir_mode if p.is_dir() else file_mode), (p, oct(mode))
+
+
+# === 8. export --out FILE: one line, the file untouched ===
+
+
+def test_export_out_a_file_is_one_line_and_leaves_the_file(run, tmp_path):
+    target = tmp_path / "some_file"
+    target.write_text("keep me\n")
+    proc = _tl_kit("export", str(run), "--out", str(target))
+    assert proc.returncode == 2, proc.stderr
+    assert "is a file, not a folder" in _one_line(proc.stderr)
+    assert target.read_text() == "keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["some_file"]
+
+
+def test_export_model_under_a_file_is_a_user_error(tmp_path):
+    from tl_kit.export import export_model
+
+    (tmp_path / "f").write_text("x")
+    for path in (tmp_path / "f", tmp_path / "f" / "deeper"):
+        with pytest.raises(UserError, match=r"a file, not a folder.*Received: path="):
+            export_model(_tiny_model(), path, ["a", "b"])
+    assert (tmp_path / "f").read_text() == "x"
