@@ -188,3 +188,39 @@ def test_export_model_under_a_file_is_a_user_error(tmp_path):
         with pytest.raises(UserError, match=r"a file, not a folder.*Received: path="):
             export_model(_tiny_model(), path, ["a", "b"])
     assert (tmp_path / "f").read_text() == "x"
+
+
+# === 9. a typo in a name: did you mean ...?, not the catalogue ===
+
+
+def test_backbone_typo_suggests_the_closest_name_in_one_short_line():
+    proc = _tl_kit("train", "small", "--data", str(TEXTURES), "--backbone", "resnt18")
+    assert proc.returncode == 2
+    line = _one_line(proc.stderr)
+    assert "Unknown backbone 'resnt18'; did you mean resnet18? (tl-kit models lists them" in line
+    assert "keras:convnextbase" not in line and len(line) < 250, line
+
+
+def test_library_unknown_names_suggest_without_listing_everything():
+    from tl_kit.analysis import summary
+    from tl_kit.backbones import get_backbone
+    from tl_kit.models.registry import build_model
+
+    with pytest.raises(UserError, match=r"did you mean resnet18\? \(tl-kit models") as err:
+        get_backbone("resnt18")
+    assert "alexnet" not in str(err.value)
+    with pytest.raises(UserError, match=r"did you mean keras:mobilenetv3small\?"):
+        get_backbone("mobilenetv3smal")  # keras: names are matched without their prefix
+    with pytest.raises(UserError, match=r"'vgg61'; did you mean vgg16 or vgg19\?") as err:
+        build_model("vgg61")
+    assert "alexnet" not in str(err.value)
+    with pytest.raises(UserError, match=r"'resnt50'; did you mean resnet50\?.*Received: name="):
+        summary("resnt50")
+    with pytest.raises(UserError, match=r"^Unknown backbone 'zzzz' \(tl-kit models lists them"):
+        get_backbone("zzzz")  # nothing close: no suggestion, still no list
+
+
+def test_summary_typo_through_the_cli(capsys):
+    assert main(["summary", "mobilenet_v3"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean" in err and err.count("\n") == 1 and "keras:convnext" not in err

@@ -8,7 +8,10 @@ that already catches ``ValueError`` keeps working; the CLI turns it into a one-l
 
 from __future__ import annotations
 
-__all__ = ["TLKitError", "UserError"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["TLKitError", "UserError", "close_matches", "unknown_name"]
 
 
 class TLKitError(Exception):
@@ -23,3 +26,42 @@ class UserError(TLKitError, ValueError):
     raise UserError("Unknown model 'vgg61'. Known models: vgg16, vgg19. Received: name='vgg61'")
     ```
     """
+
+
+def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The registered names closest to a mistyped ``name`` (difflib ratio >= 0.6), best
+    first; the best one and any as close (``vgg61``: ``vgg16``, ``vgg19``), at most ``n``.
+
+    A ``keras:`` name also matches without its prefix (``mobilenetv3smal`` ->
+    ``keras:mobilenetv3small``); on a tie the tl_kit name comes first (``resnet5`` ->
+    ``resnet50``).
+    """
+    word = str(name).lower()
+
+    def score(full: str) -> float:
+        ratio = difflib.SequenceMatcher(None, word, full.lower()).ratio()
+        if full.lower().startswith("keras:"):  # unprefixed, a hair below a tl_kit name's tie
+            bare = full.lower().removeprefix("keras:")
+            ratio = max(ratio, difflib.SequenceMatcher(None, word, bare).ratio() - 0.01)
+        return ratio
+
+    scored = sorted(((score(full), full) for full in set(candidates)), key=lambda s: (-s[0], s[1]))
+    if not scored or scored[0][0] < 0.6:
+        return []
+    return [full for value, full in scored if value >= scored[0][0] - 1e-9][:n]
+
+
+def unknown_name(kind: str, name: str, candidates: Iterable[str], where: str,
+                 argument: str) -> UserError:
+    """``Unknown backbone 'resnt18'; did you mean resnet18? (WHERE). Received: ...``.
+
+    Args:
+        kind: what was looked up ("backbone", "model").
+        name: what the user gave.
+        candidates: every registered name (the closest are suggested, none listed).
+        where: where the full list is, e.g. ``"tl-kit models lists them"``.
+        argument: the argument that held ``name``, for the ``Received:`` part.
+    """
+    matches = close_matches(name, candidates)
+    hint = f"; did you mean {' or '.join(matches)}?" if matches else ""
+    return UserError(f"Unknown {kind} {name!r}{hint} ({where}). Received: {argument}={name!r}")
