@@ -224,3 +224,65 @@ def test_summary_typo_through_the_cli(capsys):
     assert main(["summary", "mobilenet_v3"]) == 2
     err = capsys.readouterr().err
     assert "did you mean" in err and err.count("\n") == 1 and "keras:convnext" not in err
+
+
+# === 7. predict: folders expanded, bad files reported per file, the rest predicted ===
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """A folder to predict: two JPEGs, a nested upper-case .JPG, a broken PNG, a text file."""
+    root = tmp_path / "photos"
+    (root / "b_sub").mkdir(parents=True)
+    shutil.copy(TEXTURES / "brick" / "brick_000.jpg", root / "a.jpg")
+    shutil.copy(TEXTURES / "grass" / "grass_000.jpg", root / "c.jpg")
+    shutil.copy(TEXTURES / "gravel" / "gravel_000.jpg", root / "b_sub" / "G.JPG")
+    (root / "b_sub" / "broken.png").write_bytes(b"not an image")
+    (root / "notes.txt").write_text("not an image either")
+    return root
+
+
+def test_predict_a_folder_through_the_cli_reports_bad_files_and_predicts_the_rest(run, photos):
+    proc = _tl_kit("predict", str(run), str(photos), "--json")
+    assert proc.returncode == 0, proc.stderr
+    preds = json.loads(proc.stdout)
+    names = [Path(p["path"]).relative_to(photos).as_posix() for p in preds]
+    assert names == ["a.jpg", "b_sub/G.JPG", "b_sub/broken.png", "c.jpg"]  # sorted, recursive
+    broken = preds[2]
+    assert broken["top"] == [] and "cannot identify image file" in broken["error"]
+    for p in (preds[0], preds[1], preds[3]):
+        assert "error" not in p and sum(p["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert "1 of 4 image(s) could not be read" in proc.stderr and "Traceback" not in proc.stderr
+
+    proc = _tl_kit("predict", str(run), str(photos))  # the table shows the reason in the row
+    assert proc.returncode == 0 and "broken.png" in proc.stdout and "not read:" in proc.stdout
+
+
+def test_predict_exits_2_when_no_image_can_be_read(run, photos, capsys):
+    status = main(["predict", str(run), str(photos / "b_sub" / "broken.png"),
+                   str(photos / "missing.jpg")])  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "None of the 2 image(s) could be read" in err
+    (photos / "empty").mkdir()
+    assert main(["predict", str(run), str(photos / "empty")]) == 2
+    assert "holds no image files" in capsys.readouterr().err
+
+
+def test_library_predict_expands_folders(run, photos):
+    from tl_kit.predict import load_for_inference, predict_images, predict_run
+    from tl_kit.train import Learner
+
+    model, names = load_for_inference(run)
+    by_path = predict_images(model, [photos / "a.jpg", photos / "c.jpg", photos / "b_sub"],
+                             names)
+    folder = predict_run(run, str(photos))
+    assert [p["path"] for p in folder] == sorted(p["path"] for p in folder)
+    assert len(folder) == 4 and [p.get("error") is not None for p in folder].count(True) == 1
+    learner = Learner("lenet5", 2, class_names=names, weights=None, image_size=32, verbose=0,
+                      tensorboard=False, run_dir=run)
+    learner.model = model
+    from_learner = learner.predict(photos / "b_sub")
+    assert [Path(p["path"]).name for p in from_learner] == ["G.JPG", "broken.png"]
+    assert from_learner[0]["probs"] == pytest.approx(by_path[2]["probs"], abs=1e-6)
+    assert from_learner[1]["error"] and by_path[3]["error"] == from_learner[1]["error"]

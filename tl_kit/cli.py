@@ -380,14 +380,12 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _predict_run(args: argparse.Namespace) -> int:
-    _existing_path(args.model, "model")
-    for image in args.images:
-        _existing_path(image, "images")
+    _existing_path(args.model, "model")  # the images are checked one by one, in the library
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1. Received: top_k={args.top_k}")
     from tl_kit.predict import format_predictions, predict_run
 
-    with _spinner(f"predicting {len(args.images)} input(s)", quiet=args.json):
+    with _spinner(f"predicting {len(args.images)} file(s) or folder(s)", quiet=args.json):
         preds = predict_run(
             args.model,
             list(args.images),
@@ -397,15 +395,27 @@ def _predict_run(args: argparse.Namespace) -> int:
         )
     if args.json:
         _print(format_predictions(preds, as_json=True))
+        _warn_unread(preds)
         return EXIT_OK
     k = max(len(p["top"]) for p in preds)
     header = ["image"] + [f"top {i + 1}" for i in range(k)]
     rows = [
-        [p["path"] or f"image[{i}]"] + [f"{name} {prob:.3f}" for name, prob in p["top"]]
+        [p["path"] or f"image[{i}]"]
+        + ([f"{name} {prob:.3f}" for name, prob in p["top"]] if not p.get("error")
+           else [f"not read: {p['error']}"] + [""] * (k - 1))
         for i, p in enumerate(preds)
     ]
     _rich_table(None, header, rows)
+    _warn_unread(preds)
     return EXIT_OK
+
+
+def _warn_unread(preds: Sequence[dict]) -> None:
+    """One stderr line when some images could not be read (their rows say why)."""
+    bad = sum(1 for p in preds if p.get("error"))
+    if bad:
+        print(f"{PROG}: warning: {bad} of {len(preds)} image(s) could not be read (see their "
+              "rows); the others were predicted", file=sys.stderr)
 
 
 # === export ===
