@@ -286,3 +286,77 @@ def test_library_predict_expands_folders(run, photos):
     assert [Path(p["path"]).name for p in from_learner] == ["G.JPG", "broken.png"]
     assert from_learner[0]["probs"] == pytest.approx(by_path[2]["probs"], abs=1e-6)
     assert from_learner[1]["error"] and by_path[3]["error"] == from_learner[1]["error"]
+
+
+# === 10. flags in CLI errors, warnings without source lines, --epochs 0, offline text ===
+
+
+def test_cli_errors_name_the_flags_the_user_typed(run, capsys):
+    status = main([*TRAIN, "--data", str(TEXTURES), "--out", str(run)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "pass --overwrite to replace it" in err and f"Received: --out {run}" in err
+    assert "overwrite=True" not in err and "run_dir" not in err and "tl-kit train" not in err
+    assert main(["predict", str(run), "x.jpg", "--top-k", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "Received: --top-k 0" in err and "top_k" not in err
+    assert main(["train", "small", "--data", str(TEXTURES), "--backbone", "vgg16",
+                 "--image-size", "16"]) == 2  # fmt: skip
+    assert "Received: --image-size 16x16" in capsys.readouterr().err
+    # the library keeps Python's names
+    from tl_kit.train import Learner
+
+    with pytest.raises(UserError, match=r"pass overwrite=True to replace it\. Received: run_dir="):
+        Learner("lenet5", weights=None, image_size=32, run_dir=run, verbose=0,
+                tensorboard=False).fit(str(TEXTURES))
+
+
+def test_flags_rewriting_keeps_plain_words_and_unknown_names():
+    from tl_kit.errors import in_terms_of_flags
+
+    flags = {"overwrite": "--overwrite", "run_dir": "--out", "data": "--data",
+             "weights": "--weights", "formats": "--format"}
+    text = ("The data 'd' clashes; choose another run_dir or pass overwrite=True; use "
+            "weights=None. Received: run_dir='my runs/a', formats=['tflite', 'onnx'], seed=3")
+    assert in_terms_of_flags(text, flags) == (
+        "The data 'd' clashes; choose another --out or pass --overwrite; use --weights none. "
+        "Received: --out 'my runs/a', --format tflite onnx, seed=3")
+
+
+def test_epochs_0_is_rejected_before_anything_is_written(folders, capsys):
+    out = folders["root"] / "zero"
+    assert main([*TRAIN[:-1], "--epochs", "0", "--data", str(folders["two"]),
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "--epochs must be at least 1" in capsys.readouterr().err
+    assert not out.exists()
+    from tl_kit.recipes import Recipe, Stage
+    from tl_kit.train import Learner
+
+    learner = Learner("lenet5", weights=None, image_size=32, run_dir=out, verbose=0,
+                      tensorboard=False, recipe=Recipe(name="none", stages=[Stage(epochs=0)]))
+    with pytest.raises(UserError, match=r"0 epochs in all.*untrained"):
+        learner.fit(str(folders["two"]))
+    assert not out.exists()
+
+
+def test_cli_warnings_show_the_message_only(folders, tmp_path):
+    data = _copy(tmp_path / "dirty", per_class=3)
+    (data / "grass" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    proc = _tl_kit(*TRAIN, "--data", str(data), "--out", str(tmp_path / "r"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "tl-kit: warning: Skipped 1 unreadable file(s)" in proc.stderr
+    assert "broken.jpg" in proc.stderr
+    assert "warnings.warn" not in proc.stderr and ".py:" not in proc.stderr, proc.stderr
+
+
+def test_offline_weights_message_says_each_thing_once(tmp_path, monkeypatch, capsys):
+    import tl_kit.weights as weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(weights, "_can_reach", lambda *a, **k: False)
+    assert main(["weights", "fetch", "keras:mobilenetv3small"]) == 2
+    err = capsys.readouterr().err
+    folder = str(tmp_path / "keras" / "models")
+    assert err.count(folder) == 1, err  # the file's path, not the path and then its folder
+    assert err.count("network") == 1 and err.count("weights fetch") == 1, err
+    assert "tl-kit weights fetch" in err and "weights=None" in err

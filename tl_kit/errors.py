@@ -8,10 +8,13 @@ that already catches ``ValueError`` keeps working; the CLI turns it into a one-l
 
 from __future__ import annotations
 
+import ast
 import difflib
-from collections.abc import Iterable
+import re
+import shlex
+from collections.abc import Iterable, Mapping
 
-__all__ = ["TLKitError", "UserError", "close_matches", "unknown_name"]
+__all__ = ["TLKitError", "UserError", "close_matches", "unknown_name", "in_terms_of_flags"]
 
 
 class TLKitError(Exception):
@@ -65,3 +68,51 @@ def unknown_name(kind: str, name: str, candidates: Iterable[str], where: str,
     matches = close_matches(name, candidates)
     hint = f"; did you mean {' or '.join(matches)}?" if matches else ""
     return UserError(f"Unknown {kind} {name!r}{hint} ({where}). Received: {argument}={name!r}")
+
+
+def in_terms_of_flags(message: str, flags: Mapping[str, str]) -> str:
+    """``message`` with its Python argument references written as command-line flags.
+
+    Library messages name arguments as Python does (``pass overwrite=True``, ``Received:
+    run_dir='runs/a'``, `` `top_k` ``); ``flags`` maps argument names to the flags a
+    command line offers (``{"overwrite": "--overwrite", "run_dir": "--out"}``) and this
+    writes them as typed there (``pass --overwrite``, ``Received: --out runs/a``). Names
+    not in ``flags`` are kept.
+
+    Example:
+    ```python
+    in_terms_of_flags("pass overwrite=True. Received: run_dir='r'",
+                      {"overwrite": "--overwrite", "run_dir": "--out"})
+    # 'pass --overwrite. Received: --out r'
+    ```
+    """
+    if not flags:
+        return message
+    names = "|".join(re.escape(n) for n in sorted(flags, key=len, reverse=True))
+    value = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\[[^\]]*\]|\([^)]*\)|[^\s,;)\]]+"
+    assignment = re.compile(rf"(?<![\w.\-/])`?({names})`?=({value})")
+    backticked = re.compile(rf"`({names})`")
+    # bare identifiers with an underscore only (run_dir, top_k): plain words ("data") stay
+    bare = re.compile(rf"(?<![\w.\-/'\"`])({names})(?![\w.\-/'\"`=])")
+
+    def assign(match: re.Match) -> str:
+        flag, raw = flags[match.group(1)], match.group(2)
+        tail = "." if raw.endswith(".") and raw[:1] not in "'\"[(" else ""
+        raw = raw[:-1] if tail else raw
+        try:
+            parsed = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return f"{flag} {raw}{tail}"
+        if parsed is True:
+            return flag + tail
+        if parsed is False:
+            return f"no {flag}{tail}"
+        if parsed is None:
+            return f"{flag} none{tail}"
+        if isinstance(parsed, list | tuple):
+            return f"{flag} {' '.join(shlex.quote(str(v)) for v in parsed)}{tail}"
+        return f"{flag} {shlex.quote(str(parsed))}{tail}"
+
+    message = assignment.sub(assign, message)
+    message = backticked.sub(lambda m: flags[m.group(1)], message)
+    return bare.sub(lambda m: flags[m.group(1)] if "_" in m.group(1) else m.group(1), message)

@@ -317,6 +317,7 @@ class Learner:
         self._log_lines: list[str] = []
         self._resuming = False
         self._undo = None  # a PreTrainingUndo while fit prepares the run directory
+        self._fitted = False  # True once a fit has finished (its model is trained)
         self._stage_rows: list[dict[str, Any]] = []
         self._stage_name = ""
         if note:
@@ -598,6 +599,7 @@ class Learner:
             self._run_stage(index, stage, data)
         self.metrics["train_seconds"] = round(time.perf_counter() - start, 3)
         self._finish_run()
+        self._fitted = True
         return self
 
     def _prepare_training(self, data) -> tuple[Any, Recipe, dict]:
@@ -615,12 +617,25 @@ class Learner:
         if self.model is None:
             self.build(data.info.num_classes)
         recipe = self._resolve_recipe(data)
+        self._check_epochs(recipe)
         self.resolved_recipe = recipe
         self._log(f"regime: {recipe.name} - {self.regime_reason}")
         config = self._config(recipe, data)
         self._resuming = self._check_previous_run(config)
         self._check_free_space()
         return data, recipe, config
+
+    def _check_epochs(self, recipe: Recipe) -> None:
+        """A first fit must train: a recipe of 0 epochs in all would save an untrained model
+        as a complete run. (A model fitted before may take a 0-epoch recipe, to change its
+        head's dropout, say.)"""
+        from tl_kit.errors import UserError
+
+        if not self._fitted and sum(stage.epochs for stage in recipe.stages) < 1:
+            raise UserError(
+                f"The recipe {recipe.name!r} trains for 0 epochs in all, which would save an "
+                "untrained model as a complete run; give at least one stage 1 epoch or more. "
+                f"Received: epochs={[stage.epochs for stage in recipe.stages]}")
 
     @staticmethod
     def _check_trainable_classes(data) -> None:
@@ -647,7 +662,7 @@ class Learner:
                 raise UserError(
                     f"The run directory {str(self.run_dir)!r} already holds a complete run "
                     f"({', '.join(sorted(p.name for p in self._out.iterdir() if p.name in RUN_ARTEFACTS))}). "
-                    "Choose another run_dir, or pass overwrite=True (tl-kit train --overwrite) to "
+                    "Choose another run_dir, or pass overwrite=True to "
                     f"replace it. Received: run_dir={str(self.run_dir)!r}"
                 )
             self._clear_run_dir()
@@ -706,7 +721,7 @@ class Learner:
             raise UserError(
                 f"The run directory {str(self.run_dir)!r} holds an unfinished run with different "
                 f"settings ({shown}). Rerun with the same settings to resume it, choose another "
-                f"run_dir, or pass overwrite=True (tl-kit train --overwrite) to replace it. "
+                f"run_dir, or pass overwrite=True to replace it. "
                 f"Received: run_dir={str(self.run_dir)!r}"
             )
         self._clear_run_dir()
@@ -783,7 +798,7 @@ class Learner:
             f"The chief reads {str(self.run_dir)!r}; every other worker reads its own temp folder "
             f"(this one: {str(self._out)!r}), which must survive the restart. Restart the workers "
             "on the same machines with the same temp folders, or start the run again with "
-            f"overwrite=True (tl-kit train --overwrite). Received: run_dir={str(self.run_dir)!r}")
+            f"overwrite=True. Received: run_dir={str(self.run_dir)!r}")
 
     def _run_stage(self, index: int, stage: Stage, data) -> None:
         n = self._n_blocks(stage)
