@@ -103,7 +103,7 @@ def test_summary_classes_and_saved_model_file(capsys, tmp_path):
     [
         (["summary", "no_such_net"], "Unknown model 'no_such_net'"),
         (["summary", "vgg16", "--no-top", "--input-shape", "16,16,3"], "at least 32x32"),
-        (["summary", "lenet5", "--input-shape", "abc"], "Received: input_shape='abc'"),
+        (["summary", "lenet5", "--input-shape", "abc"], "Received: --input-shape abc"),
     ],
 )
 def test_summary_user_errors_one_line_exit_2(capsys, argv, message):

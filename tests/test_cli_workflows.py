@@ -96,10 +96,10 @@ def test_train_user_errors_are_one_line(tmp_path, workspace, capsys):
     _one_line_error(capsys, status, "Folder not found", "missing")
 
     status = main(["train", "small", "--data", data, "--backbone", "vgg61"])
-    _one_line_error(capsys, status, "Unknown backbone 'vgg61'", "Received: backbone='vgg61'")
+    _one_line_error(capsys, status, "Unknown backbone 'vgg61'", "Received: --backbone vgg61")
 
     status = main(["train", "small", "--data", data, "--backbone", "vgg16", "--image-size", "16"])
-    _one_line_error(capsys, status, "at least 32x32", "image_size=16x16")
+    _one_line_error(capsys, status, "at least 32x32", "Received: --image-size 16x16")
 
     status = main(["train", str(tmp_path / "nope.toml"), "--data", data, "--backbone", "lenet5"])
     _one_line_error(capsys, status, "Recipe not found")

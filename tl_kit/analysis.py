@@ -304,23 +304,6 @@ def _backbones_module():
     return importlib.import_module("tl_kit.backbones")
 
 
-def _known_names() -> str:
-    """The tl_kit model names, then how many backbones exist (there are many)."""
-    from tl_kit.models.registry import list_models
-
-    models = list(list_models())
-    text = ", ".join(models)
-    backbones = _backbones_module()
-    if backbones is not None:
-        extra = [n for n in backbones.list_backbones() if n not in models]
-        if extra:
-            shown = ", ".join(extra[:3])
-            text += (
-                f"; or one of the {len(extra)} backbones of tl_kit.list_backbones() ({shown}, ...)"
-            )
-    return text
-
-
 def _build_from_name(name: str, input_shape, build_kwargs: dict[str, Any]):
     from tl_kit.models.registry import _REGISTRY, get_spec, list_models
 
@@ -347,9 +330,11 @@ def _build_from_name(name: str, input_shape, build_kwargs: dict[str, Any]):
                 input_shape = (*input_shape, bspec.default_size[2])
             kwargs.setdefault("weights", None)
             return bspec.build(input_shape=input_shape, **kwargs), "tl_kit.backbones"
-    raise UserError(
-        f"Unknown model {name!r}. Known models: {_known_names()}. Received: name={name!r}"
-    )
+    from tl_kit.errors import unknown_name
+
+    known = list(_REGISTRY) + (backbones.list_backbones() if backbones is not None else [])
+    raise unknown_name("model", name, known, "tl-kit models lists them, tl-kit weights "
+                       "list the keras: ones", "name")
 
 
 def _load_model_file(path: str):

@@ -332,6 +332,10 @@ def _load() -> None:
             _ALIASES[short] = name
 
 
+# Where a user finds every name (the did-you-mean error of an unknown name points there).
+BACKBONES_LISTED = "tl-kit models lists them, tl-kit weights list the keras: ones"
+
+
 def list_backbones(pattern: str = "*") -> list[str]:
     """Backbone names matching a shell-style ``pattern`` (``"keras:efficientnet*"``), sorted."""
     _load()
@@ -353,12 +357,9 @@ def get_backbone(name: str) -> BackboneSpec:
         return _REGISTRY[_ALIASES[low]]
     if ("keras:" + low.removeprefix("keras:")) in _REGISTRY:
         return _REGISTRY["keras:" + low.removeprefix("keras:")]
-    from tl_kit.errors import UserError
+    from tl_kit.errors import unknown_name
 
-    raise UserError(
-        f"Unknown backbone {name!r}. Known backbones: {', '.join(sorted(_REGISTRY))}. "
-        f"Received: backbone={name!r}"
-    )
+    raise unknown_name("backbone", key, _REGISTRY, BACKBONES_LISTED, "backbone")
 
 
 def resolve_backbone(name: str, weights: Any = None) -> tuple[BackboneSpec, str]:

@@ -19,8 +19,9 @@ import contextlib
 import importlib.util
 import json
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tl_kit import __version__
@@ -46,6 +47,9 @@ class Subcommand:
         run: runs it; returns the exit status (None means 0).
         description: longer text at the top of ``tl-kit NAME --help`` (defaults to help).
         epilog: examples shown at the end of ``tl-kit NAME --help``.
+        arguments: library argument names the run function passes a flag's value to under
+            another name (``{"run_dir": "out"}``: ``Learner(run_dir=args.out)``), so that
+            error messages naming ``run_dir`` show ``--out``; same-named ones need no entry.
     """
 
     name: str
@@ -54,6 +58,7 @@ class Subcommand:
     run: Callable[[argparse.Namespace], int | None]
     description: str = ""
     epilog: str = ""
+    arguments: Mapping[str, str] = field(default_factory=dict)
 
 
 def _print(text: str = "") -> None:
@@ -387,14 +392,12 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _predict_run(args: argparse.Namespace) -> int:
-    _existing_path(args.model, "model")
-    for image in args.images:
-        _existing_path(image, "images")
+    _existing_path(args.model, "model")  # the images are checked one by one, in the library
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1. Received: top_k={args.top_k}")
     from tl_kit.predict import format_predictions, predict_run
 
-    with _spinner(f"predicting {len(args.images)} input(s)", quiet=args.json):
+    with _spinner(f"predicting {len(args.images)} file(s) or folder(s)", quiet=args.json):
         preds = predict_run(
             args.model,
             list(args.images),
@@ -404,15 +407,27 @@ def _predict_run(args: argparse.Namespace) -> int:
         )
     if args.json:
         _print(format_predictions(preds, as_json=True))
+        _warn_unread(preds)
         return EXIT_OK
     k = max(len(p["top"]) for p in preds)
     header = ["image"] + [f"top {i + 1}" for i in range(k)]
     rows = [
-        [p["path"] or f"image[{i}]"] + [f"{name} {prob:.3f}" for name, prob in p["top"]]
+        [p["path"] or f"image[{i}]"]
+        + ([f"{name} {prob:.3f}" for name, prob in p["top"]] if not p.get("error")
+           else [f"not read: {p['error']}"] + [""] * (k - 1))
         for i, p in enumerate(preds)
     ]
     _rich_table(None, header, rows)
+    _warn_unread(preds)
     return EXIT_OK
+
+
+def _warn_unread(preds: Sequence[dict]) -> None:
+    """One stderr line when some images could not be read (their rows say why)."""
+    bad = sum(1 for p in preds if p.get("error"))
+    if bad:
+        print(f"{PROG}: warning: {bad} of {len(preds)} image(s) could not be read (see their "
+              "rows); the others were predicted", file=sys.stderr)
 
 
 # === export ===
@@ -461,7 +476,7 @@ def _export_run(args: argparse.Namespace) -> int:
     if "tflite" in args.formats and data is None:
         raise UserError(
             "TFLite export calibrates the int8 model on training images: pass --data DIR. "
-            f"Received: format={args.formats}"
+            f"Received: formats={args.formats}"
         )
     from tl_kit.export import export_run, next_version
 
@@ -756,8 +771,8 @@ def _scaled_recipe(recipe, args: argparse.Namespace):
 
 def _train_run(args: argparse.Namespace) -> int:
     data = _existing_dir(args.data, "data")
-    if args.epochs is not None and args.epochs < 0:
-        raise UserError(f"--epochs must be 0 or more. Received: epochs={args.epochs}")
+    if args.epochs is not None and args.epochs < 1:  # 0 would save an untrained run
+        raise UserError(f"--epochs must be at least 1. Received: --epochs {args.epochs}")
     if args.epochs_scale is not None and args.epochs_scale <= 0:
         raise UserError(
             f"--epochs-scale must be positive. Received: epochs_scale={args.epochs_scale}"
@@ -925,6 +940,7 @@ SUBCOMMANDS: list[Subcommand] = [
         "large (head warm-up, then everything); RECIPE auto picks one from images per class.",
         add_arguments=_train_args,
         run=_train_run,
+        arguments={"run_dir": "out", "source": "data"},
         epilog="examples:\n"
         "  tl-kit train recipes/medium_data.toml --data data/my_photos --backbone resnet50 "
         "--out runs/photos\n"
@@ -953,6 +969,7 @@ SUBCOMMANDS: list[Subcommand] = [
         "confusion_matrix.csv and plots/ (confusion matrix, worst predictions) into the run.",
         add_arguments=_evaluate_args,
         run=_evaluate_run,
+        arguments={"out_dir": "out", "source": "data"},
         epilog="examples:\n"
         "  tl-kit evaluate runs/photos --data data/my_photos\n"
         "  tl-kit evaluate runs/photos --data data/my_photos --tta multicrop --split val\n"
@@ -1007,6 +1024,7 @@ SUBCOMMANDS: list[Subcommand] = [
         "see what a recipe's augmentation policy does to your data before training.",
         add_arguments=_augment_args,
         run=_augment_run,
+        arguments={"source": "data", "n": "num_images"},
         epilog="examples:\n"
         "  tl-kit augment-preview --data data/textures\n"
         "  tl-kit augment-preview --data data/my_photos --policy strong --out strong.png\n"
@@ -1281,8 +1299,20 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         cmd.add_arguments(p)
-        p.set_defaults(_run=cmd.run)
+        p.set_defaults(_run=cmd.run, _flags=_flags_of(p, cmd.arguments))
     return parser
+
+
+def _flags_of(parser: argparse.ArgumentParser, aliases: Mapping[str, str]) -> dict[str, str]:
+    """Argument name -> the long flag that sets it (``{"top_k": "--top-k"}``), from the
+    parser's own options plus the subcommand's ``arguments`` aliases."""
+    flags = {}
+    for action in parser._actions:
+        long = [o for o in action.option_strings if o.startswith("--")]
+        if long and action.dest not in ("help", argparse.SUPPRESS):
+            flags[action.dest] = long[0]
+    flags.update({name: flags[dest] for name, dest in aliases.items() if dest in flags})
+    return flags
 
 
 def _one_line(err: BaseException) -> str:
@@ -1351,6 +1381,11 @@ def import_tensorflow_quietly() -> None:
             sys.stderr.flush()
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as ``tl-kit: warning: MESSAGE`` (no Python file, line or source line)."""
+    print(f"{PROG}: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tl-kit`` with ``argv`` (``sys.argv[1:]`` by default); returns the exit status."""
     parser = build_parser()
@@ -1361,12 +1396,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USER_ERROR)
         )
     import_tensorflow_quietly()  # every command uses TensorFlow; --help returned above
+    from tl_kit.errors import in_terms_of_flags
+
     try:
-        status = args._run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            status = args._run(args)
     except Exception as err:
         if args.traceback or not isinstance(err, _user_facing_errors()):
             raise
-        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        message = in_terms_of_flags(_one_line(err), getattr(args, "_flags", {}))
+        print(f"{PROG}: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

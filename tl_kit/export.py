@@ -138,13 +138,18 @@ def export_model(
             "model. Received: representative_data=None"
         )
 
-    base = Path(path)
+    base = _check_base(path)
     if (base / "saved_model.pb").exists():
         raise UserError(
             f"{str(base)!r} is itself a SavedModel; exports go into numbered folders under a "
             f"base folder. Pass its parent or a new folder. Received: path={str(path)!r}"
         )
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"Cannot create the export folder {str(base)!r} ({error.strerror or error}). "
+            f"Received: path={str(path)!r}") from None
     version = next_version(base) if version is None else int(version)
     if version < 1:
         raise UserError(f"version must be a positive integer. Received: version={version}")
@@ -155,7 +160,10 @@ def export_model(
             f"or another version. Received: version={version}, overwrite={overwrite}"
         )
 
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-export-{version}-", dir=base))
+    # mkdir (not tempfile.mkdtemp, which makes 0700 folders): the version folder honours the
+    # umask like any file the user writes, so a serving process of another user can read it.
+    staging = base / f".tmp-export-{version}-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
     try:
         report = _write_export(
             model, staging, names, formats, size, channels, representative_data, test_data
@@ -193,6 +201,7 @@ def export_run(
     """
     from tl_kit.predict import load_for_inference
 
+    _check_base(path if path is not None else Path(run_dir) / "export")  # before any loading
     model, names = load_for_inference(run_dir)
     if not hasattr(model, "get_config"):
         raise UserError(
@@ -220,6 +229,22 @@ def export_run(
 
 
 # === Implementation ===
+
+
+def _check_base(path: str | os.PathLike) -> Path:
+    """``path`` as a Path when it is a folder or can become one; a UserError naming it when
+    it (or a folder above it) is a file. Nothing is created or changed."""
+    base = Path(path)
+    for folder in (base, *base.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                what = "is a file" if folder == base else f"is under {str(folder)!r}, a file"
+                raise UserError(
+                    f"The export folder {str(base)!r} {what}, not a folder: exports go into "
+                    f"numbered folders under a base folder; choose a folder (new or existing). "
+                    f"Received: path={str(path)!r}")
+            break
+    return base
 
 
 def _check_formats(formats) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ __all__ = [
     "load_for_inference",
     "save_for_inference",
     "predict_run",
+    "expand_inputs",
     "ExportedModel",
     "load_image",
 ]
@@ -77,11 +78,56 @@ def load_image(path: str | os.PathLike, channels: int = 3) -> np.ndarray:
         ) from error
 
 
-def _collect(inputs, channels: int) -> tuple[list[np.ndarray], list[str | None]]:
-    """Turn paths / arrays / PIL images into a list of (H, W, C) arrays and their paths."""
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+def expand_inputs(inputs) -> list:
+    """``inputs`` with every folder replaced by its image files (recursively, sorted; the
+    extensions of :data:`IMAGE_EXTENSIONS`, any case). Files, arrays and PIL images are
+    kept as they are, in order.
+
+    Example:
+    ```python
+    expand_inputs(["photos/test", "extra.png"])  # ['photos/test/cat/1.jpg', ..., 'extra.png']
+    ```
+    """
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
-    elif isinstance(inputs, np.ndarray) or hasattr(inputs, "numpy"):
+    elif not isinstance(inputs, list | tuple):
+        return inputs
+    out: list = []
+    for item in inputs:
+        if isinstance(item, str | os.PathLike) and Path(item).is_dir():
+            found = sorted(p for p in Path(item).rglob("*")
+                           if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            if not found:
+                raise UserError(
+                    f"The folder {str(item)!r} holds no image files "
+                    f"({', '.join(IMAGE_EXTENSIONS)}). Received: inputs={str(item)!r}")
+            out.extend(str(p) for p in found)
+        else:
+            out.append(item)
+    return out
+
+
+def _read_failure(error: UserError) -> str:
+    """Why one file could not be read, in a few words (for its row of the results)."""
+    cause = error.__cause__
+    if isinstance(cause, FileNotFoundError):
+        return "file not found"
+    if isinstance(cause, IsADirectoryError | PermissionError):
+        return cause.strerror or type(cause).__name__
+    text = str(cause) if cause is not None else str(error)
+    return " ".join(text.split()) or type(cause or error).__name__
+
+
+def _collect(inputs, channels: int) -> tuple[list[np.ndarray | None], list[str | None],
+                                            dict[int, str]]:
+    """Turn paths / arrays / PIL images into (H, W, C) arrays and their paths; a file that
+    cannot be read gets ``None`` and its reason (in the returned dict, by position)."""
+    failed: dict[int, str] = {}
+    inputs = expand_inputs(inputs)
+    if isinstance(inputs, np.ndarray) or hasattr(inputs, "numpy"):
         array = np.asarray(inputs, np.float32)
         if array.ndim == 3:
             array = array[None]
@@ -90,13 +136,17 @@ def _collect(inputs, channels: int) -> tuple[list[np.ndarray], list[str | None]]
                 "Arrays must have shape (N, H, W, C) or (H, W, C). "
                 f"Received: inputs.shape={array.shape}"
             )
-        return list(array), [None] * len(array)
+        return list(array), [None] * len(array), failed
     elif not isinstance(inputs, list | tuple):
         inputs = [inputs]
     images, paths = [], []
     for item in inputs:
         if isinstance(item, str | os.PathLike):
-            images.append(load_image(item, channels))
+            try:
+                images.append(load_image(item, channels))
+            except UserError as error:  # one bad file: reported in its row, the rest go on
+                images.append(None)
+                failed[len(paths)] = _read_failure(error)
             paths.append(str(item))
         elif hasattr(item, "convert") and hasattr(item, "size"):  # PIL image
             images.append(_from_pil(item, channels))
@@ -112,7 +162,7 @@ def _collect(inputs, channels: int) -> tuple[list[np.ndarray], list[str | None]]
                 )
             images.append(array)
             paths.append(None)
-    return images, paths
+    return images, paths, failed
 
 
 # === Prediction ===
@@ -132,9 +182,14 @@ def predict_images(
     Images are resized (bilinear) to the model's input size; with ``tta="multicrop"`` they
     are resized to ``size / 0.875`` and the 10 crops are taken at the model's size.
 
+    Folders among ``inputs`` are expanded (:func:`expand_inputs`). A file that cannot be
+    read does not stop the others: its entry is ``{"path": ..., "top": [], "probs": {},
+    "error": "why"}``. When no image at all can be read, a UserError says why.
+
     Returns:
-        One dict per image: ``{"path": str | None, "top": [(name, prob), ...],
-        "probs": {name: prob, ...}}`` (``top`` is sorted, best first).
+        One dict per image, in input order: ``{"path": str | None, "top": [(name, prob),
+        ...], "probs": {name: prob, ...}}`` (``top`` is sorted, best first), or the
+        ``"error"`` entry above.
 
     Example:
     ```python
@@ -145,9 +200,17 @@ def predict_images(
     class_names = [str(name) for name in class_names]
     size = model_image_size(model)
     channels = int(model.input_shape[-1])
-    images, paths = _collect(inputs, channels)
+    images, paths, failed = _collect(inputs, channels)
     if not images:
         raise UserError(f"No images to predict. Received: inputs={inputs!r}")
+    if len(failed) == len(images):
+        first = next(iter(failed))
+        raise UserError(
+            f"None of the {len(images)} image(s) could be read ({paths[first]}: "
+            f"{failed[first]}). Received: inputs={paths[:3]!r}"
+            + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""))
+    read = [i for i, image in enumerate(images) if image is not None]
+    images = [images[i] for i in read]
     for image in images:
         if image.shape[-1] != channels:
             raise UserError(
@@ -172,14 +235,15 @@ def predict_images(
             f"were given. Received: class_names={class_names}"
         )
     k = max(1, min(int(top_k), len(class_names)))
-    results = []
-    for path, row in zip(paths, probs, strict=True):
+    results: list[dict] = [{"path": path, "top": [], "probs": {}, "error": failed.get(i)}
+                           for i, path in enumerate(paths)]  # kept for the unreadable ones
+    for index, row in zip(read, probs, strict=True):
         order = np.argsort(-row, kind="stable")[:k]
-        results.append({
-            "path": path,
+        results[index] = {
+            "path": paths[index],
             "top": [(class_names[i], float(row[i])) for i in order],
             "probs": {name: float(p) for name, p in zip(class_names, row, strict=True)},
-        })
+        }
     return results
 
 
@@ -191,6 +255,7 @@ def format_predictions(predictions: Sequence[dict], as_json: bool = False) -> st
                 "path": item["path"],
                 "top": [{"class": name, "probability": prob} for name, prob in item["top"]],
                 "probs": item["probs"],
+                **({"error": item["error"]} if item.get("error") else {}),
             }
             for item in predictions
         ]
@@ -202,6 +267,8 @@ def format_predictions(predictions: Sequence[dict], as_json: bool = False) -> st
     lines = [header.rstrip()]
     for label, item in zip(labels, predictions, strict=True):
         cells = "  ".join(f"{name[:12]:<12} {prob:.3f}" for name, prob in item["top"])
+        if item.get("error"):
+            cells = f"error: {item['error']}"
         lines.append(f"{label:<{width}}  {cells}")
     return "\n".join(lines)
 

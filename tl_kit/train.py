@@ -337,6 +337,8 @@ class Learner:
         self.metrics: dict[str, Any] = {}
         self._log_lines: list[str] = []
         self._resuming = False
+        self._undo = None  # a PreTrainingUndo while fit prepares the run directory
+        self._fitted = False  # True once a fit has finished (its model is trained)
         self._stage_rows: list[dict[str, Any]] = []
         self._stage_name = ""
         self.calibrate: bool | None = None  # None: the recipe's `calibrate` (tl_kit.calibrate)
@@ -599,22 +601,18 @@ class Learner:
             self.overwrite = bool(overwrite)
         if recipe is not None:
             self._use_recipe(load_recipe(recipe))
-        self._prepare_run_dir()  # writable, not a complete run (unless overwrite): BEFORE data
-        for line in self._log_lines:
-            with open(self._out / "train.log", "a") as f:
-                f.write(line + "\n")
-        self._log_lines = []
-        data = self._load(data)
-        self.data = data
-        self._adopt_class_names(data)
-        if self.model is None:
-            self.build(data.info.num_classes)
-        recipe = self._resolve_recipe(data)
-        self.resolved_recipe = recipe
-        self._log(f"regime: {recipe.name} - {self.regime_reason}")
-        config = self._config(recipe, data)
-        self._resuming = self._check_previous_run(config)
-        self._check_free_space()
+        from tl_kit._rundir import PreTrainingUndo
+
+        # Any error before the first epoch leaves the run directory as it was (or absent).
+        self._undo = PreTrainingUndo(self._out)
+        try:
+            data, recipe, config = self._prepare_training(data)
+        except BaseException:
+            self._undo.restore()
+            raise
+        finally:
+            undo, self._undo = self._undo, None
+        undo.commit()
         self._write_config(config)
         self._write_run_state("running")
         self.history = []
@@ -627,7 +625,56 @@ class Learner:
         self.metrics["train_seconds"] = round(time.perf_counter() - start, 3)
         calibrate_learner(self, data, recipe)  # temperature scaling on val (recipe.calibrate)
         self._finish_run()
+        self._fitted = True
         return self
+
+    def _prepare_training(self, data) -> tuple[Any, Recipe, dict]:
+        """Every check before training (run directory, data, classes, recipe, settings,
+        free space); returns the data, the resolved recipe and the run's config."""
+        self._prepare_run_dir()  # writable, not a complete run (unless overwrite): BEFORE data
+        for line in self._log_lines:
+            with open(self._out / "train.log", "a") as f:
+                f.write(line + "\n")
+        self._log_lines = []
+        data = self._load(data)
+        self.data = data
+        self._check_trainable_classes(data)
+        self._adopt_class_names(data)
+        if self.model is None:
+            self.build(data.info.num_classes)
+        recipe = self._resolve_recipe(data)
+        self._check_epochs(recipe)
+        self.resolved_recipe = recipe
+        self._log(f"regime: {recipe.name} - {self.regime_reason}")
+        config = self._config(recipe, data)
+        self._resuming = self._check_previous_run(config)
+        self._check_free_space()
+        return data, recipe, config
+
+    def _check_epochs(self, recipe: Recipe) -> None:
+        """A first fit must train: a recipe of 0 epochs in all would save an untrained model
+        as a complete run. (A model fitted before may take a 0-epoch recipe, to change its
+        head's dropout, say.)"""
+        from tl_kit.errors import UserError
+
+        if not self._fitted and sum(stage.epochs for stage in recipe.stages) < 1:
+            raise UserError(
+                f"The recipe {recipe.name!r} trains for 0 epochs in all, which would save an "
+                "untrained model as a complete run; give at least one stage 1 epoch or more. "
+                f"Received: epochs={[stage.epochs for stage in recipe.stages]}")
+
+    @staticmethod
+    def _check_trainable_classes(data) -> None:
+        """A classifier needs two classes or more: one class fails before any training."""
+        from tl_kit.errors import UserError
+
+        info = data.info
+        if info.num_classes < 2:
+            names = ", ".join(map(str, info.class_names)) or "none"
+            raise UserError(
+                f"The data {info.source!r} has {info.num_classes} class ({names}); training a "
+                "classifier needs at least 2 (for a folder: one sub-folder per class). "
+                f"Received: data={info.source!r}")
 
     # === Run directory checks (before training) ===
 
@@ -641,7 +688,7 @@ class Learner:
                 raise UserError(
                     f"The run directory {str(self.run_dir)!r} already holds a complete run "
                     f"({', '.join(sorted(p.name for p in self._out.iterdir() if p.name in RUN_ARTEFACTS))}). "
-                    "Choose another run_dir, or pass overwrite=True (tl-kit train --overwrite) to "
+                    "Choose another run_dir, or pass overwrite=True to "
                     f"replace it. Received: run_dir={str(self.run_dir)!r}"
                 )
             self._clear_run_dir()
@@ -667,12 +714,14 @@ class Learner:
         removed = []
         for name in RUN_ARTEFACTS:
             p = self._out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-            else:
+            if not p.exists():
                 continue
+            if self._undo is not None:  # before training: kept until it starts
+                self._undo.set_aside(p)
+            elif p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
             removed.append(name)
         self._log(f"overwrite=True: removed the previous run's {', '.join(removed)} from {self.run_dir}")
 
@@ -698,7 +747,7 @@ class Learner:
             raise UserError(
                 f"The run directory {str(self.run_dir)!r} holds an unfinished run with different "
                 f"settings ({shown}). Rerun with the same settings to resume it, choose another "
-                f"run_dir, or pass overwrite=True (tl-kit train --overwrite) to replace it. "
+                f"run_dir, or pass overwrite=True to replace it. "
                 f"Received: run_dir={str(self.run_dir)!r}"
             )
         self._clear_run_dir()
@@ -775,7 +824,7 @@ class Learner:
             f"The chief reads {str(self.run_dir)!r}; every other worker reads its own temp folder "
             f"(this one: {str(self._out)!r}), which must survive the restart. Restart the workers "
             "on the same machines with the same temp folders, or start the run again with "
-            f"overwrite=True (tl-kit train --overwrite). Received: run_dir={str(self.run_dir)!r}")
+            f"overwrite=True. Received: run_dir={str(self.run_dir)!r}")
 
     def _run_stage(self, index: int, stage: Stage, data) -> None:
         n = self._n_blocks(stage)

@@ -112,11 +112,11 @@ def imagenet_download_guard() -> Iterator[list[str]]:
                 cached, state = False, "is in the Keras cache but incomplete or corrupt (hash mismatch)"
         if not cached and not _can_reach(origin or ""):
             raise WeightsUnavailableError(
-                f"ImageNet weights file {name!r} {state} and {origin} cannot be "
-                f"reached (no network). Download it on a machine with a network (or run "
-                f"`tl-kit weights fetch NAME` there) and place it at {target} "
-                f"(folder {folder}; set KERAS_HOME to use another cache folder), or use "
-                f"weights=None or a weights file. {OFFLINE_HINT} Received: weights='imagenet'"
+                f"ImageNet weights file {name!r} {state} and there is no network to "
+                f"download it from {origin}. Where there is one, run `tl-kit weights fetch "
+                f"NAME` (or download that URL) and copy the file to {target} (KERAS_HOME "
+                f"moves the cache); or use weights=None or a weights file. {OFFLINE_HINT} "
+                f"Received: weights='imagenet'"
             )
         path = real_get_file(fname, origin, *args, **kwargs)
         used.append(path)

@@ -135,8 +135,9 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"Unknown model {name!r}. Known models: {known}. Received: name={name!r}") from None
+        from tl_kit.errors import unknown_name
+
+        raise unknown_name("model", str(name), _REGISTRY, "tl-kit models lists them", "name") from None
 
 
 def build_model(name: str, **kwargs: Any) -> keras.Model:
