@@ -412,3 +412,32 @@ def test_hygiene_index_skips_unchanged_files_and_rechecks_changed_ones(messy, tm
     monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 1 << 30)
     cached = load()
     assert len(decoded) == n_files + 1 and cached._splits["train"].x is not None  # + new.jpg
+
+
+def test_memory_cache_is_one_array_in_split_order_and_the_pipeline_is_stated(messy, monkeypatch):
+    import tl_kit.data as D
+    from tl_kit.decode import decode_file
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = load_data(messy, image_size=SIZE, validation_split=0.3, test_split=0.2, seed=3)
+        monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)
+        streamed = load_data(messy, image_size=SIZE, validation_split=0.3, test_split=0.2, seed=3)
+    assert data.info.pipeline.startswith("memory:") and "pipeline: memory" in str(data.info)
+    assert streamed.info.pipeline.startswith("stream:")
+    xs = {s: data._splits[s].x for s in ("train", "val", "test")}
+    base = xs["train"].base
+    assert base is not None and all(x.base is base for x in xs.values())  # views of ONE array
+    for s in ("train", "val", "test"):
+        assert data.paths(s) == streamed.paths(s)
+        x, y = data.arrays(s)
+        for i, path in enumerate(data.paths(s)):  # each row is its own file's pixels
+            np.testing.assert_array_equal(x[i], decode_file(path, SIZE)[0], err_msg=path)
+        # shuffled batches gathered from the cache keep each image with its label
+        by_pixels = {x[i].astype(np.uint8).tobytes(): int(y[i]) for i in range(len(y))}
+        seen = 0
+        for xb, yb in data.dataset(s, batch_size=4, shuffle=True, seed=1):
+            for img, lab in zip(xb.numpy().astype(np.uint8), yb.numpy().argmax(-1), strict=True):
+                assert by_pixels[img.tobytes()] == int(lab)
+                seen += 1
+        assert seen == len(y)

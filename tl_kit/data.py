@@ -140,6 +140,9 @@ class DatasetInfo:
     channels: int
     source: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: folders: "memory" (decoded once into a uint8 cache) or "stream" (decoded in the
+    #: tf.data graph each epoch), with the reason; "" for other sources
+    pipeline: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -157,6 +160,8 @@ class DatasetInfo:
             lines.append(f"  {c:<{width}} {row}  {self.class_weights.get(i, 1.0):.3f}")
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} file(s); see hygiene report")
+        if self.pipeline:
+            lines.append(f"  pipeline: {self.pipeline}")
         return "\n".join(lines)
 
 
@@ -303,16 +308,13 @@ class Data:
         h, w = self.image_size
         c = self.info.channels
         autotune = tf.data.AUTOTUNE
-        n = len(sp)
         if sp.x is not None:
-            ds = tf.data.Dataset.from_tensor_slices((sp.x, sp.labels))
-            if shuffle:
-                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            ds = _from_memory(sp, batch_size, shuffle, seed, repeat, drop_remainder)
         else:
             ds = _stream(sp, self.image_size, c, self.resize, shuffle, seed)
-        if repeat:
-            ds = ds.repeat()
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
+            if repeat:
+                ds = ds.repeat()
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
 
         def _to_float(x, y):
             return tf.cast(x, tf.float32), tf.one_hot(tf.cast(y, tf.int32), k, dtype=tf.float32)
@@ -324,6 +326,36 @@ class Data:
             fn = build_augmenter(augment, image_size=self.image_size, backend=backend, seed=seed)
             ds = ds.map(fn, num_parallel_calls=autotune, deterministic=False)
         return ds.prefetch(autotune)
+
+
+def _from_memory(sp: _Split, batch_size: int, shuffle: bool, seed: int, repeat: bool,
+                 drop_remainder: bool):
+    """In-memory path: batches of ``(images, labels)`` gathered from ``sp.x`` by shuffled
+    indices (the array is read in place: no tensor copy of it, no shuffle buffer of images)."""
+    import tensorflow as tf
+
+    x, labels = sp.x, sp.labels
+    n = len(sp)
+    ds = tf.data.Dataset.range(n)
+    if shuffle:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    dtype = tf.as_dtype(x.dtype)
+
+    def gather(i):
+        i = np.asarray(i, np.int64)
+        if len(i) > 1 and np.all(np.diff(i) == 1):
+            return x[i[0]:i[-1] + 1], labels[i[0]:i[-1] + 1]
+        return x[i], labels[i]
+
+    def _map(i):
+        xb, yb = tf.numpy_function(gather, [i], (dtype, tf.int64), stateful=False)
+        xb = tf.ensure_shape(xb, (None, *x.shape[1:]))
+        return xb, tf.ensure_shape(yb, (None,))
+
+    return ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _stream(sp: _Split, size, channels: int, mode: str, shuffle: bool, seed: int):
@@ -993,62 +1025,97 @@ def _list_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tup
 
 
 def _scan(files: list[tuple[str, int]], classes: list[str], size, channels, resize, keep: bool,
-          workers, index=None) -> tuple[list[HygieneRecord], list[np.ndarray | None]]:
-    """Decode every file in parallel threads; verdicts (and pixels when ``keep``). With a
-    :class:`~tl_kit.hygiene_index.HygieneIndex`, an unchanged file keeps its verdict
-    without being decoded (unless its pixels are needed)."""
-
-    def one(item):
-        path, k = item
-        st = None
+          workers, index=None) -> tuple[list[HygieneRecord], np.ndarray | None]:
+    """Verdicts of every file, and (``keep``) its pixels in ONE preallocated uint8 array
+    ``(N, H, W, C)`` filled in place (no per-file arrays held twice; rows of skipped files
+    stay zero). With a :class:`~tl_kit.hygiene_index.HygieneIndex`, an unchanged file keeps
+    its verdict from a stat alone (unless its pixels are needed); only the rest are decoded,
+    in parallel threads."""
+    n = len(files)
+    out = np.zeros((n, size[0], size[1], channels), np.uint8) if keep else None
+    records: list[HygieneRecord | None] = [None] * n
+    stats: list = [None] * n
+    todo: list[int] = []
+    for i, (path, k) in enumerate(files):  # serial: a stat and a dict lookup per file
         if index is not None:
             try:
-                st = os.stat(path)
+                stats[i] = os.stat(path)
             except OSError:
-                st = None
-            known = index.lookup(path, st) if st is not None and not keep else None
+                stats[i] = None
+            known = index.lookup(path, stats[i]) if stats[i] is not None and not keep else None
             if known is not None:
-                return HygieneRecord(path, classes[k], *known), None
-        rec, arr = check(path, k)
-        if index is not None and st is not None:
-            index.put(path, st, rec.status, rec.reason, rec.decoder)
-        return rec, arr
+                records[i] = HygieneRecord(path, classes[k], *known)
+                continue
+        todo.append(i)
 
-    def check(path, k):
-        try:
-            arr, notes, decoder = _dec.decode_file(path, size, channels, resize)
-        except Exception as e:
-            reason = str(e) or type(e).__name__
-            if "cannot identify image file" in reason:
-                reason = "not an image (content not recognised)"
-            elif "truncated" in reason.lower():
-                reason = f"truncated: {reason}"
-            else:
-                reason = f"corrupt: {type(e).__name__}: {reason}"
-            return HygieneRecord(path, classes[k], "skipped", reason), None
-        return HygieneRecord(path, classes[k], "ok", notes, decoder), (arr if keep else None)
+    def one(i):
+        path, k = files[i]
+        records[i] = rec = _check_file(path, classes[k], size, channels, resize, out, i)
+        if index is not None and stats[i] is not None:
+            index.put(path, stats[i], rec.status, rec.reason, rec.decoder)
 
-    with ThreadPoolExecutor(_workers(workers)) as ex:
-        results = list(ex.map(one, files))
-    return [r[0] for r in results], [r[1] for r in results]
+    def run(chunk):
+        for i in chunk:
+            one(i)
+
+    if todo:  # a few hundred files per task: no future per file
+        step = max(1, min(256, len(todo) // (4 * _workers(workers)) or 1))
+        with ThreadPoolExecutor(_workers(workers)) as ex:
+            list(ex.map(run, [todo[j:j + step] for j in range(0, len(todo), step)]))
+    return records, out
 
 
-def _write_hygiene(run_dir, records: list[HygieneRecord], root: Path) -> None:
+def _check_file(path: str, label: str, size, channels, resize, out, i) -> HygieneRecord:
+    """Decode one file: its hygiene record; its pixels go to ``out[i]`` when ``out`` is given."""
+    try:
+        arr, notes, decoder = _dec.decode_file(path, size, channels, resize)
+    except Exception as e:
+        reason = str(e) or type(e).__name__
+        if "cannot identify image file" in reason:
+            reason = "not an image (content not recognised)"
+        elif "truncated" in reason.lower():
+            reason = f"truncated: {reason}"
+        else:
+            reason = f"corrupt: {type(e).__name__}: {reason}"
+        return HygieneRecord(path, label, "skipped", reason)
+    if out is not None:
+        out[i] = arr
+    return HygieneRecord(path, label, "ok", notes, decoder)
+
+
+def _write_hygiene(run_dir, records: list[HygieneRecord], root: Path, changed: bool = True) -> None:
+    """``hygiene.csv`` (one row per file) and ``hygiene.json`` (counts, and the records of the
+    files that were skipped, converted or decoded with Pillow). Not rewritten when
+    ``changed`` is False (the hygiene index saw no change) and both exist for as many files."""
     d = Path(run_dir)
+    if not changed and (d / "hygiene.csv").is_file():
+        prev = _read_json_quiet(d / "hygiene.json")
+        if prev is not None and prev.get("files") == len(records) and prev.get("source") == str(root):
+            return
     d.mkdir(parents=True, exist_ok=True)
-    with open(d / "hygiene.csv", "w", newline="") as f:
+    tmp = d / "hygiene.csv.tmp"
+    with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "class", "status", "reason", "decoder"])
-        for r in records:
-            w.writerow([r.path, r.label, r.status, r.reason, r.decoder])
+        w.writerows((r.path, r.label, r.status, r.reason, r.decoder) for r in records)
+    os.replace(tmp, d / "hygiene.csv")
+    notable = [r for r in records if r.status != "ok" or r.reason or r.decoder == "pil"]
     summary = {
         "source": str(root), "files": len(records),
         "skipped": sum(r.status == "skipped" for r in records),
         "converted": sum(r.status == "ok" and bool(r.reason) for r in records),
         "decoded_with_pil": sum(r.decoder == "pil" for r in records),
-        "records": [asdict(r) for r in records],
+        "records": [{"path": r.path, "label": r.label, "status": r.status, "reason": r.reason,
+                     "decoder": r.decoder} for r in notable],
     }
     write_json_atomic(d / "hygiene.json", summary)
+
+
+def _read_json_quiet(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs, seed, run_dir,
@@ -1109,6 +1176,53 @@ def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs
     return {s: [int(i) for i in v] for s, v in idx.items()}, problems
 
 
+def _rel(path: str, prefix: str) -> str:
+    """``path`` relative to the folder whose path plus separator is ``prefix`` (posix)."""
+    rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, prefix)
+    return rel if os.sep == "/" else rel.replace(os.sep, "/")
+
+
+def _permute_rows(x: np.ndarray, order: np.ndarray) -> None:
+    """In place, ``x[j] = old x[order[j]]`` for a permutation ``order``, one spare row
+    (no second copy of the array)."""
+    done = np.zeros(len(order), bool)
+    for start in range(len(order)):
+        if done[start] or order[start] == start:
+            done[start] = True
+            continue
+        spare = x[start].copy()
+        j = start
+        while True:
+            done[j] = True
+            k = int(order[j])
+            if k == start:
+                x[j] = spare
+                break
+            x[j] = x[k]
+            j = k
+
+
+def _cache_splits(pixels: np.ndarray, ok: list[int], whole: _Split,
+                  idx: dict[str, list[int]]) -> dict[str, _Split]:
+    """Splits whose images are contiguous views of ``pixels`` (rows reordered in place:
+    the cache's peak is one array of the good files' pixels, never two)."""
+    order = np.asarray([ok[i] for s in SPLITS for i in idx.get(s, [])], np.int64)
+    used = len(order)
+    if used < len(pixels) or not np.array_equal(order, np.arange(used)):
+        # move the used rows to the front in split order: a permutation of all rows
+        rest = np.setdiff1d(np.arange(len(pixels)), order, assume_unique=True)
+        _permute_rows(pixels, np.concatenate([order, rest]))
+    splits, at = {}, 0
+    for s in SPLITS:
+        ii = idx.get(s, [])
+        if ii:
+            part = whole.take(ii)
+            part.x = pixels[at:at + len(ii)]
+            splits[s] = part
+            at += len(ii)
+    return splits
+
+
 def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, num_classes,
                  class_names=None, workers=None, record: bool = True, hygiene_index=None,
                  index_run_dir=None) -> Data:
@@ -1119,20 +1233,30 @@ def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, nu
             f"{root} has {len(classes)} class folders ({', '.join(classes)}) but num_classes="
             f"{num_classes}. Fix the folder or num_classes. Received: num_classes={num_classes!r}")
     per_image = size[0] * size[1] * channels
-    keep = len(files) * per_image <= CACHE_LIMIT_BYTES
+    need = len(files) * per_image
+    keep = need <= CACHE_LIMIT_BYTES
+    pipeline = (f"memory: {len(files)} files x {size[0]}x{size[1]}x{channels} uint8 = "
+                f"{need / 2**20:.0f} MiB <= CACHE_LIMIT_BYTES {CACHE_LIMIT_BYTES / 2**20:.0f} MiB, "
+                "decoded once" if keep else
+                f"stream: {need / 2**20:.0f} MiB of pixels > CACHE_LIMIT_BYTES "
+                f"{CACHE_LIMIT_BYTES / 2**20:.0f} MiB, decoded in the tf.data graph each epoch")
     index = _open_index(root, channels, index_run_dir if index_run_dir is not None else run_dir,
                         record, hygiene_index)
     records, pixels = _scan(files, classes, size, channels, resize, keep, workers, index)
+    changed = True
     if index is not None:
+        changed = index.dirty()
         index.save()
     records = [HygieneRecord(p, "", "skipped", why) for p, why in stray] + records
     if run_dir is not None and record:
-        _write_hygiene(run_dir, records, root)
-    ok = [i for i, (r, _) in enumerate(zip(records[len(stray):], files, strict=True)) if r.status == "ok"]
+        _write_hygiene(run_dir, records, root, changed=changed or bool(stray))
+    body = records[len(stray):]
+    ok = [i for i, r in enumerate(body) if r.status == "ok"]
     skipped = [(r.path, r.reason) for r in records if r.status == "skipped"]
     labels_all = np.array([files[i][1] for i in ok], np.int64)
+    counts = np.bincount(labels_all, minlength=len(classes))
     for k, c in enumerate(classes):
-        if not np.any(labels_all == k):
+        if not counts[k]:
             n_files = sum(1 for _, lab in files if lab == k)
             extra = f" ({n_files} file(s) there could not be read; see the hygiene report)" if n_files else ""
             raise UserError(
@@ -1141,14 +1265,18 @@ def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, nu
     if skipped:
         warnings.warn(f"Skipped {len(skipped)} unreadable file(s) in {root}:\n"
                       + hygiene_table(records), stacklevel=3)
-    rels = [Path(files[i][0]).relative_to(root).as_posix() for i in ok]
-    all_rels = {Path(p).relative_to(root).as_posix() for p, _ in files}
+    prefix = os.path.join(str(root), "")
+    rels = [_rel(files[i][0], prefix) for i in ok]
+    all_rels = {_rel(p, prefix) for p, _ in files}
     idx, problems = _folder_split(rels, labels_all, classes, fracs, seed, run_dir, root, all_rels,
                                   record)
     skipped += problems
-    body = records[len(stray):]
-    whole = _Split(labels_all, x=np.stack([pixels[i] for i in ok]) if keep else None,
-                   paths=[files[i][0] for i in ok], pil=[body[i].decoder == "pil" for i in ok])
-    splits = {s: whole.take(ii) for s, ii in idx.items() if ii}
+    whole = _Split(labels_all, paths=[files[i][0] for i in ok],
+                   pil=[body[i].decoder == "pil" for i in ok])
+    if keep:
+        splits = _cache_splits(pixels, ok, whole, idx)
+    else:
+        splits = {s: whole.take(ii) for s, ii in idx.items() if ii}
     info = _make_info(classes, channels, str(root), {s: v.labels for s, v in splits.items()}, skipped)
+    info.pipeline = pipeline
     return Data(info, size, splits, resize=resize, hygiene=records, run_dir=_str(run_dir), seed=seed)

@@ -57,6 +57,7 @@ class HygieneIndex:
     def __init__(self, path: Path | None, root: Path, channels: int, writable: bool = True):
         self.path = path
         self.root = Path(root)
+        self._prefix = os.path.join(str(self.root), "")
         self.channels = int(channels)
         self.writable = writable and path is not None
         self._entries: dict[str, list] = {}
@@ -78,10 +79,21 @@ class HygieneIndex:
             self._entries = dict(found.get("files", {}))
 
     def _key(self, file: str) -> str:
+        file = os.fspath(file)
+        prefix = self._prefix
+        if file.startswith(prefix):  # string slicing: no Path object per file
+            rel = file[len(prefix):]
+            return rel if os.sep == "/" else rel.replace(os.sep, "/")
         try:
             return Path(file).relative_to(self.root).as_posix()
         except ValueError:
             return str(Path(file).resolve())
+
+    def dirty(self) -> bool:
+        """Whether :meth:`save` would change the index (a verdict added or changed, or a
+        file gone since it was written)."""
+        return self._changed or len(self._seen) != len(self._entries) or bool(
+            set(self._entries) - self._seen)
 
     def lookup(self, file: str, stat: os.stat_result) -> tuple[str, str, str] | None:
         """``(status, reason, decoder)`` of ``file`` if unchanged since it was checked."""
