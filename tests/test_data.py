@@ -441,3 +441,32 @@ def test_memory_cache_is_one_array_in_split_order_and_the_pipeline_is_stated(mes
                 assert by_pixels[img.tobytes()] == int(lab)
                 seen += 1
         assert seen == len(y)
+
+
+def test_file_level_shards_are_disjoint_and_cover_the_split(messy, monkeypatch):
+    import tl_kit.data as D
+    from tl_kit.data import shard_indices
+
+    parts = [shard_indices(10, 3, i) for i in range(3)]
+    assert [list(p) for p in parts] == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    with pytest.raises(UserError, match="shard"):
+        shard_indices(10, 3, 3)
+    with pytest.raises(UserError, match="cannot be sharded"):
+        shard_indices(2, 3, 0)
+    assert D._worker_shard() is None  # no multi-worker strategy in scope: no sharding
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for limit in (D.CACHE_LIMIT_BYTES, 0):  # in-memory and streaming
+            monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", limit)
+            data = load_data(messy, image_size=SIZE, validation_split=0.0)
+            x, y = data.arrays("train")
+            rows = [data.dataset("train", batch_size=5, shard=(2, i), deterministic=True)
+                    for i in range(2)]
+            for i, ds in enumerate(rows):
+                pol = ds.options().experimental_distribute.auto_shard_policy
+                assert pol == tf.data.experimental.AutoShardPolicy.OFF and ds.options().deterministic
+                got = np.concatenate([b.numpy() for b, _ in ds])
+                np.testing.assert_array_equal(got, x[i::2])  # only this worker's files, in order
+            whole = data.dataset("train", batch_size=5)
+            assert whole.options().experimental_distribute.auto_shard_policy != \
+                tf.data.experimental.AutoShardPolicy.OFF

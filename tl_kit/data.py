@@ -105,6 +105,7 @@ __all__ = [
     "decode_image_file",
     "hygiene_table",
     "load_data",
+    "shard_indices",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -214,6 +215,12 @@ class _Split:
                       paths=[self.paths[i] for i in ii] if self.paths is not None else None,
                       pil=self.pil[ii] if self.pil is not None else None)
 
+    def every(self, start: int, step: int) -> _Split:
+        """Every ``step``-th example from ``start`` (images as a strided view, not a copy)."""
+        return _Split(self.labels[start::step], x=self.x[start::step] if self.x is not None else None,
+                      paths=self.paths[start::step] if self.paths is not None else None,
+                      pil=self.pil[start::step] if self.pil is not None else None)
+
     def __len__(self) -> int:
         return len(self.labels)
 
@@ -291,11 +298,19 @@ class Data:
     def dataset(self, split: str, *, batch_size: int = 32, training: bool = False,
                 augment: str | list | None = None, backend: str = "tf",
                 shuffle: bool | None = None, repeat: bool = False,
-                drop_remainder: bool = False, seed: int | None = None):
+                drop_remainder: bool = False, seed: int | None = None,
+                shard: tuple[int, int] | str | None = "auto", deterministic: bool | None = None):
         """A ``tf.data.Dataset`` of ``(images float32 (B,H,W,C), labels one-hot (B,K))``.
 
         Augmentation (``tl_kit.augment`` policy or op list) runs only when ``training`` is
         True; ``shuffle`` defaults to ``training``.
+
+        ``shard``: ``(num_workers, worker_index)`` reads only that worker's files (file-level
+        sharding, before any decode: :func:`shard_indices`); ``"auto"`` (default) takes them
+        from a ``MultiWorkerMirroredStrategy`` in scope (no sharding otherwise); None: no
+        sharding. TensorFlow's own auto-sharding is then turned off, so no worker reads
+        another's files. ``deterministic=True`` keeps the element order fixed for a seed
+        (parallel maps in order); the default is deterministic unless shuffling.
         """
         import tensorflow as tf
 
@@ -308,10 +323,15 @@ class Data:
         h, w = self.image_size
         c = self.info.channels
         autotune = tf.data.AUTOTUNE
+        shards = _worker_shard() if shard == "auto" else shard
+        if shards is not None:
+            shard_indices(len(sp), *shards)  # checks the arguments
+            sp = sp.every(shards[1], shards[0])  # == sp.take(shard_indices(...)), as views
+        order = (not shuffle) if deterministic is None else bool(deterministic)
         if sp.x is not None:
             ds = _from_memory(sp, batch_size, shuffle, seed, repeat, drop_remainder)
         else:
-            ds = _stream(sp, self.image_size, c, self.resize, shuffle, seed)
+            ds = _stream(sp, self.image_size, c, self.resize, shuffle, seed, order)
             if repeat:
                 ds = ds.repeat()
             ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
@@ -324,8 +344,38 @@ class Data:
             from tl_kit.augment import build_augmenter
 
             fn = build_augmenter(augment, image_size=self.image_size, backend=backend, seed=seed)
-            ds = ds.map(fn, num_parallel_calls=autotune, deterministic=False)
-        return ds.prefetch(autotune)
+            ds = ds.map(fn, num_parallel_calls=autotune, deterministic=order)
+        options = tf.data.Options()
+        options.deterministic = order
+        if shards is not None:  # already one worker's files: TF must not shard again
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return ds.with_options(options).prefetch(autotune)
+
+
+def shard_indices(n: int, num_shards: int, index: int) -> np.ndarray:
+    """Which of ``n`` examples worker ``index`` of ``num_shards`` reads: every
+    ``num_shards``-th from ``index`` (disjoint, together all of them, sizes within one)."""
+    if not (isinstance(num_shards, (int, np.integer)) and num_shards >= 1
+            and isinstance(index, (int, np.integer)) and 0 <= index < num_shards):
+        raise UserError(f"`shard` must be (num_workers >= 1, 0 <= worker_index < num_workers). "
+                        f"Received: shard={(num_shards, index)!r}")
+    if n < num_shards:
+        raise UserError(f"{n} example(s) cannot be sharded over {num_shards} workers (each needs "
+                        f"at least one). Received: shard={(num_shards, index)!r}")
+    return np.arange(index, n, num_shards, dtype=np.int64)
+
+
+def _worker_shard() -> tuple[int, int] | None:
+    """``(num_workers, worker_index)`` under a MultiWorkerMirroredStrategy with more than one
+    worker, else None."""
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+    resolver = strategy.cluster_resolver
+    workers = len(resolver.cluster_spec().as_dict().get("worker", [])) or 1
+    return (workers, int(resolver.task_id or 0)) if workers > 1 else None
 
 
 def _from_memory(sp: _Split, batch_size: int, shuffle: bool, seed: int, repeat: bool,
@@ -358,7 +408,8 @@ def _from_memory(sp: _Split, batch_size: int, shuffle: bool, seed: int, repeat: 
     return ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _stream(sp: _Split, size, channels: int, mode: str, shuffle: bool, seed: int):
+def _stream(sp: _Split, size, channels: int, mode: str, shuffle: bool, seed: int,
+            deterministic: bool | None = None):
     """Streaming path: (uint8 image, label) decoded inside the tf.data graph by
     :func:`tl_kit.decode.load_path`; Pillow files (``sp.pil``) through ``numpy_function``.
     A file broken since the scan is dropped with a warning (never a crash mid-epoch)."""
@@ -386,7 +437,8 @@ def _stream(sp: _Split, size, channels: int, mode: str, shuffle: bool, seed: int
         img = tf.ensure_shape(img, (h, w, channels))
         return img, y
 
-    ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    order = (not shuffle) if deterministic is None else deterministic
+    ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=order)
     return ds.ignore_errors(log_warning=True)
 
 
