@@ -470,3 +470,58 @@ def test_file_level_shards_are_disjoint_and_cover_the_split(messy, monkeypatch):
             whole = data.dataset("train", batch_size=5)
             assert whole.options().experimental_distribute.auto_shard_policy != \
                 tf.data.experimental.AutoShardPolicy.OFF
+
+
+def test_a_tf_io_gfile_folder_loads_trains_and_evaluates_without_a_copy(tmp_path, monkeypatch):
+    """``ram://`` (TensorFlow's in-memory filesystem) stands in for gs:// and the schemes
+    tensorflow-io adds: listing through tf.io.gfile, bytes through GFile / tf.io.read_file,
+    the hygiene index keyed by the URI."""
+    import io
+    import uuid
+
+    import tl_kit
+    import tl_kit.data as D
+    from tl_kit.train import scratch_recipe
+
+    uri = f"ram://tl_kit_{uuid.uuid4().hex}/photos"
+    local = tmp_path / "photos"
+    for k, (name, colour) in enumerate((("blue", (20, 40, 220)), ("red", (220, 30, 30)))):
+        tf.io.gfile.makedirs(f"{uri}/{name}")
+        (local / name).mkdir(parents=True)
+        for i in range(6):
+            buf = io.BytesIO()
+            noise = np.random.default_rng(10 * k + i).integers(0, 30, (40, 40, 3))
+            Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)).save(buf, "JPEG")
+            with tf.io.gfile.GFile(f"{uri}/{name}/img{i}.jpg", "wb") as f:
+                f.write(buf.getvalue())
+            (local / name / f"img{i}.jpg").write_bytes(buf.getvalue())
+    tf.io.gfile.makedirs(f"{uri}/red/broken")
+    with tf.io.gfile.GFile(f"{uri}/red/broken/bad.jpg", "wb") as f:
+        f.write(b"not a jpeg")
+    index = tmp_path / "index.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        remote = load_data(uri, image_size=32, validation_split=0.0, hygiene_index=index)
+        here = load_data(str(local), image_size=32, validation_split=0.0, hygiene_index=False)
+        monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)
+        streamed = load_data(uri, image_size=32, validation_split=0.0, hygiene_index=index)
+    assert remote.info.counts == {"blue": 6, "red": 6} and remote.paths("train")[0].startswith(uri)
+    assert [p for p, _ in remote.info.skipped] == [f"{uri}/red/broken/bad.jpg"]
+    saved = json.loads(index.read_text())
+    assert saved["root"] == uri and "blue/img0.jpg" in saved["files"]  # keyed by the URI
+    x_remote, y_remote = remote.arrays("train")
+    x_here, y_here = here.arrays("train")
+    np.testing.assert_array_equal(x_remote, x_here)  # same bytes, same pixels
+    np.testing.assert_array_equal(y_remote, y_here)
+    got = np.concatenate([b.numpy() for b, _ in streamed.dataset("train", batch_size=4)])
+    np.testing.assert_array_equal(got, x_here)  # in-graph tf.io.read_file from ram://
+    # --data given as the URI: train one epoch, then evaluate on it
+    learner = tl_kit.finetune(backbone="lenet5", weights=None, image_size=32, channels=3,
+                              run_dir=tmp_path / "run", verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        learner.fit(uri, recipe=scratch_recipe(epochs=1, batch_size=4))
+        report = learner.evaluate(uri, split="val")
+    assert report["num_samples"] >= 1
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["source"] == uri

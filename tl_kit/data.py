@@ -832,7 +832,7 @@ def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_d
     loaded: dict[str, Data] = {}
     for key, folder in src.items():
         s = _split_key(key, loaded, src)
-        loaded[s] = _load_folder(Path(folder), size=size, channels=channels, resize=resize, fracs=zero,
+        loaded[s] = _load_folder(_as_path(os.fspath(folder)), size=size, channels=channels, resize=resize, fracs=zero,
                                  seed=seed, run_dir=None, num_classes=num_classes if s == "train" else None,
                                  workers=workers, record=record, hygiene_index=hygiene_index,
                                  index_run_dir=run_dir)
@@ -857,7 +857,7 @@ def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_d
         skipped += d.info.skipped
     _carve_missing(splits, fracs, seed, names, run_dir, "train folder", record)
     if run_dir is not None and record:
-        _write_hygiene(run_dir, records, Path(_src_of(src, "train")))
+        _write_hygiene(run_dir, records, _as_path(_src_of(src, "train")))
     source = ", ".join(f"{k}={_src_of(src, k)}" for k in loaded)
     info = _make_info(names, channels, source, {k: v.labels for k, v in splits.items()}, skipped)
     return Data(info, size, splits, resize=resize, hygiene=records, run_dir=_str(run_dir), seed=seed)
@@ -950,10 +950,11 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
     if isinstance(source, str) and source.startswith("tfds:"):
         return _load_tfds(source, **kw)
     if isinstance(source, (str, os.PathLike)):
-        split_dirs = _split_subfolders(Path(source))
+        root = _as_path(os.fspath(source))
+        split_dirs = _split_subfolders(root)
         if split_dirs:  # photos/train/<class>, photos/val/<class>: the user's own split
             return _load_split_folders(split_dirs, workers=workers, hygiene_index=hygiene_index, **kw)
-        return _load_folder(Path(source), workers=workers, hygiene_index=hygiene_index, **kw)
+        return _load_folder(root, workers=workers, hygiene_index=hygiene_index, **kw)
     raise UserError(
         "`source` must be a folder path, 'tfds:NAME', (x, y) arrays, a tf.data.Dataset or a dict "
         f"of splits. Received: source={type(source).__name__}")
@@ -1052,6 +1053,102 @@ def _decode_many(paths, size, channels, mode, workers=None) -> np.ndarray:
     return out
 
 
+class _URIPath:
+    """The few ``pathlib.Path`` operations a folder load uses, for a ``tf.io.gfile`` URI
+    (``gs://bucket/photos``, ``ram://photos``, the schemes tensorflow-io adds): listing
+    through ``tf.io.gfile``; file bytes are read by :mod:`tl_kit.decode` (``GFile``) and
+    ``tf.io.read_file`` (streaming)."""
+
+    def __init__(self, uri: str):
+        self._s = uri.rstrip("/") if not uri.endswith("://") else uri
+
+    def __str__(self) -> str:
+        return self._s
+
+    __fspath__ = __str__
+
+    def __repr__(self) -> str:
+        return f"_URIPath({self._s!r})"
+
+    def __truediv__(self, other) -> _URIPath:
+        return _URIPath(f"{self._s}/{other}")
+
+    def __eq__(self, other) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(self._s)
+
+    def __lt__(self, other) -> bool:
+        return str(self) < str(other)
+
+    @property
+    def name(self) -> str:
+        return self._s.rsplit("/", 1)[-1]
+
+    def expanduser(self) -> _URIPath:
+        return self
+
+    def resolve(self) -> _URIPath:
+        return self
+
+    def exists(self) -> bool:
+        import tensorflow as tf
+
+        return tf.io.gfile.exists(self._s)
+
+    def is_dir(self) -> bool:
+        import tensorflow as tf
+
+        return tf.io.gfile.isdir(self._s)
+
+    def is_file(self) -> bool:
+        return self.exists() and not self.is_dir()
+
+    def iterdir(self):
+        import tensorflow as tf
+
+        for name in tf.io.gfile.listdir(self._s):
+            yield self / name.rstrip("/")
+
+
+def _is_uri(source) -> bool:
+    return isinstance(source, str) and "://" in source
+
+
+def _as_path(source):
+    """``Path`` for local folders, :class:`_URIPath` for ``tf.io.gfile`` URIs."""
+    return _URIPath(source) if _is_uri(source) else Path(source)
+
+
+def _walk(folder):
+    """``(dirpath, dirnames, filenames)`` below ``folder`` (os.walk, or tf.io.gfile.walk)."""
+    if isinstance(folder, _URIPath):
+        import tensorflow as tf
+
+        for dirpath, dirnames, filenames in tf.io.gfile.walk(str(folder)):
+            dirnames[:] = sorted(d.rstrip("/") for d in dirnames if not d.startswith("."))
+            yield dirpath.rstrip("/"), dirnames, filenames
+        return
+    yield from os.walk(folder, followlinks=True)
+
+
+def _join(dirpath: str, name: str) -> str:
+    return f"{dirpath}/{name}" if "://" in dirpath else os.path.join(dirpath, name)
+
+
+def _stat(path: str):
+    """``os.stat`` of a local file; for a URI, ``tf.io.gfile.stat`` as (st_size, st_mtime_ns)."""
+    if "://" not in path:
+        return os.stat(path)
+    import types
+
+    import tensorflow as tf
+
+    st = tf.io.gfile.stat(path)
+    return types.SimpleNamespace(st_size=int(st.length), st_mtime_ns=int(st.mtime_nsec))
+
+
 def _list_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, str]]]:
     """Class names (sorted sub-folders), (file, label) pairs, and stray files at the root."""
     if not root.exists():
@@ -1068,11 +1165,11 @@ def _list_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tup
             f"({root}/cats/*.jpg, {root}/dogs/*.jpg). Received: source={str(root)!r}")
     files = []
     for k, c in enumerate(classes):
-        for dirpath, dirnames, filenames in os.walk(root / c, followlinks=True):
+        for dirpath, dirnames, filenames in _walk(root / c):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for f in sorted(filenames):
                 if not f.startswith("."):
-                    files.append((os.path.join(dirpath, f), k))
+                    files.append((_join(dirpath, f), k))
     return classes, files, stray
 
 
@@ -1091,8 +1188,8 @@ def _scan(files: list[tuple[str, int]], classes: list[str], size, channels, resi
     for i, (path, k) in enumerate(files):  # serial: a stat and a dict lookup per file
         if index is not None:
             try:
-                stats[i] = os.stat(path)
-            except OSError:
+                stats[i] = _stat(path)
+            except Exception:  # noqa: BLE001 - OSError, or tf.errors for a URI
                 stats[i] = None
             known = index.lookup(path, stats[i]) if stats[i] is not None and not keep else None
             if known is not None:
@@ -1278,7 +1375,7 @@ def _cache_splits(pixels: np.ndarray, ok: list[int], whole: _Split,
 def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, num_classes,
                  class_names=None, workers=None, record: bool = True, hygiene_index=None,
                  index_run_dir=None) -> Data:
-    root = Path(root).expanduser()
+    root = root.expanduser() if isinstance(root, (Path, _URIPath)) else _as_path(os.fspath(root)).expanduser()
     classes, files, stray = _list_folder(root)
     if num_classes is not None and num_classes != len(classes):
         raise UserError(
@@ -1317,7 +1414,7 @@ def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, nu
     if skipped:
         warnings.warn(f"Skipped {len(skipped)} unreadable file(s) in {root}:\n"
                       + hygiene_table(records), stacklevel=3)
-    prefix = os.path.join(str(root), "")
+    prefix = f"{root}/" if isinstance(root, _URIPath) else os.path.join(str(root), "")
     rels = [_rel(files[i][0], prefix) for i in ok]
     all_rels = {_rel(p, prefix) for p, _ in files}
     idx, problems = _folder_split(rels, labels_all, classes, fracs, seed, run_dir, root, all_rels,

@@ -42,12 +42,18 @@ def index_location(root: Path, channels: int, run_dir=None, explicit=None) -> Pa
         return None
     if explicit is not None and explicit is not True:
         return Path(explicit)
-    key = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    key = hashlib.sha1(_where(root).encode()).hexdigest()[:16]
     name = f"{key}-c{int(channels)}.json"
     if run_dir is not None:
         return Path(run_dir) / INDEX_DIR / name
     cache = os.environ.get("TL_KIT_CACHE_DIR")
     return Path(cache) / "hygiene" / name if cache else None
+
+
+def _where(root) -> str:
+    """The folder's key: its absolute path, or its URI (``gs://...``, ``ram://...``) as given."""
+    text = str(root)
+    return text if "://" in text else str(Path(text).resolve())
 
 
 class HygieneIndex:
@@ -56,8 +62,8 @@ class HygieneIndex:
 
     def __init__(self, path: Path | None, root: Path, channels: int, writable: bool = True):
         self.path = path
-        self.root = Path(root)
-        self._prefix = os.path.join(str(self.root), "")
+        self.root = root if "://" in str(root) else Path(root)
+        self._prefix = f"{self.root}/" if "://" in str(root) else os.path.join(str(self.root), "")
         self.channels = int(channels)
         self.writable = writable and path is not None
         self._entries: dict[str, list] = {}
@@ -75,7 +81,7 @@ class HygieneIndex:
             return  # unreadable index: every file is checked again and the index rewritten
         if (isinstance(found, dict) and found.get("version") == INDEX_VERSION
                 and found.get("channels") == self.channels
-                and found.get("root") == str(self.root.resolve())):
+                and found.get("root") == _where(self.root)):
             self._entries = dict(found.get("files", {}))
 
     def _key(self, file: str) -> str:
@@ -127,7 +133,7 @@ class HygieneIndex:
             self._changed = True
         if not (self.writable and self._changed):
             return False
-        payload = {"version": INDEX_VERSION, "root": str(self.root.resolve()),
+        payload = {"version": INDEX_VERSION, "root": _where(self.root),
                    "channels": self.channels, "files": self._entries}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
