@@ -92,11 +92,15 @@ def _epoch(ds) -> tuple[float, int]:
 
 
 def _side_tl(root: Path, streaming: bool) -> dict:
+    import keras  # noqa: F401 - imported as on the Keras side, so the RSS baselines compare
+
     import tl_kit.data as D
+    import tl_kit.train  # noqa: F401
 
     D.CACHE_LIMIT_BYTES = 0 if streaming else 64 << 30
     work = Path(tempfile.mkdtemp(prefix="tl_bench_"))
     index = work / "index.json"
+    rss_before = _peak_rss_mb()  # TensorFlow, Keras and tl_kit imported
     try:
         t = time.perf_counter()
         data = D.load_data(str(root), image_size=LOAD_PX, validation_split=0.1, run_dir=work / "run",
@@ -113,6 +117,7 @@ def _side_tl(root: Path, streaming: bool) -> dict:
         secs, n = _epoch(ds)
         return {"first_load_s": first, "second_load_s": second, "epoch_s": secs, "epoch_images": n,
                 "epoch_images_per_s": n / secs, "peak_rss_after_first_load_mb": rss_first,
+                "rss_before_load_mb": rss_before,
                 "cached_pixel_mb": pixels / 2**20 if not streaming else 0.0,
                 "peak_rss_mb": _peak_rss_mb()}
     finally:
@@ -215,6 +220,9 @@ def _ratios(out: dict) -> dict:
         r["memory_first_load_vs_decode_once"] = round(d["decode_once_s"] / m["first_load_s"], 3)
     if m.get("cached_pixel_mb"):
         r["memory_peak_over_pixels"] = round(m["peak_rss_after_first_load_mb"] / m["cached_pixel_mb"], 3)
+        if "rss_before_load_mb" in m:  # what the load added, over the imported libraries
+            r["memory_added_over_pixels"] = round(
+                (m["peak_rss_after_first_load_mb"] - m["rss_before_load_mb"]) / m["cached_pixel_mb"], 3)
     out["ratios"] = r
     return out
 
