@@ -525,3 +525,36 @@ def test_a_tf_io_gfile_folder_loads_trains_and_evaluates_without_a_copy(tmp_path
     assert report["num_samples"] >= 1
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["source"] == uri
+
+
+def test_in_memory_pixels_are_kept_beside_the_index_until_a_file_changes(messy, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import tl_kit.decode as dec
+
+    root = tmp_path / "photos"
+    shutil.copytree(messy, root)
+    index = tmp_path / "index.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
+        kept = list(tmp_path.glob("index-16x16-stretch.npy"))
+        assert len(kept) == 1
+        real = dec.decode_file
+        calls = []
+        monkeypatch.setattr(dec, "decode_file", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+        again = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
+        assert calls == []  # nothing decoded: pixels and verdicts from beside the index
+        for s in ("train", "val"):
+            assert again.paths(s) == first.paths(s)
+            np.testing.assert_array_equal(again.arrays(s)[0], first.arrays(s)[0])
+        assert [r.reason for r in again.hygiene] == [r.reason for r in first.hygiene]
+        changed = root / "apple" / "img0.png"
+        _img((1, 2, 3)).save(changed)
+        os.utime(changed, ns=(1, 1))
+        third = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
+    assert len(calls) > 1  # the listing changed: decoded again
+    i = third.paths("train" if str(changed) in third.paths("train") else "val").index(str(changed))
+    split = "train" if str(changed) in third.paths("train") else "val"
+    np.testing.assert_array_equal(third.arrays(split)[0][i], dec.decode_file(changed, SIZE)[0])

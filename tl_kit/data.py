@@ -29,8 +29,8 @@ Decoding strategy (folders)
     with them. Files that fail to decode fully (corrupt, truncated, not an image) are
     skipped and listed, so training never meets them mid-epoch. With a hygiene index
     (:mod:`tl_kit.hygiene_index`: in ``run_dir``, or ``$TL_KIT_CACHE_DIR``), a file whose
-    size and mtime did not change keeps its verdict without being decoded again (the
-    streaming path; the in-memory path decodes anyway to fill its cache). Mode conversion: grey,
+    size and mtime did not change keeps its verdict without being decoded again, and the
+    in-memory path's pixels are read back from beside the index when nothing changed. Mode conversion: grey,
     palette, CMYK and 16-bit become RGB (or ``L`` for ``channels=1``); images with
     transparency (RGBA, LA, palette with a transparent colour) are composited on a WHITE
     background, since transparent regions in photos/icons are meant as background, not black.
@@ -1185,17 +1185,28 @@ def _scan(files: list[tuple[str, int]], classes: list[str], size, channels, resi
     records: list[HygieneRecord | None] = [None] * n
     stats: list = [None] * n
     todo: list[int] = []
+    known_all = index is not None
     for i, (path, k) in enumerate(files):  # serial: a stat and a dict lookup per file
         if index is not None:
             try:
                 stats[i] = _stat(path)
             except Exception:  # noqa: BLE001 - OSError, or tf.errors for a URI
                 stats[i] = None
-            known = index.lookup(path, stats[i]) if stats[i] is not None and not keep else None
+            known = index.lookup(path, stats[i]) if stats[i] is not None else None
             if known is not None:
                 records[i] = HygieneRecord(path, classes[k], *known)
-                continue
+                if not keep:
+                    continue
+            else:
+                known_all = False
         todo.append(i)
+    if keep and index is not None:  # the in-memory path: pixels saved by the last load?
+        key = f"{size[0]}x{size[1]}-{resize}"
+        digest = _listing_digest(files, stats)
+        if known_all:
+            saved = index.load_pixels(key, digest, out.shape)
+            if saved is not None:
+                return records, saved
 
     def one(i):
         path, k = files[i]
@@ -1211,7 +1222,17 @@ def _scan(files: list[tuple[str, int]], classes: list[str], size, channels, resi
         step = max(1, min(256, len(todo) // (4 * _workers(workers)) or 1))
         with ThreadPoolExecutor(_workers(workers)) as ex:
             list(ex.map(run, [todo[j:j + step] for j in range(0, len(todo), step)]))
+    if keep and index is not None and all(st is not None for st in stats):
+        index.save_pixels(key, digest, out)
     return records, out
+
+
+def _listing_digest(files: list[tuple[str, int]], stats: list) -> str:
+    """One hash of every file's path, label, size and mtime, in listing order."""
+    h = hashlib.sha1()
+    for (path, k), st in zip(files, stats, strict=True):
+        h.update(f"{path}\0{k}\0{st.st_size if st else -1}\0{st.st_mtime_ns if st else -1}\n".encode())
+    return h.hexdigest()
 
 
 def _check_file(path: str, label: str, size, channels, resize, out, i) -> HygieneRecord:

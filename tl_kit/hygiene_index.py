@@ -16,9 +16,12 @@ Where it lives (never in the data folder, so read-only data folders work), first
 3. ``$TL_KIT_CACHE_DIR/hygiene/<hash of the folder's absolute path>-c<channels>.json``
    when that variable is set.
 
-Only the streaming path benefits fully: the in-memory path needs every file's pixels for its
-cache, so it decodes each file anyway (that decode is the cache fill) and only records the
-verdicts for the next load. Verdicts depend on ``channels`` (conversion notes), not on the
+The in-memory path needs every file's pixels for its cache: the first load decodes each file
+(that decode is the cache fill) and saves the uint8 pixels beside the index
+(``<index name>-<H>x<W>-<resize>.npy``, with a digest of the listing: every path, label,
+size and mtime in order); the next load of the same unchanged listing at the same size
+reads them back instead of decoding. Any change (a file added, removed or touched) decodes
+again and replaces them. Verdicts depend on ``channels`` (conversion notes), not on the
 image size or resize mode; an index written for other channels is not used.
 """
 
@@ -29,6 +32,8 @@ import json
 import os
 import threading
 from pathlib import Path
+
+import numpy as np
 
 __all__ = ["HygieneIndex", "index_location"]
 
@@ -67,6 +72,7 @@ class HygieneIndex:
         self.channels = int(channels)
         self.writable = writable and path is not None
         self._entries: dict[str, list] = {}
+        self._pixels: dict[str, str] = {}  # "HxW-mode" -> digest of the listing it holds
         self._seen: set[str] = set()
         self._changed = False
         self._lock = threading.Lock()
@@ -83,6 +89,7 @@ class HygieneIndex:
                 and found.get("channels") == self.channels
                 and found.get("root") == _where(self.root)):
             self._entries = dict(found.get("files", {}))
+            self._pixels = dict(found.get("pixels", {}))
 
     def _key(self, file: str) -> str:
         file = os.fspath(file)
@@ -123,6 +130,39 @@ class HygieneIndex:
                 self._entries[key] = entry
                 self._changed = True
 
+    # --- the in-memory path's decoded pixels, kept beside the index ---
+
+    def _pixel_file(self, key: str) -> Path:
+        return self.path.with_name(f"{self.path.stem}-{key}.npy")
+
+    def load_pixels(self, key: str, digest: str, shape: tuple) -> np.ndarray | None:
+        """The uint8 pixels saved for this exact listing (``digest``: every file's path, size
+        and mtime in order), or None (other files, other size, unreadable)."""
+        if self.path is None or self._pixels.get(key) != digest:
+            return None
+        try:
+            arr = np.load(self._pixel_file(key), allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        return arr if arr.shape == tuple(shape) and arr.dtype == np.uint8 else None
+
+    def save_pixels(self, key: str, digest: str, pixels: np.ndarray) -> bool:
+        """Keep ``pixels`` for the next load of the same listing (written atomically)."""
+        if not self.writable:
+            return False
+        target = self._pixel_file(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npy")
+            np.save(tmp, pixels, allow_pickle=False)
+            os.replace(tmp, target)
+        except OSError:
+            return False
+        with self._lock:
+            self._pixels[key] = digest
+            self._changed = True
+        return True
+
     def save(self) -> bool:
         """Write the index (files of this listing only) if anything changed; False when
         nothing was written (unchanged, read-only, or the location is not writable)."""
@@ -134,7 +174,7 @@ class HygieneIndex:
         if not (self.writable and self._changed):
             return False
         payload = {"version": INDEX_VERSION, "root": _where(self.root),
-                   "channels": self.channels, "files": self._entries}
+                   "channels": self.channels, "files": self._entries, "pixels": self._pixels}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
