@@ -299,17 +299,18 @@ class Data:
                 augment: str | list | None = None, backend: str = "tf",
                 shuffle: bool | None = None, repeat: bool = False,
                 drop_remainder: bool = False, seed: int | None = None,
-                shard: tuple[int, int] | str | None = "auto", deterministic: bool | None = None):
+                shard: tuple[int, int] | str | None = None, deterministic: bool | None = None):
         """A ``tf.data.Dataset`` of ``(images float32 (B,H,W,C), labels one-hot (B,K))``.
 
         Augmentation (``tl_kit.augment`` policy or op list) runs only when ``training`` is
         True; ``shuffle`` defaults to ``training``.
 
         ``shard``: ``(num_workers, worker_index)`` reads only that worker's files (file-level
-        sharding, before any decode: :func:`shard_indices`); ``"auto"`` (default) takes them
-        from a ``MultiWorkerMirroredStrategy`` in scope (no sharding otherwise); None: no
+        sharding, before any decode: :func:`shard_indices`); ``"auto"`` takes them from a
+        ``MultiWorkerMirroredStrategy`` in scope (no sharding otherwise); None (default): no
         sharding. TensorFlow's own auto-sharding is then turned off, so no worker reads
-        another's files. ``deterministic=True`` keeps the element order fixed for a seed
+        another's files; distribute such a dataset with sharding ``"off"`` and give every
+        worker the same number of steps (shards differ by at most one file). ``deterministic=True`` keeps the element order fixed for a seed
         (parallel maps in order); the default is deterministic unless shuffling.
         """
         import tensorflow as tf
