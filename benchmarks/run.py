@@ -202,6 +202,57 @@ def _met(ok: bool) -> str:
     return "yes" if ok else "NO"
 
 
+# --- 6. data at scale (bench_data.py): tl_kit's folder loading vs image_dataset_from_directory
+def bench_data(files: int = 3000, sides: str = "tl_stream,tl_memory,keras,decode_once") -> dict:
+    from benchmarks.bench_data import bench_data as run
+
+    return run(files=files, sides=sides)
+
+
+def _data_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:
+    r = results.get("data")
+    if not r:
+        return []
+    s, q, rows = r["sides"], r["ratios"], []
+    tl, k, m, d = (s.get(n, {}) for n in ("tl_stream", "keras", "tl_memory", "decode_once"))
+    if "stream_epoch_vs_keras" in q:
+        rows.append((f"6 data epoch, standard policy, streaming ({r['files']} files)",
+                     f"{tl['epoch_images_per_s']:.0f} img/s", f"{k['epoch_images_per_s']:.0f} img/s (Keras)",
+                     f"{q['stream_epoch_vs_keras']:.2f}x", ">= 1.0x", _met(q["stream_epoch_vs_keras"] >= 1.0)))
+    if "first_load_vs_decode_once" in q:
+        rows.append(("6 data first load (stream) vs decoding every file once", f"{tl['first_load_s']:.1f} s",
+                     f"{d['decode_once_s']:.1f} s", f"{q['first_load_vs_decode_once']:.2f}x", ">= 1.0x",
+                     _met(q["first_load_vs_decode_once"] >= 1.0)))
+    if "second_load_s" in tl:
+        per100k = tl["second_load_s"] * 100000 / r["files"]
+        rows.append(("6 data second load, unchanged (scaled to 100k files)", f"{tl['second_load_s']:.2f} s",
+                     f"{k.get('second_load_s', float('nan')):.2f} s (Keras)", f"{per100k:.1f} s/100k", "<= 3 s",
+                     _met(per100k <= 3)))
+    if "memory_added_over_pixels" in q:  # the load's own memory, over the imported libraries
+        added = m["peak_rss_after_first_load_mb"] - m["rss_before_load_mb"]
+        rows.append((f"6 data in-memory RSS added by the load / pixels (total {q['memory_peak_over_pixels']:.1f}x)",
+                     f"{added:.0f} MB", f"{m['cached_pixel_mb']:.0f} MB", f"{q['memory_added_over_pixels']:.2f}x",
+                     "<= ~1.5x", _met(q["memory_added_over_pixels"] <= 1.5)))
+    if "epoch_images_per_s" in m and "epoch_images_per_s" in k:
+        rows.append(("  in-memory epoch, standard policy", f"{m['epoch_images_per_s']:.0f} img/s",
+                     f"{k['epoch_images_per_s']:.0f} img/s (Keras)",
+                     f"{m['epoch_images_per_s'] / k['epoch_images_per_s']:.2f}x", "-", ""))
+    return rows
+
+
+NAMES = (*NAMES, "data")
+SETTINGS["quick"]["data"] = {"files": 3000}
+SETTINGS["full"]["data"] = {"files": 20000}
+FUNCS["data"] = bench_data
+_summary_rows_before_data = summary_rows
+
+
+def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:  # noqa: F811
+    """The rows above plus benchmark 6 (data at scale)."""
+    return _summary_rows_before_data(results) + _data_rows(results)
+# --- end of 6
+
+
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                             "date": datetime.datetime.now().isoformat(timespec="seconds")}

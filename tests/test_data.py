@@ -412,3 +412,149 @@ def test_hygiene_index_skips_unchanged_files_and_rechecks_changed_ones(messy, tm
     monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 1 << 30)
     cached = load()
     assert len(decoded) == n_files + 1 and cached._splits["train"].x is not None  # + new.jpg
+
+
+def test_memory_cache_is_one_array_in_split_order_and_the_pipeline_is_stated(messy, monkeypatch):
+    import tl_kit.data as D
+    from tl_kit.decode import decode_file
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = load_data(messy, image_size=SIZE, validation_split=0.3, test_split=0.2, seed=3)
+        monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)
+        streamed = load_data(messy, image_size=SIZE, validation_split=0.3, test_split=0.2, seed=3)
+    assert data.info.pipeline.startswith("memory:") and "pipeline: memory" in str(data.info)
+    assert streamed.info.pipeline.startswith("stream:")
+    xs = {s: data._splits[s].x for s in ("train", "val", "test")}
+    base = xs["train"].base
+    assert base is not None and all(x.base is base for x in xs.values())  # views of ONE array
+    for s in ("train", "val", "test"):
+        assert data.paths(s) == streamed.paths(s)
+        x, y = data.arrays(s)
+        for i, path in enumerate(data.paths(s)):  # each row is its own file's pixels
+            np.testing.assert_array_equal(x[i], decode_file(path, SIZE)[0], err_msg=path)
+        # shuffled batches gathered from the cache keep each image with its label
+        by_pixels = {x[i].astype(np.uint8).tobytes(): int(y[i]) for i in range(len(y))}
+        seen = 0
+        for xb, yb in data.dataset(s, batch_size=4, shuffle=True, seed=1):
+            for img, lab in zip(xb.numpy().astype(np.uint8), yb.numpy().argmax(-1), strict=True):
+                assert by_pixels[img.tobytes()] == int(lab)
+                seen += 1
+        assert seen == len(y)
+
+
+def test_file_level_shards_are_disjoint_and_cover_the_split(messy, monkeypatch):
+    import tl_kit.data as D
+    from tl_kit.data import shard_indices
+
+    parts = [shard_indices(10, 3, i) for i in range(3)]
+    assert [list(p) for p in parts] == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    with pytest.raises(UserError, match="shard"):
+        shard_indices(10, 3, 3)
+    with pytest.raises(UserError, match="cannot be sharded"):
+        shard_indices(2, 3, 0)
+    assert D._worker_shard() is None  # no multi-worker strategy in scope: no sharding
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for limit in (D.CACHE_LIMIT_BYTES, 0):  # in-memory and streaming
+            monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", limit)
+            data = load_data(messy, image_size=SIZE, validation_split=0.0)
+            x, y = data.arrays("train")
+            rows = [data.dataset("train", batch_size=5, shard=(2, i), deterministic=True)
+                    for i in range(2)]
+            for i, ds in enumerate(rows):
+                pol = ds.options().experimental_distribute.auto_shard_policy
+                assert pol == tf.data.experimental.AutoShardPolicy.OFF and ds.options().deterministic
+                got = np.concatenate([b.numpy() for b, _ in ds])
+                np.testing.assert_array_equal(got, x[i::2])  # only this worker's files, in order
+            whole = data.dataset("train", batch_size=5, shard="auto")  # no cluster: unsharded
+            assert whole.options().experimental_distribute.auto_shard_policy != \
+                tf.data.experimental.AutoShardPolicy.OFF
+
+
+def test_a_tf_io_gfile_folder_loads_trains_and_evaluates_without_a_copy(tmp_path, monkeypatch):
+    """``ram://`` (TensorFlow's in-memory filesystem) stands in for gs:// and the schemes
+    tensorflow-io adds: listing through tf.io.gfile, bytes through GFile / tf.io.read_file,
+    the hygiene index keyed by the URI."""
+    import io
+    import uuid
+
+    import tl_kit
+    import tl_kit.data as D
+    from tl_kit.train import scratch_recipe
+
+    uri = f"ram://tl_kit_{uuid.uuid4().hex}/photos"
+    local = tmp_path / "photos"
+    for k, (name, colour) in enumerate((("blue", (20, 40, 220)), ("red", (220, 30, 30)))):
+        tf.io.gfile.makedirs(f"{uri}/{name}")
+        (local / name).mkdir(parents=True)
+        for i in range(6):
+            buf = io.BytesIO()
+            noise = np.random.default_rng(10 * k + i).integers(0, 30, (40, 40, 3))
+            Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)).save(buf, "JPEG")
+            with tf.io.gfile.GFile(f"{uri}/{name}/img{i}.jpg", "wb") as f:
+                f.write(buf.getvalue())
+            (local / name / f"img{i}.jpg").write_bytes(buf.getvalue())
+    tf.io.gfile.makedirs(f"{uri}/red/broken")
+    with tf.io.gfile.GFile(f"{uri}/red/broken/bad.jpg", "wb") as f:
+        f.write(b"not a jpeg")
+    index = tmp_path / "index.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        remote = load_data(uri, image_size=32, validation_split=0.0, hygiene_index=index)
+        here = load_data(str(local), image_size=32, validation_split=0.0, hygiene_index=False)
+        monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)
+        streamed = load_data(uri, image_size=32, validation_split=0.0, hygiene_index=index)
+    assert remote.info.counts == {"blue": 6, "red": 6} and remote.paths("train")[0].startswith(uri)
+    assert [p for p, _ in remote.info.skipped] == [f"{uri}/red/broken/bad.jpg"]
+    saved = json.loads(index.read_text())
+    assert saved["root"] == uri and "blue/img0.jpg" in saved["files"]  # keyed by the URI
+    x_remote, y_remote = remote.arrays("train")
+    x_here, y_here = here.arrays("train")
+    np.testing.assert_array_equal(x_remote, x_here)  # same bytes, same pixels
+    np.testing.assert_array_equal(y_remote, y_here)
+    got = np.concatenate([b.numpy() for b, _ in streamed.dataset("train", batch_size=4)])
+    np.testing.assert_array_equal(got, x_here)  # in-graph tf.io.read_file from ram://
+    # --data given as the URI: train one epoch, then evaluate on it
+    learner = tl_kit.finetune(backbone="lenet5", weights=None, image_size=32, channels=3,
+                              run_dir=tmp_path / "run", verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        learner.fit(uri, recipe=scratch_recipe(epochs=1, batch_size=4))
+        report = learner.evaluate(uri, split="val")
+    assert report["num_samples"] >= 1
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["source"] == uri
+
+
+def test_in_memory_pixels_are_kept_beside_the_index_until_a_file_changes(messy, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import tl_kit.decode as dec
+
+    root = tmp_path / "photos"
+    shutil.copytree(messy, root)
+    index = tmp_path / "index.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
+        kept = list(tmp_path.glob("index-16x16-stretch.npy"))
+        assert len(kept) == 1
+        real = dec.decode_file
+        calls = []
+        monkeypatch.setattr(dec, "decode_file", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+        again = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
+        assert calls == []  # nothing decoded: pixels and verdicts from beside the index
+        for s in ("train", "val"):
+            assert again.paths(s) == first.paths(s)
+            np.testing.assert_array_equal(again.arrays(s)[0], first.arrays(s)[0])
+        assert [r.reason for r in again.hygiene] == [r.reason for r in first.hygiene]
+        changed = root / "apple" / "img0.png"
+        _img((1, 2, 3)).save(changed)
+        os.utime(changed, ns=(1, 1))
+        third = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
+    assert len(calls) > 1  # the listing changed: decoded again
+    i = third.paths("train" if str(changed) in third.paths("train") else "val").index(str(changed))
+    split = "train" if str(changed) in third.paths("train") else "val"
+    np.testing.assert_array_equal(third.arrays(split)[0][i], dec.decode_file(changed, SIZE)[0])

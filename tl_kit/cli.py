@@ -208,6 +208,12 @@ def _existing_dir(path: str, arg: str) -> str:
     """``path`` if it is a folder (or a ``tfds:NAME`` source); otherwise a one-line UserError."""
     if str(path).startswith("tfds:"):
         return path
+    if "://" in str(path):  # a tf.io.gfile URI (gs://, ram://, ...): read in place
+        import tensorflow as tf
+
+        if not tf.io.gfile.isdir(str(path)):
+            raise UserError(f"Folder not found: {path}. Received: {arg}={path!r}")
+        return path
     p = Path(path)
     if not p.exists():
         raise UserError(f"Folder not found: {path}. Received: {arg}={path!r}")

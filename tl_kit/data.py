@@ -29,8 +29,8 @@ Decoding strategy (folders)
     with them. Files that fail to decode fully (corrupt, truncated, not an image) are
     skipped and listed, so training never meets them mid-epoch. With a hygiene index
     (:mod:`tl_kit.hygiene_index`: in ``run_dir``, or ``$TL_KIT_CACHE_DIR``), a file whose
-    size and mtime did not change keeps its verdict without being decoded again (the
-    streaming path; the in-memory path decodes anyway to fill its cache). Mode conversion: grey,
+    size and mtime did not change keeps its verdict without being decoded again, and the
+    in-memory path's pixels are read back from beside the index when nothing changed. Mode conversion: grey,
     palette, CMYK and 16-bit become RGB (or ``L`` for ``channels=1``); images with
     transparency (RGBA, LA, palette with a transparent colour) are composited on a WHITE
     background, since transparent regions in photos/icons are meant as background, not black.
@@ -105,6 +105,7 @@ __all__ = [
     "decode_image_file",
     "hygiene_table",
     "load_data",
+    "shard_indices",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -140,6 +141,9 @@ class DatasetInfo:
     channels: int
     source: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: folders: "memory" (decoded once into a uint8 cache) or "stream" (decoded in the
+    #: tf.data graph each epoch), with the reason; "" for other sources
+    pipeline: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -157,6 +161,8 @@ class DatasetInfo:
             lines.append(f"  {c:<{width}} {row}  {self.class_weights.get(i, 1.0):.3f}")
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} file(s); see hygiene report")
+        if self.pipeline:
+            lines.append(f"  pipeline: {self.pipeline}")
         return "\n".join(lines)
 
 
@@ -208,6 +214,12 @@ class _Split:
         return _Split(self.labels[ii], x=self.x[ii] if self.x is not None else None,
                       paths=[self.paths[i] for i in ii] if self.paths is not None else None,
                       pil=self.pil[ii] if self.pil is not None else None)
+
+    def every(self, start: int, step: int) -> _Split:
+        """Every ``step``-th example from ``start`` (images as a strided view, not a copy)."""
+        return _Split(self.labels[start::step], x=self.x[start::step] if self.x is not None else None,
+                      paths=self.paths[start::step] if self.paths is not None else None,
+                      pil=self.pil[start::step] if self.pil is not None else None)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -286,11 +298,20 @@ class Data:
     def dataset(self, split: str, *, batch_size: int = 32, training: bool = False,
                 augment: str | list | None = None, backend: str = "tf",
                 shuffle: bool | None = None, repeat: bool = False,
-                drop_remainder: bool = False, seed: int | None = None):
+                drop_remainder: bool = False, seed: int | None = None,
+                shard: tuple[int, int] | str | None = None, deterministic: bool | None = None):
         """A ``tf.data.Dataset`` of ``(images float32 (B,H,W,C), labels one-hot (B,K))``.
 
         Augmentation (``tl_kit.augment`` policy or op list) runs only when ``training`` is
         True; ``shuffle`` defaults to ``training``.
+
+        ``shard``: ``(num_workers, worker_index)`` reads only that worker's files (file-level
+        sharding, before any decode: :func:`shard_indices`); ``"auto"`` takes them from a
+        ``MultiWorkerMirroredStrategy`` in scope (no sharding otherwise); None (default): no
+        sharding. TensorFlow's own auto-sharding is then turned off, so no worker reads
+        another's files; distribute such a dataset with sharding ``"off"`` and give every
+        worker the same number of steps (shards differ by at most one file). ``deterministic=True`` keeps the element order fixed for a seed
+        (parallel maps in order); the default is deterministic unless shuffling.
         """
         import tensorflow as tf
 
@@ -303,16 +324,18 @@ class Data:
         h, w = self.image_size
         c = self.info.channels
         autotune = tf.data.AUTOTUNE
-        n = len(sp)
+        shards = _worker_shard() if shard == "auto" else shard
+        if shards is not None:
+            shard_indices(len(sp), *shards)  # checks the arguments
+            sp = sp.every(shards[1], shards[0])  # == sp.take(shard_indices(...)), as views
+        order = (not shuffle) if deterministic is None else bool(deterministic)
         if sp.x is not None:
-            ds = tf.data.Dataset.from_tensor_slices((sp.x, sp.labels))
-            if shuffle:
-                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            ds = _from_memory(sp, batch_size, shuffle, seed, repeat, drop_remainder)
         else:
-            ds = _stream(sp, self.image_size, c, self.resize, shuffle, seed)
-        if repeat:
-            ds = ds.repeat()
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
+            ds = _stream(sp, self.image_size, c, self.resize, shuffle, seed, order)
+            if repeat:
+                ds = ds.repeat()
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
 
         def _to_float(x, y):
             return tf.cast(x, tf.float32), tf.one_hot(tf.cast(y, tf.int32), k, dtype=tf.float32)
@@ -322,11 +345,72 @@ class Data:
             from tl_kit.augment import build_augmenter
 
             fn = build_augmenter(augment, image_size=self.image_size, backend=backend, seed=seed)
-            ds = ds.map(fn, num_parallel_calls=autotune, deterministic=False)
-        return ds.prefetch(autotune)
+            ds = ds.map(fn, num_parallel_calls=autotune, deterministic=order)
+        options = tf.data.Options()
+        options.deterministic = order
+        if shards is not None:  # already one worker's files: TF must not shard again
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return ds.with_options(options).prefetch(autotune)
 
 
-def _stream(sp: _Split, size, channels: int, mode: str, shuffle: bool, seed: int):
+def shard_indices(n: int, num_shards: int, index: int) -> np.ndarray:
+    """Which of ``n`` examples worker ``index`` of ``num_shards`` reads: every
+    ``num_shards``-th from ``index`` (disjoint, together all of them, sizes within one)."""
+    if not (isinstance(num_shards, (int, np.integer)) and num_shards >= 1
+            and isinstance(index, (int, np.integer)) and 0 <= index < num_shards):
+        raise UserError(f"`shard` must be (num_workers >= 1, 0 <= worker_index < num_workers). "
+                        f"Received: shard={(num_shards, index)!r}")
+    if n < num_shards:
+        raise UserError(f"{n} example(s) cannot be sharded over {num_shards} workers (each needs "
+                        f"at least one). Received: shard={(num_shards, index)!r}")
+    return np.arange(index, n, num_shards, dtype=np.int64)
+
+
+def _worker_shard() -> tuple[int, int] | None:
+    """``(num_workers, worker_index)`` under a MultiWorkerMirroredStrategy with more than one
+    worker, else None."""
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+    resolver = strategy.cluster_resolver
+    workers = len(resolver.cluster_spec().as_dict().get("worker", [])) or 1
+    return (workers, int(resolver.task_id or 0)) if workers > 1 else None
+
+
+def _from_memory(sp: _Split, batch_size: int, shuffle: bool, seed: int, repeat: bool,
+                 drop_remainder: bool):
+    """In-memory path: batches of ``(images, labels)`` gathered from ``sp.x`` by shuffled
+    indices (the array is read in place: no tensor copy of it, no shuffle buffer of images)."""
+    import tensorflow as tf
+
+    x, labels = sp.x, sp.labels
+    n = len(sp)
+    ds = tf.data.Dataset.range(n)
+    if shuffle:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    dtype = tf.as_dtype(x.dtype)
+
+    def gather(i):
+        i = np.asarray(i, np.int64)
+        if len(i) > 1 and np.all(np.diff(i) == 1):
+            return x[i[0]:i[-1] + 1], labels[i[0]:i[-1] + 1]
+        return x[i], labels[i]
+
+    def _map(i):
+        xb, yb = tf.numpy_function(gather, [i], (dtype, tf.int64), stateful=False)
+        xb = tf.ensure_shape(xb, (None, *x.shape[1:]))
+        return xb, tf.ensure_shape(yb, (None,))
+
+    return ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _stream(sp: _Split, size, channels: int, mode: str, shuffle: bool, seed: int,
+            deterministic: bool | None = None):
     """Streaming path: (uint8 image, label) decoded inside the tf.data graph by
     :func:`tl_kit.decode.load_path`; Pillow files (``sp.pil``) through ``numpy_function``.
     A file broken since the scan is dropped with a warning (never a crash mid-epoch)."""
@@ -354,7 +438,8 @@ def _stream(sp: _Split, size, channels: int, mode: str, shuffle: bool, seed: int
         img = tf.ensure_shape(img, (h, w, channels))
         return img, y
 
-    ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    order = (not shuffle) if deterministic is None else deterministic
+    ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=order)
     return ds.ignore_errors(log_warning=True)
 
 
@@ -748,7 +833,7 @@ def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_d
     loaded: dict[str, Data] = {}
     for key, folder in src.items():
         s = _split_key(key, loaded, src)
-        loaded[s] = _load_folder(Path(folder), size=size, channels=channels, resize=resize, fracs=zero,
+        loaded[s] = _load_folder(_as_path(os.fspath(folder)), size=size, channels=channels, resize=resize, fracs=zero,
                                  seed=seed, run_dir=None, num_classes=num_classes if s == "train" else None,
                                  workers=workers, record=record, hygiene_index=hygiene_index,
                                  index_run_dir=run_dir)
@@ -773,7 +858,7 @@ def _load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_d
         skipped += d.info.skipped
     _carve_missing(splits, fracs, seed, names, run_dir, "train folder", record)
     if run_dir is not None and record:
-        _write_hygiene(run_dir, records, Path(_src_of(src, "train")))
+        _write_hygiene(run_dir, records, _as_path(_src_of(src, "train")))
     source = ", ".join(f"{k}={_src_of(src, k)}" for k in loaded)
     info = _make_info(names, channels, source, {k: v.labels for k, v in splits.items()}, skipped)
     return Data(info, size, splits, resize=resize, hygiene=records, run_dir=_str(run_dir), seed=seed)
@@ -866,10 +951,11 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
     if isinstance(source, str) and source.startswith("tfds:"):
         return _load_tfds(source, **kw)
     if isinstance(source, (str, os.PathLike)):
-        split_dirs = _split_subfolders(Path(source))
+        root = _as_path(os.fspath(source))
+        split_dirs = _split_subfolders(root)
         if split_dirs:  # photos/train/<class>, photos/val/<class>: the user's own split
             return _load_split_folders(split_dirs, workers=workers, hygiene_index=hygiene_index, **kw)
-        return _load_folder(Path(source), workers=workers, hygiene_index=hygiene_index, **kw)
+        return _load_folder(root, workers=workers, hygiene_index=hygiene_index, **kw)
     raise UserError(
         "`source` must be a folder path, 'tfds:NAME', (x, y) arrays, a tf.data.Dataset or a dict "
         f"of splits. Received: source={type(source).__name__}")
@@ -968,6 +1054,102 @@ def _decode_many(paths, size, channels, mode, workers=None) -> np.ndarray:
     return out
 
 
+class _URIPath:
+    """The few ``pathlib.Path`` operations a folder load uses, for a ``tf.io.gfile`` URI
+    (``gs://bucket/photos``, ``ram://photos``, the schemes tensorflow-io adds): listing
+    through ``tf.io.gfile``; file bytes are read by :mod:`tl_kit.decode` (``GFile``) and
+    ``tf.io.read_file`` (streaming)."""
+
+    def __init__(self, uri: str):
+        self._s = uri.rstrip("/") if not uri.endswith("://") else uri
+
+    def __str__(self) -> str:
+        return self._s
+
+    __fspath__ = __str__
+
+    def __repr__(self) -> str:
+        return f"_URIPath({self._s!r})"
+
+    def __truediv__(self, other) -> _URIPath:
+        return _URIPath(f"{self._s}/{other}")
+
+    def __eq__(self, other) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(self._s)
+
+    def __lt__(self, other) -> bool:
+        return str(self) < str(other)
+
+    @property
+    def name(self) -> str:
+        return self._s.rsplit("/", 1)[-1]
+
+    def expanduser(self) -> _URIPath:
+        return self
+
+    def resolve(self) -> _URIPath:
+        return self
+
+    def exists(self) -> bool:
+        import tensorflow as tf
+
+        return tf.io.gfile.exists(self._s)
+
+    def is_dir(self) -> bool:
+        import tensorflow as tf
+
+        return tf.io.gfile.isdir(self._s)
+
+    def is_file(self) -> bool:
+        return self.exists() and not self.is_dir()
+
+    def iterdir(self):
+        import tensorflow as tf
+
+        for name in tf.io.gfile.listdir(self._s):
+            yield self / name.rstrip("/")
+
+
+def _is_uri(source) -> bool:
+    return isinstance(source, str) and "://" in source
+
+
+def _as_path(source):
+    """``Path`` for local folders, :class:`_URIPath` for ``tf.io.gfile`` URIs."""
+    return _URIPath(source) if _is_uri(source) else Path(source)
+
+
+def _walk(folder):
+    """``(dirpath, dirnames, filenames)`` below ``folder`` (os.walk, or tf.io.gfile.walk)."""
+    if isinstance(folder, _URIPath):
+        import tensorflow as tf
+
+        for dirpath, dirnames, filenames in tf.io.gfile.walk(str(folder)):
+            dirnames[:] = sorted(d.rstrip("/") for d in dirnames if not d.startswith("."))
+            yield dirpath.rstrip("/"), dirnames, filenames
+        return
+    yield from os.walk(folder, followlinks=True)
+
+
+def _join(dirpath: str, name: str) -> str:
+    return f"{dirpath}/{name}" if "://" in dirpath else os.path.join(dirpath, name)
+
+
+def _stat(path: str):
+    """``os.stat`` of a local file; for a URI, ``tf.io.gfile.stat`` as (st_size, st_mtime_ns)."""
+    if "://" not in path:
+        return os.stat(path)
+    import types
+
+    import tensorflow as tf
+
+    st = tf.io.gfile.stat(path)
+    return types.SimpleNamespace(st_size=int(st.length), st_mtime_ns=int(st.mtime_nsec))
+
+
 def _list_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, str]]]:
     """Class names (sorted sub-folders), (file, label) pairs, and stray files at the root."""
     if not root.exists():
@@ -984,71 +1166,127 @@ def _list_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tup
             f"({root}/cats/*.jpg, {root}/dogs/*.jpg). Received: source={str(root)!r}")
     files = []
     for k, c in enumerate(classes):
-        for dirpath, dirnames, filenames in os.walk(root / c, followlinks=True):
+        for dirpath, dirnames, filenames in _walk(root / c):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for f in sorted(filenames):
                 if not f.startswith("."):
-                    files.append((os.path.join(dirpath, f), k))
+                    files.append((_join(dirpath, f), k))
     return classes, files, stray
 
 
 def _scan(files: list[tuple[str, int]], classes: list[str], size, channels, resize, keep: bool,
-          workers, index=None) -> tuple[list[HygieneRecord], list[np.ndarray | None]]:
-    """Decode every file in parallel threads; verdicts (and pixels when ``keep``). With a
-    :class:`~tl_kit.hygiene_index.HygieneIndex`, an unchanged file keeps its verdict
-    without being decoded (unless its pixels are needed)."""
-
-    def one(item):
-        path, k = item
-        st = None
+          workers, index=None) -> tuple[list[HygieneRecord], np.ndarray | None]:
+    """Verdicts of every file, and (``keep``) its pixels in ONE preallocated uint8 array
+    ``(N, H, W, C)`` filled in place (no per-file arrays held twice; rows of skipped files
+    stay zero). With a :class:`~tl_kit.hygiene_index.HygieneIndex`, an unchanged file keeps
+    its verdict from a stat alone (unless its pixels are needed); only the rest are decoded,
+    in parallel threads."""
+    n = len(files)
+    out = np.zeros((n, size[0], size[1], channels), np.uint8) if keep else None
+    records: list[HygieneRecord | None] = [None] * n
+    stats: list = [None] * n
+    todo: list[int] = []
+    known_all = index is not None
+    for i, (path, k) in enumerate(files):  # serial: a stat and a dict lookup per file
         if index is not None:
             try:
-                st = os.stat(path)
-            except OSError:
-                st = None
-            known = index.lookup(path, st) if st is not None and not keep else None
+                stats[i] = _stat(path)
+            except Exception:  # noqa: BLE001 - OSError, or tf.errors for a URI
+                stats[i] = None
+            known = index.lookup(path, stats[i]) if stats[i] is not None else None
             if known is not None:
-                return HygieneRecord(path, classes[k], *known), None
-        rec, arr = check(path, k)
-        if index is not None and st is not None:
-            index.put(path, st, rec.status, rec.reason, rec.decoder)
-        return rec, arr
-
-    def check(path, k):
-        try:
-            arr, notes, decoder = _dec.decode_file(path, size, channels, resize)
-        except Exception as e:
-            reason = str(e) or type(e).__name__
-            if "cannot identify image file" in reason:
-                reason = "not an image (content not recognised)"
-            elif "truncated" in reason.lower():
-                reason = f"truncated: {reason}"
+                records[i] = HygieneRecord(path, classes[k], *known)
+                if not keep:
+                    continue
             else:
-                reason = f"corrupt: {type(e).__name__}: {reason}"
-            return HygieneRecord(path, classes[k], "skipped", reason), None
-        return HygieneRecord(path, classes[k], "ok", notes, decoder), (arr if keep else None)
+                known_all = False
+        todo.append(i)
+    if keep and index is not None:  # the in-memory path: pixels saved by the last load?
+        key = f"{size[0]}x{size[1]}-{resize}"
+        digest = _listing_digest(files, stats)
+        if known_all:
+            saved = index.load_pixels(key, digest, out.shape)
+            if saved is not None:
+                return records, saved
 
-    with ThreadPoolExecutor(_workers(workers)) as ex:
-        results = list(ex.map(one, files))
-    return [r[0] for r in results], [r[1] for r in results]
+    def one(i):
+        path, k = files[i]
+        records[i] = rec = _check_file(path, classes[k], size, channels, resize, out, i)
+        if index is not None and stats[i] is not None:
+            index.put(path, stats[i], rec.status, rec.reason, rec.decoder)
+
+    def run(chunk):
+        for i in chunk:
+            one(i)
+
+    if todo:  # a few hundred files per task: no future per file
+        step = max(1, min(256, len(todo) // (4 * _workers(workers)) or 1))
+        with ThreadPoolExecutor(_workers(workers)) as ex:
+            list(ex.map(run, [todo[j:j + step] for j in range(0, len(todo), step)]))
+    if keep and index is not None and all(st is not None for st in stats):
+        index.save_pixels(key, digest, out)
+    return records, out
 
 
-def _write_hygiene(run_dir, records: list[HygieneRecord], root: Path) -> None:
+def _listing_digest(files: list[tuple[str, int]], stats: list) -> str:
+    """One hash of every file's path, label, size and mtime, in listing order."""
+    h = hashlib.sha1()
+    for (path, k), st in zip(files, stats, strict=True):
+        h.update(f"{path}\0{k}\0{st.st_size if st else -1}\0{st.st_mtime_ns if st else -1}\n".encode())
+    return h.hexdigest()
+
+
+def _check_file(path: str, label: str, size, channels, resize, out, i) -> HygieneRecord:
+    """Decode one file: its hygiene record; its pixels go to ``out[i]`` when ``out`` is given."""
+    try:
+        arr, notes, decoder = _dec.decode_file(path, size, channels, resize)
+    except Exception as e:
+        reason = str(e) or type(e).__name__
+        if "cannot identify image file" in reason:
+            reason = "not an image (content not recognised)"
+        elif "truncated" in reason.lower():
+            reason = f"truncated: {reason}"
+        else:
+            reason = f"corrupt: {type(e).__name__}: {reason}"
+        return HygieneRecord(path, label, "skipped", reason)
+    if out is not None:
+        out[i] = arr
+    return HygieneRecord(path, label, "ok", notes, decoder)
+
+
+def _write_hygiene(run_dir, records: list[HygieneRecord], root: Path, changed: bool = True) -> None:
+    """``hygiene.csv`` (one row per file) and ``hygiene.json`` (counts, and the records of the
+    files that were skipped, converted or decoded with Pillow). Not rewritten when
+    ``changed`` is False (the hygiene index saw no change) and both exist for as many files."""
     d = Path(run_dir)
+    if not changed and (d / "hygiene.csv").is_file():
+        prev = _read_json_quiet(d / "hygiene.json")
+        if prev is not None and prev.get("files") == len(records) and prev.get("source") == str(root):
+            return
     d.mkdir(parents=True, exist_ok=True)
-    with open(d / "hygiene.csv", "w", newline="") as f:
+    tmp = d / "hygiene.csv.tmp"
+    with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "class", "status", "reason", "decoder"])
-        for r in records:
-            w.writerow([r.path, r.label, r.status, r.reason, r.decoder])
+        w.writerows((r.path, r.label, r.status, r.reason, r.decoder) for r in records)
+    os.replace(tmp, d / "hygiene.csv")
+    notable = [r for r in records if r.status != "ok" or r.reason or r.decoder == "pil"]
     summary = {
         "source": str(root), "files": len(records),
         "skipped": sum(r.status == "skipped" for r in records),
         "converted": sum(r.status == "ok" and bool(r.reason) for r in records),
         "decoded_with_pil": sum(r.decoder == "pil" for r in records),
-        "records": [asdict(r) for r in records],
+        "records": [{"path": r.path, "label": r.label, "status": r.status, "reason": r.reason,
+                     "decoder": r.decoder} for r in notable],
     }
     write_json_atomic(d / "hygiene.json", summary)
+
+
+def _read_json_quiet(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs, seed, run_dir,
@@ -1109,30 +1347,87 @@ def _folder_split(rels: list[str], labels: np.ndarray, classes: list[str], fracs
     return {s: [int(i) for i in v] for s, v in idx.items()}, problems
 
 
+def _rel(path: str, prefix: str) -> str:
+    """``path`` relative to the folder whose path plus separator is ``prefix`` (posix)."""
+    rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, prefix)
+    return rel if os.sep == "/" else rel.replace(os.sep, "/")
+
+
+def _permute_rows(x: np.ndarray, order: np.ndarray) -> None:
+    """In place, ``x[j] = old x[order[j]]`` for a permutation ``order``, one spare row
+    (no second copy of the array)."""
+    done = np.zeros(len(order), bool)
+    for start in range(len(order)):
+        if done[start] or order[start] == start:
+            done[start] = True
+            continue
+        spare = x[start].copy()
+        j = start
+        while True:
+            done[j] = True
+            k = int(order[j])
+            if k == start:
+                x[j] = spare
+                break
+            x[j] = x[k]
+            j = k
+
+
+def _cache_splits(pixels: np.ndarray, ok: list[int], whole: _Split,
+                  idx: dict[str, list[int]]) -> dict[str, _Split]:
+    """Splits whose images are contiguous views of ``pixels`` (rows reordered in place:
+    the cache's peak is one array of the good files' pixels, never two)."""
+    order = np.asarray([ok[i] for s in SPLITS for i in idx.get(s, [])], np.int64)
+    used = len(order)
+    if used < len(pixels) or not np.array_equal(order, np.arange(used)):
+        # move the used rows to the front in split order: a permutation of all rows
+        rest = np.setdiff1d(np.arange(len(pixels)), order, assume_unique=True)
+        _permute_rows(pixels, np.concatenate([order, rest]))
+    splits, at = {}, 0
+    for s in SPLITS:
+        ii = idx.get(s, [])
+        if ii:
+            part = whole.take(ii)
+            part.x = pixels[at:at + len(ii)]
+            splits[s] = part
+            at += len(ii)
+    return splits
+
+
 def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, num_classes,
                  class_names=None, workers=None, record: bool = True, hygiene_index=None,
                  index_run_dir=None) -> Data:
-    root = Path(root).expanduser()
+    root = root.expanduser() if isinstance(root, (Path, _URIPath)) else _as_path(os.fspath(root)).expanduser()
     classes, files, stray = _list_folder(root)
     if num_classes is not None and num_classes != len(classes):
         raise UserError(
             f"{root} has {len(classes)} class folders ({', '.join(classes)}) but num_classes="
             f"{num_classes}. Fix the folder or num_classes. Received: num_classes={num_classes!r}")
     per_image = size[0] * size[1] * channels
-    keep = len(files) * per_image <= CACHE_LIMIT_BYTES
+    need = len(files) * per_image
+    keep = need <= CACHE_LIMIT_BYTES
+    pipeline = (f"memory: {len(files)} files x {size[0]}x{size[1]}x{channels} uint8 = "
+                f"{need / 2**20:.0f} MiB <= CACHE_LIMIT_BYTES {CACHE_LIMIT_BYTES / 2**20:.0f} MiB, "
+                "decoded once" if keep else
+                f"stream: {need / 2**20:.0f} MiB of pixels > CACHE_LIMIT_BYTES "
+                f"{CACHE_LIMIT_BYTES / 2**20:.0f} MiB, decoded in the tf.data graph each epoch")
     index = _open_index(root, channels, index_run_dir if index_run_dir is not None else run_dir,
                         record, hygiene_index)
     records, pixels = _scan(files, classes, size, channels, resize, keep, workers, index)
+    changed = True
     if index is not None:
+        changed = index.dirty()
         index.save()
     records = [HygieneRecord(p, "", "skipped", why) for p, why in stray] + records
     if run_dir is not None and record:
-        _write_hygiene(run_dir, records, root)
-    ok = [i for i, (r, _) in enumerate(zip(records[len(stray):], files, strict=True)) if r.status == "ok"]
+        _write_hygiene(run_dir, records, root, changed=changed or bool(stray))
+    body = records[len(stray):]
+    ok = [i for i, r in enumerate(body) if r.status == "ok"]
     skipped = [(r.path, r.reason) for r in records if r.status == "skipped"]
     labels_all = np.array([files[i][1] for i in ok], np.int64)
+    counts = np.bincount(labels_all, minlength=len(classes))
     for k, c in enumerate(classes):
-        if not np.any(labels_all == k):
+        if not counts[k]:
             n_files = sum(1 for _, lab in files if lab == k)
             extra = f" ({n_files} file(s) there could not be read; see the hygiene report)" if n_files else ""
             raise UserError(
@@ -1141,14 +1436,18 @@ def _load_folder(root: Path, *, size, channels, resize, fracs, seed, run_dir, nu
     if skipped:
         warnings.warn(f"Skipped {len(skipped)} unreadable file(s) in {root}:\n"
                       + hygiene_table(records), stacklevel=3)
-    rels = [Path(files[i][0]).relative_to(root).as_posix() for i in ok]
-    all_rels = {Path(p).relative_to(root).as_posix() for p, _ in files}
+    prefix = f"{root}/" if isinstance(root, _URIPath) else os.path.join(str(root), "")
+    rels = [_rel(files[i][0], prefix) for i in ok]
+    all_rels = {_rel(p, prefix) for p, _ in files}
     idx, problems = _folder_split(rels, labels_all, classes, fracs, seed, run_dir, root, all_rels,
                                   record)
     skipped += problems
-    body = records[len(stray):]
-    whole = _Split(labels_all, x=np.stack([pixels[i] for i in ok]) if keep else None,
-                   paths=[files[i][0] for i in ok], pil=[body[i].decoder == "pil" for i in ok])
-    splits = {s: whole.take(ii) for s, ii in idx.items() if ii}
+    whole = _Split(labels_all, paths=[files[i][0] for i in ok],
+                   pil=[body[i].decoder == "pil" for i in ok])
+    if keep:
+        splits = _cache_splits(pixels, ok, whole, idx)
+    else:
+        splits = {s: whole.take(ii) for s, ii in idx.items() if ii}
     info = _make_info(classes, channels, str(root), {s: v.labels for s, v in splits.items()}, skipped)
+    info.pipeline = pipeline
     return Data(info, size, splits, resize=resize, hygiene=records, run_dir=_str(run_dir), seed=seed)

@@ -1,0 +1,249 @@
+"""Data at scale: tl_kit's folder loading vs ``keras.utils.image_dataset_from_directory``.
+
+    python benchmarks/bench_data.py --files 20000            # generates the folder once
+    python benchmarks/bench_data.py --files 100000 --sides tl_stream,keras
+
+Generates N small JPEGs (96 px, 10 classes; in parallel processes, cached under
+``/tmp/tl_kit_bench_data/n<N>`` across runs) and measures, each side in its own fresh
+subprocess (so the peak RSS, ``VmHWM``, is that side's alone), at 64 px, batch 64:
+
+* ``tl_stream``: ``tl_kit.load_data`` forced onto the streaming path (in-graph decode);
+* ``tl_memory``: ``tl_kit.load_data`` on the in-memory path (uint8 cache; CACHE_LIMIT_BYTES
+  raised so it applies);
+* ``keras``: ``image_dataset_from_directory`` + RandomFlip, RandomZoom, RandomBrightness,
+  RandomContrast layers mapped over the batches (the Keras guide's way);
+* ``decode_once``: every file read, decoded and resized once by a parallel tf.data graph
+  (the lower bound of a first load "with every file checked").
+
+Per side: first load (no hygiene index), second load (same folder, unchanged), one training
+epoch with the standard policy (``augment="standard"``) and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SIDES = ("tl_stream", "tl_memory", "keras", "decode_once")
+GEN_ROOT = Path(tempfile.gettempdir()) / "tl_kit_bench_data"
+CLASSES = 10
+SRC_PX = 96
+LOAD_PX = 64
+BATCH = 64
+
+
+def _make_chunk(args) -> int:
+    root, start, stop = args
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(start)
+    yy, xx = np.mgrid[0:SRC_PX, 0:SRC_PX]
+    for i in range(start, stop):
+        k = i % CLASSES
+        base = (np.stack([xx * (k + 1), yy * (10 - k), (xx + yy) * 2], -1) % 256).astype(np.float32)
+        img = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(Path(root) / f"c{k}" / f"{i:07d}.jpg", quality=90)
+    return stop - start
+
+
+def generate(n: int, workers: int | None = None) -> Path:
+    """``n`` JPEGs in ``GEN_ROOT/n<n>/c<k>/``, made once (a ``.done`` marker) and reused."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    root = GEN_ROOT / f"n{n}"
+    if (root / ".done").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    for k in range(CLASSES):
+        (root / f"c{k}").mkdir(parents=True, exist_ok=True)
+    step = 2000
+    chunks = [(str(root), s, min(n, s + step)) for s in range(0, n, step)]
+    with ProcessPoolExecutor(workers or os.cpu_count()) as ex:
+        sum(ex.map(_make_chunk, chunks))
+    (root / ".done").write_text(str(n))
+    return root
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _epoch(ds) -> tuple[float, int]:
+    t, n = time.perf_counter(), 0
+    for x, _ in ds:
+        n += int(x.shape[0])
+    return time.perf_counter() - t, n
+
+
+def _side_tl(root: Path, streaming: bool) -> dict:
+    import keras  # noqa: F401 - imported as on the Keras side, so the RSS baselines compare
+
+    import tl_kit.data as D
+    import tl_kit.train  # noqa: F401
+
+    D.CACHE_LIMIT_BYTES = 0 if streaming else 64 << 30
+    work = Path(tempfile.mkdtemp(prefix="tl_bench_"))
+    index = work / "index.json"
+    rss_before = _peak_rss_mb()  # TensorFlow, Keras and tl_kit imported
+    try:
+        t = time.perf_counter()
+        data = D.load_data(str(root), image_size=LOAD_PX, validation_split=0.1, run_dir=work / "run",
+                           hygiene_index=index)
+        first = time.perf_counter() - t
+        rss_first = _peak_rss_mb()
+        pixels = sum(data.size(s) for s in D.SPLITS) * LOAD_PX * LOAD_PX * 3
+        del data
+        t = time.perf_counter()
+        data = D.load_data(str(root), image_size=LOAD_PX, validation_split=0.1, run_dir=work / "run",
+                           hygiene_index=index)
+        second = time.perf_counter() - t
+        ds = data.dataset("train", batch_size=BATCH, training=True, augment="standard")
+        secs, n = _epoch(ds)
+        return {"first_load_s": first, "second_load_s": second, "epoch_s": secs, "epoch_images": n,
+                "epoch_images_per_s": n / secs, "peak_rss_after_first_load_mb": rss_first,
+                "rss_before_load_mb": rss_before,
+                "cached_pixel_mb": pixels / 2**20 if not streaming else 0.0,
+                "peak_rss_mb": _peak_rss_mb()}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _keras_augmenter():
+    import keras
+
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal"),
+        keras.layers.RandomZoom((-0.4, 0.0)),
+        keras.layers.RandomBrightness(0.1, value_range=(0, 255)),
+        keras.layers.RandomContrast(0.1),
+    ])
+
+
+def _side_keras(root: Path) -> dict:
+    import keras
+    import tensorflow as tf
+
+    def load():
+        return keras.utils.image_dataset_from_directory(
+            str(root), image_size=(LOAD_PX, LOAD_PX), batch_size=BATCH, validation_split=0.1,
+            subset="training", seed=0, label_mode="categorical", verbose=False)
+
+    t = time.perf_counter()
+    load()
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    ds = load()
+    second = time.perf_counter() - t
+    aug = _keras_augmenter()
+    ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    secs, n = _epoch(ds)
+    return {"first_load_s": first, "second_load_s": second, "epoch_s": secs, "epoch_images": n,
+            "epoch_images_per_s": n / secs, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _side_decode_once(root: Path) -> dict:
+    import tensorflow as tf
+
+    from tl_kit import decode
+
+    files = sorted(str(p) for p in root.glob("c*/*.jpg"))
+    t = time.perf_counter()
+    ds = tf.data.Dataset.from_tensor_slices(files).map(
+        lambda p: decode.load_path(p, (LOAD_PX, LOAD_PX), 3), num_parallel_calls=tf.data.AUTOTUNE)
+    n = sum(int(b.shape[0]) for b in ds.batch(256))
+    secs = time.perf_counter() - t
+    return {"decode_once_s": secs, "files": n, "per_file_ms": 1000 * secs / n,
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def run_side(side: str, root: Path) -> dict:
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    if side == "tl_stream":
+        return _side_tl(root, True)
+    if side == "tl_memory":
+        return _side_tl(root, False)
+    if side == "keras":
+        return _side_keras(root)
+    return _side_decode_once(root)
+
+
+def bench_data(files: int = 20000, sides: str = ",".join(SIDES)) -> dict:
+    """Generate (or reuse) the folder, run every side in its own subprocess, return figures."""
+    t = time.perf_counter()
+    root = generate(files)
+    gen = time.perf_counter() - t
+    out: dict = {"files": files, "source_px": SRC_PX, "load_px": LOAD_PX, "batch": BATCH,
+                 "generate_s": round(gen, 1), "load_before": os.getloadavg(), "sides": {}}
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    for side in [s for s in sides.split(",") if s]:
+        proc = subprocess.run([sys.executable, __file__, "--side", side, "--root", str(root)],
+                              capture_output=True, text=True, env=env)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            out["sides"][side] = {"error": (proc.stderr or proc.stdout)[-2000:]}
+        else:
+            out["sides"][side] = {k: round(v, 3) if isinstance(v, float) else v
+                                  for k, v in json.loads(lines[-1]).items()}
+        print(f"[bench_data] {side}: {out['sides'][side]}", flush=True)
+    out["load_after"] = os.getloadavg()
+    return _ratios(out)
+
+
+def _ratios(out: dict) -> dict:
+    s = out["sides"]
+    r: dict = {}
+    tl, k, d, m = s.get("tl_stream", {}), s.get("keras", {}), s.get("decode_once", {}), s.get("tl_memory", {})
+    if "epoch_images_per_s" in tl and "epoch_images_per_s" in k:
+        r["stream_epoch_vs_keras"] = round(tl["epoch_images_per_s"] / k["epoch_images_per_s"], 3)
+    if "first_load_s" in tl and "decode_once_s" in d:
+        r["first_load_vs_decode_once"] = round(d["decode_once_s"] / tl["first_load_s"], 3)
+    if "first_load_s" in m and "decode_once_s" in d:
+        r["memory_first_load_vs_decode_once"] = round(d["decode_once_s"] / m["first_load_s"], 3)
+    if m.get("cached_pixel_mb"):
+        r["memory_peak_over_pixels"] = round(m["peak_rss_after_first_load_mb"] / m["cached_pixel_mb"], 3)
+        if "rss_before_load_mb" in m:  # what the load added, over the imported libraries
+            r["memory_added_over_pixels"] = round(
+                (m["peak_rss_after_first_load_mb"] - m["rss_before_load_mb"]) / m["cached_pixel_mb"], 3)
+    out["ratios"] = r
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=20000)
+    ap.add_argument("--sides", default=",".join(SIDES))
+    ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--root", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    if args.side:  # one side, in this (fresh) process
+        print(json.dumps(run_side(args.side, Path(args.root))), flush=True)
+        return None
+    out = bench_data(args.files, args.sides)
+    print(json.dumps(out, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
