@@ -283,8 +283,8 @@ def test_falls_back_to_the_backbone_registry(monkeypatch):
     assert s.layer("c").output_shape == (14, 14, 2) and s.source == "tl_kit.backbones"
     with pytest.raises(UserError, match="without a classifier top"):
         summary("fake_backbone", include_top=True)
-    with pytest.raises(UserError, match="fake_backbone"):  # known names listed
-        summary("nope")
+    with pytest.raises(UserError, match="did you mean fake_backbone"):  # backbone names suggested
+        summary("fake_backbon")
 
 
 # === tl_kit registry names (the classic builders) ===

@@ -210,10 +210,15 @@ def _decode(data: bytes, name: str, channels: int, size=None,
     """Decode encoded bytes (of the file ``name``) -> ``(uint8 pixels, notes, decoder)``;
     resized when ``size`` is given."""
     import tensorflow as tf
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     notes: list[str] = []
-    with Image.open(io.BytesIO(data)) as im:  # header: format, mode, EXIF
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:  # Pillow names the in-memory buffer by its address
+        raise UnidentifiedImageError(
+            f"cannot identify image file {os.path.basename(str(name))!r}") from None
+    with opened as im:  # header: format, mode, EXIF
         ext = os.path.splitext(str(name))[1].lower()
         if _EXT_FORMAT.get(ext) != im.format and not (im.format == "MPO" and _EXT_FORMAT.get(ext) == "JPEG"):
             notes.append(f"extension {ext or '(none)'} but content {im.format}: read by content")

@@ -227,7 +227,10 @@ def explain(model, images, *, class_names: Sequence[str] | None = None, out: str
 
     size = model_image_size(model)
     channels = int(model.input_shape[-1])
-    arrays, paths = _collect(images, channels)
+    arrays, paths, failed = _collect(images, channels)
+    if failed:
+        bad = "; ".join(f"{paths[i]}: {why}" for i, why in sorted(failed.items()))
+        raise UserError(f"Cannot explain images that cannot be read: {bad}")
     if not arrays:
         raise UserError(f"No images to explain. Received: images={images!r}")
     if size is None:

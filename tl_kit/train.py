@@ -1312,10 +1312,18 @@ class Learner:
                 run_dir=self._out if self._out.is_dir() else None)
             self._log(f"evaluating {how}")
             return loaded, split
+        if isinstance(data, dict) and split is not None:
+            # A dict of splits ({"train": ..., "test": ...}): `split` picks one of them.
+            if split not in data:
+                raise UserError(
+                    f"No {split!r} split in the data given; it has {sorted(data)}. "
+                    f"Received: split={split!r}")
+            data, split = data[split], None
         if split is not None:
             raise UserError(
                 "Arrays and tf.data datasets are evaluated whole; `split` applies to folders "
-                f"split into train/val/test and to the run's own data. Received: split={split!r}")
+                "split into train/val/test, to a dict of splits and to the run's own data. "
+                f"Received: split={split!r}")
         return self._load(data, whole=True), "train"
 
     def predict(self, images, *, tta: str | None = None, top_k: int = 3,
