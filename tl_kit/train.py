@@ -65,6 +65,7 @@ from tl_kit.recipes import Recipe, Stage, builtin_recipe, choose_regime, load_re
 __all__ = ["Learner", "finetune", "WarmupCosine", "scratch_recipe"]
 
 BN_SCRATCH_MOMENTUM = 0.9  # BatchNorm momentum when training from random weights
+EAGER_EVAL_MAX = 256  # splits up to this size are evaluated eagerly after fit (no graph trace)
 BN_RECALIBRATION_BATCHES = 20  # training batches averaged by precise BatchNorm each epoch
 FLATTEN_MAX = 4096  # head_pool="auto": flatten maps up to this many values, else average
 # Early stopping decides only on at least this many validation images: below it one image
@@ -1238,7 +1239,11 @@ class Learner:
         import tensorflow as tf
 
         model = self.model
-        predict = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32))
+        if data.size(split) <= EAGER_EVAL_MAX:  # tracing the whole network costs more than it saves
+            def predict(x):
+                return tf.cast(model(x, training=False), tf.float32)
+        else:
+            predict = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32))
         loss_sum, correct, n = 0.0, 0, 0
         for x, y in data.dataset(split, batch_size=64):
             p = predict(x).numpy()
