@@ -18,21 +18,19 @@ to an 8-class photo task, against the same network trained from scratch.
   helps" needs a mean gain of at least 0.15 and a gain on every seed.
 * ``demo.csv``, ``demo.json``, ``demo.txt`` and ``demo.png`` in the run directory.
 
-Measured (2026-12-01, ``time tl-kit demo``: 47 min 34 s (11 min 13 s of CPU time) wall on 2 CPU cores shared with four
-other jobs, load average 6-8)::
+Measured (2026-12-01, ``time tl-kit demo``: 9 min 32 s of CPU time (user 554.7 s + sys
+17.1 s), 15 min 45 s wall on 2 CPU cores shared with other jobs, load average 3.5-4.5, peak
+RSS 3.9 GiB; was 11 min 13 s CPU before dropping the test split from fit, calibration from
+the cells, and the post-fit graph trace of small validation sets)::
 
-    Test accuracy on 8 photo classes, 128 held-out crops (mean ± std over seeds; mean seconds per cell)
     labels/class |             small |            medium |             large |           scratch
     --------------------------------------------------------------------------------------------
-               1 | 0.630±0.027 44.3s | 0.435±0.065 86.1s | 0.352±0.045 86.7s | 0.271±0.098 111.8s
-               5 | 0.810±0.048 29.4s | 0.776±0.019 59.9s | 0.695±0.111 62.7s | 0.482±0.139 141.8s
-              20 | 0.766±0.023 49.4s | 0.789±0.023 58.6s | 0.771±0.026 57.1s | 0.438±0.074 98.7s
+               1 | 0.630±0.027  6.6s | 0.385±0.087 21.6s | 0.372±0.026 23.7s | 0.344±0.026 36.9s
+               5 | 0.815±0.049 10.7s | 0.768±0.016 30.2s | 0.737±0.042 26.2s | 0.469±0.115 38.4s
+              20 | 0.766±0.023  7.2s | 0.784±0.027 22.1s | 0.776±0.022 27.5s | 0.438±0.126 39.9s
 
-    | labels/class | small | medium | large | scratch | best transfer - scratch, paired by seed |
-    |---|---|---|---|---|---|
-    | 1 | 0.630±0.027 | 0.435±0.065 | 0.352±0.045 | 0.271±0.098 | small +0.359±0.106 (3/3 seeds) |
-    | 5 | 0.810±0.048 | 0.776±0.019 | 0.695±0.111 | 0.482±0.139 | small +0.328±0.156 (3/3 seeds) |
-    | 20 | 0.766±0.023 | 0.789±0.023 | 0.771±0.026 | 0.438±0.074 | medium +0.352±0.081 (3/3 seeds) |
+    best transfer - scratch, paired by seed: 1: small +0.286±0.052, 5: small +0.346±0.163,
+    20: medium +0.346±0.114 (3/3 seeds each)
 
 ``tl-kit demo --task digits`` (:func:`run_digits_demo`) is the earlier experiment, kept:
 The 1,797 handwritten digits of ``sklearn.datasets.load_digits`` (8x8, 16 grey levels) are
