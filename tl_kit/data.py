@@ -311,7 +311,8 @@ class Data:
         sharding. TensorFlow's own auto-sharding is then turned off, so no worker reads
         another's files; distribute such a dataset with sharding ``"off"`` and give every
         worker the same number of steps (shards differ by at most one file). ``deterministic=True`` keeps the element order fixed for a seed
-        (parallel maps in order); the default is deterministic unless shuffling.
+        (parallel maps in order); the default is deterministic, so a seed reproduces a run;
+        ``deterministic=False`` trades that for throughput.
         """
         import tensorflow as tf
 
@@ -328,7 +329,7 @@ class Data:
         if shards is not None:
             shard_indices(len(sp), *shards)  # checks the arguments
             sp = sp.every(shards[1], shards[0])  # == sp.take(shard_indices(...)), as views
-        order = (not shuffle) if deterministic is None else bool(deterministic)
+        order = True if deterministic is None else bool(deterministic)
         if sp.x is not None:
             ds = _from_memory(sp, batch_size, shuffle, seed, repeat, drop_remainder)
         else:
@@ -438,7 +439,7 @@ def _stream(sp: _Split, size, channels: int, mode: str, shuffle: bool, seed: int
         img = tf.ensure_shape(img, (h, w, channels))
         return img, y
 
-    order = (not shuffle) if deterministic is None else deterministic
+    order = True if deterministic is None else deterministic
     ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=order)
     return ds.ignore_errors(log_warning=True)
 
