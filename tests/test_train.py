@@ -383,13 +383,13 @@ def test_checkpoint_every_epoch_still_keeps_one(tmp_path, digits, monkeypatch):
 
     x, y = digits
     seen = []
-    original = dist._prune
+    original = dist.prune
 
     def spy(directory, manager, keep, best):
         original(directory, manager, keep, best)
         seen.append(sorted(n for n in os.listdir(directory) if n.startswith("ckpt-")))
 
-    monkeypatch.setattr(dist, "_prune", spy)
+    monkeypatch.setattr(dist, "prune", spy)
     finetune("lenet5", data=(x, y), weights=None, run_dir=tmp_path / "run", verbose=0,
              tensorboard=False, checkpoint_interval=0,
              recipe=one_stage(name="all", trainable="all", epochs=4, augment="none", early_stopping=0))

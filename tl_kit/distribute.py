@@ -59,7 +59,6 @@ result.history["val_accuracy"]
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -74,7 +73,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tl_kit._io import write_json_atomic
+from tl_kit.rundir.stage import (
+    check_writable,
+    load_best,
+    prune,
+    read_state,
+    save_best,
+    write_history_csv,
+    write_state,
+)
 
 STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -447,73 +454,8 @@ class FitResult:
     checkpoint_seconds: float = 0.0
 
 
-_STATE = "state.json"
 # checkpoint_interval="auto": at least this many seconds between checkpoints (see custom_fit)
 AUTO_CHECKPOINT_SECONDS = 60.0
-
-
-def _read_state(directory: str | None) -> dict | None:
-    if not directory:
-        return None
-    path = os.path.join(directory, _STATE)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _save_best(path: str, weights: list[np.ndarray]) -> None:
-    """The best epoch's weights (model only) as an .npz, written atomically."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp.npz"
-    np.savez(tmp, *weights)
-    os.replace(tmp, path)
-
-
-def _load_best(path: str) -> list[np.ndarray] | None:
-    if not os.path.isfile(path):
-        return None
-    with np.load(path) as data:
-        return [data[f"arr_{i}"] for i in range(len(data.files))]
-
-
-def _prune(directory: str, manager: tf.train.CheckpointManager, keep: int, best: str | None) -> None:
-    """Delete checkpoints older than the last ``keep`` and every best-weights file but ``best``
-    (called after state.json points to the new ones)."""
-    for prefix in manager.checkpoints[:-keep]:
-        for name in os.listdir(os.path.dirname(prefix) or "."):
-            if name.startswith(os.path.basename(prefix) + "."):
-                os.remove(os.path.join(os.path.dirname(prefix), name))
-    best_dir = os.path.join(directory, "best")
-    if os.path.isdir(best_dir):
-        for name in os.listdir(best_dir):
-            if best is None or name != os.path.basename(best):
-                os.remove(os.path.join(best_dir, name))
-
-
-def _write_history_csv(path: str, history: dict[str, list[float]]) -> None:
-    keys = list(history)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["epoch", *keys])
-        for i in range(len(history[keys[0]]) if keys else 0):
-            writer.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
-    os.replace(tmp, path)
-
-
-def _check_writable(directory: str) -> None:
-    try:
-        os.makedirs(directory, exist_ok=True)
-        probe = os.path.join(directory, ".tl_kit_write_test")
-        with open(probe, "wb") as fh:
-            fh.write(b"0" * 4096)
-        os.remove(probe)
-    except OSError as exc:
-        raise OSError(
-            f"Cannot write checkpoints to {directory!r} ({exc.strerror or exc}); choose a "
-            f"writable location with free space. Received: checkpoint_dir={directory!r}"
-        ) from None
 
 
 def _per_example_loss(loss_fn: Any) -> Callable:
@@ -690,9 +632,9 @@ def custom_fit(
     read_dir = os.fspath(checkpoint_dir) if checkpoint_dir is not None else None
     write_dir = worker_dir(read_dir, strategy) if read_dir is not None else None
     if write_dir is not None:
-        _check_writable(write_dir)
+        check_writable(write_dir)
     if history_csv is not None and chief:
-        _check_writable(os.path.dirname(os.path.abspath(os.fspath(history_csv))))
+        check_writable(os.path.dirname(os.path.abspath(os.fspath(history_csv))))
 
     # --- Optimizer and checkpoint objects, inside the strategy's scope ---
     with strategy.scope():
@@ -862,10 +804,10 @@ def custom_fit(
 
     # --- Resume ---
     history: dict[str, list[float]] = {}
-    state = _read_state(read_dir)
+    state = read_state(read_dir)
     state_dir = read_dir
     if state is None and write_dir != read_dir:
-        state, state_dir = _read_state(write_dir), write_dir
+        state, state_dir = read_state(write_dir), write_dir
     initial_epoch, best, best_epoch, wait = 0, None, None, 0
     best_weights = None
     manager = None
@@ -882,7 +824,7 @@ def custom_fit(
             int(state.get("wait", 0)),
         )
         if restore_best_weights and state.get("best_file"):
-            best_weights = _load_best(os.path.join(state_dir, state["best_file"]))
+            best_weights = load_best(os.path.join(state_dir, state["best_file"]))
         ckpt.restore(os.path.join(state_dir, state["checkpoint"])).expect_partial()
         if restore_best_weights and best_weights is None and best_epoch == initial_epoch:
             best_weights = model.get_weights()
@@ -911,12 +853,12 @@ def custom_fit(
         if restore_best_weights and best_weights is not None and best_epoch is not None:
             name = os.path.join("best", f"weights-{best_epoch}.npz")
             if name != saved_best:
-                _save_best(os.path.join(write_dir, name), best_weights)
+                save_best(os.path.join(write_dir, name), best_weights)
         else:
             name = None
         cost["writes"] += 1
-        write_json_atomic(
-            os.path.join(write_dir, _STATE),
+        write_state(
+            write_dir,
             {
                 "epochs_done": epoch + 1,
                 "checkpoint": os.path.basename(path),
@@ -932,7 +874,7 @@ def custom_fit(
             },
         )
         saved_best = name
-        _prune(write_dir, manager, keep_checkpoints, name)
+        prune(write_dir, manager, keep_checkpoints, name)
         cost["last"] = time.perf_counter() - t0
         cost["seconds"] += cost["last"]
         cost["since"] = time.perf_counter()
@@ -1030,7 +972,7 @@ def custom_fit(
         if manager is not None and _due(stop or epoch + 1 == epochs):
             _write(epoch, stop)
         if history_csv is not None and chief:
-            _write_history_csv(os.fspath(history_csv), history)
+            write_history_csv(os.fspath(history_csv), history)
         if verbose and chief:
             parts = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
             log(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - start:.1f}s - {parts}")
