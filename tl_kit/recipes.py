@@ -309,3 +309,20 @@ def choose_regime(images_per_class: int | float | Mapping[str, int]) -> tuple[st
         why = (f"< {REGIME_THRESHOLDS['medium']}: too few to fine-tune the backbone without "
                "overfitting; train only the head on frozen features")
     return regime, f"{what} ({why})"
+
+
+def scratch_recipe(epochs: int = 30, learning_rate: float = 1e-3, **stage: Any) -> Recipe:
+    """A one-stage recipe that trains every layer from random weights (the baseline, and
+    what ``regime="auto"`` picks when there are no pretrained weights).
+
+    Every layer is trainable from the first step, BatchNormalization layers run in TRAINING
+    mode (``train_bn=True``: batch statistics, moving averages updated; with random weights
+    the initial moving statistics mean nothing, and in inference mode a deep randomly
+    initialised network's features shrink towards zero), and there is no head-only /
+    feature-cache stage (random features are not worth caching). ``stage`` overrides any
+    other :class:`~tl_kit.recipes.Stage` field.
+    """
+    fields = {"train_bn": True, "cache_features": False, **stage}
+    return Recipe(name="scratch", description="Every layer from random initialisation.",
+                  stages=[Stage(name="scratch", trainable="all", epochs=epochs,
+                                learning_rate=learning_rate, **fields)])

@@ -60,7 +60,14 @@ from tl_kit.backbones import (
     trainable_params,
 )
 from tl_kit.layers import Preprocess
-from tl_kit.recipes import Recipe, Stage, builtin_recipe, choose_regime, load_recipe
+from tl_kit.recipes import (  # noqa: F401  (scratch_recipe: re-exported as tl_kit.train.scratch_recipe)
+    Recipe,
+    Stage,
+    builtin_recipe,
+    choose_regime,
+    load_recipe,
+    scratch_recipe,
+)
 
 __all__ = ["Learner", "finetune", "WarmupCosine", "scratch_recipe"]
 
@@ -103,23 +110,6 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self) -> dict:
         return {"peak": self.peak, "warmup_steps": self.warmup_steps,
                 "total_steps": self.total_steps, "cosine": self.cosine}
-
-
-def scratch_recipe(epochs: int = 30, learning_rate: float = 1e-3, **stage: Any) -> Recipe:
-    """A one-stage recipe that trains every layer from random weights (the baseline, and
-    what ``regime="auto"`` picks when there are no pretrained weights).
-
-    Every layer is trainable from the first step, BatchNormalization layers run in TRAINING
-    mode (``train_bn=True``: batch statistics, moving averages updated; with random weights
-    the initial moving statistics mean nothing, and in inference mode a deep randomly
-    initialised network's features shrink towards zero), and there is no head-only /
-    feature-cache stage (random features are not worth caching). ``stage`` overrides any
-    other :class:`~tl_kit.recipes.Stage` field.
-    """
-    fields = {"train_bn": True, "cache_features": False, **stage}
-    return Recipe(name="scratch", description="Every layer from random initialisation.",
-                  stages=[Stage(name="scratch", trainable="all", epochs=epochs,
-                                learning_rate=learning_rate, **fields)])
 
 
 RUN_STATE = "run.json"  # {"status": "running" | "complete", ...}: what a rerun finds
