@@ -7,11 +7,11 @@ import json
 import os
 import socket
 import time
+import tomllib
 
 import keras
 import numpy as np
 import pytest
-import tomllib
 
 from tl_kit.recipes import Recipe, Stage
 from tl_kit.train import Learner, finetune

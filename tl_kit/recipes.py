@@ -27,12 +27,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import statistics
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 __all__ = [
     "Stage",
