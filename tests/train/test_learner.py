@@ -158,7 +158,7 @@ def test_regime_auto_chooses_and_says_why(tmp_path, digits, pretrained_file):
                       tensorboard=False, save_model=False)
     learner.recipe = None
     # shorten the built-in recipe the learner will pick
-    import tl_kit.train as T
+    import tl_kit.train.learner as T
 
     original = T.builtin_recipe
     T.builtin_recipe = lambda name: original(name).with_stage_overrides(epochs=1, cache_copies=0)
@@ -215,7 +215,7 @@ def test_default_weights_are_imagenet_and_fail_fast_offline(monkeypatch, tmp_pat
 def test_no_pretrained_weights_trains_from_scratch_with_batchnorm_in_training_mode(tmp_path, monkeypatch):
     """weights=None + regime="auto": a deep BatchNorm network learns (the head-first recipes
     with BatchNorm in inference mode stay at loss ln(K): features ~1e-12)."""
-    import tl_kit.train as T
+    import tl_kit.train.learner as T
 
     rng = np.random.default_rng(0)
     # 32 per class (16 validation images): with 16 per class the 6 validation images made the
@@ -405,7 +405,7 @@ def _noisy_val(digits):
 
 
 def test_small_validation_set_runs_the_full_schedule(tmp_path, digits, monkeypatch):
-    import tl_kit.train as T
+    import tl_kit.train.learner as T
 
     data = _noisy_val(digits)  # 9 validation images
     recipe = one_stage(name="all", trainable="all", epochs=5, augment="none", early_stopping=1)
