@@ -60,24 +60,42 @@ def prune(directory: str, manager: tf.train.CheckpointManager, keep: int, best: 
                 os.remove(os.path.join(best_dir, name))
 
 
-def write_history_csv(path: str, history: dict[str, list[float]]) -> None:
-    keys = list(history)
-    tmp = f"{path}.tmp"
+def write_rows_csv(path: str | os.PathLike, rows: list[dict], fieldnames: list[str]) -> None:
+    """``rows`` (dicts) as a CSV with ``fieldnames`` as its header, written atomically. The one
+    CSV writer of a run directory (a stage's history here, the run's ``history.csv``)."""
+    tmp = f"{os.fspath(path)}.tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["epoch", *keys])
-        for i in range(len(history[keys[0]]) if keys else 0):
-            writer.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
+        writer = csv.DictWriter(fh, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
     os.replace(tmp, path)
+
+
+def write_history_csv(path: str, history: dict[str, list[float]]) -> None:
+    """A stage's history (``{metric: [value per epoch]}``): ``epoch`` then one column per metric."""
+    keys = list(history)
+    rows = [{"epoch": i + 1, **{k: f"{history[k][i]:.6g}" for k in keys}}
+            for i in range(len(history[keys[0]]) if keys else 0)]
+    write_rows_csv(path, rows, ["epoch", *keys])
+
+
+def probe_writable(directory: str | os.PathLike, size: int = 4096, sync: bool = False) -> None:
+    """Create ``directory`` and write (``sync``: and fsync) a ``size``-byte probe file there,
+    then remove it; the OSError of a location that cannot be written propagates. The one
+    writable check of a run directory (:func:`check_writable`, ``RunDir.check_writable``)."""
+    os.makedirs(directory, exist_ok=True)
+    probe = os.path.join(directory, ".tl_kit_write_test")
+    with open(probe, "wb") as fh:
+        fh.write(b"0" * size)
+        if sync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.remove(probe)
 
 
 def check_writable(directory: str) -> None:
     try:
-        os.makedirs(directory, exist_ok=True)
-        probe = os.path.join(directory, ".tl_kit_write_test")
-        with open(probe, "wb") as fh:
-            fh.write(b"0" * 4096)
-        os.remove(probe)
+        probe_writable(directory)
     except OSError as exc:
         raise OSError(
             f"Cannot write checkpoints to {directory!r} ({exc.strerror or exc}); choose a "

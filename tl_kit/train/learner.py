@@ -38,7 +38,6 @@ stage; :meth:`Learner._save_checkpoint` writes checkpoints; each stage runs in
 from __future__ import annotations
 
 import contextlib
-import csv
 import importlib.util
 import json
 import math
@@ -51,7 +50,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from tl_kit._io import write_json_atomic
 from tl_kit.backbones import (
     BackboneSpec,
     assign_blocks,
@@ -68,6 +66,7 @@ from tl_kit.recipes import (  # noqa: F401  (scratch_recipe: re-exported as tl_k
     load_recipe,
     scratch_recipe,
 )
+from tl_kit.rundir.run import RunDir, config_differences  # noqa: F401  (re-exported)
 
 __all__ = ["Learner", "finetune", "WarmupCosine", "scratch_recipe"]
 
@@ -110,61 +109,6 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self) -> dict:
         return {"peak": self.peak, "warmup_steps": self.warmup_steps,
                 "total_steps": self.total_steps, "cosine": self.cosine}
-
-
-RUN_STATE = "run.json"  # {"status": "running" | "complete", ...}: what a rerun finds
-# What fit writes into a run directory (removed by overwrite=True; nothing else is touched).
-RUN_ARTEFACTS = ("config.toml", "history.csv", "metrics.json", "model.keras", "train.log",
-                 RUN_STATE, "manifest.json", "hygiene.csv", "hygiene.json", "checkpoints", "logs",
-                 "class_names.json", "confusion_matrix.csv", "plots", "hygiene_index", "evaluations")
-# Settings of config.toml that may change between a run and its resume (not its identity).
-_VOLATILE = ("run.regime_reason", "run.strategy", "run.replicas", "run.precision", "run.jit_compile",
-             "recipe.calibrate")  # calibration runs after training: not part of a run's identity
-
-
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict):
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    if isinstance(d, list) and any(isinstance(v, dict) for v in d):
-        out = {}
-        for i, v in enumerate(d):
-            out.update(_flatten(v, f"{prefix}[{i}]"))
-        return out
-    return {prefix: d}
-
-
-def config_differences(old: dict, new: dict) -> list[str]:
-    """``["recipe.stages[0].epochs: 3 -> 5", ...]`` for the settings that identify a run."""
-    a, b = _flatten(old), _flatten(new)
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        if key in _VOLATILE:
-            continue
-        if a.get(key, "<unset>") != b.get(key, "<unset>"):
-            diffs.append(f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
-    return diffs
-
-
-def _check_writable(directory: Path) -> None:
-    """Create ``directory`` and write a probe file, or fail naming it (before training)."""
-    from tl_kit.errors import UserError
-
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".tl_kit_write_test"
-        with open(probe, "wb") as f:
-            f.write(b"0" * 65536)
-            f.flush()
-            os.fsync(f.fileno())
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(
-            f"Cannot write the run directory {str(directory)!r} ({exc.strerror or exc}); "
-            f"choose a writable location with free space. Received: run_dir={str(directory)!r}"
-        ) from None
 
 
 class Learner:
@@ -321,14 +265,13 @@ class Learner:
         self.image_size = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.channels = int(channels or self.spec.default_size[2])
         self.run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(self.spec.name)
-        self._out = Path(dist.worker_dir(self.run_dir, self.strategy))  # where THIS process writes
+        self.rundir = RunDir(self.run_dir, local=lambda p: dist.worker_dir(p, self.strategy), log=self._log)
         self.data = None
         self.model: keras.Model | None = None
         self.history: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
         self._log_lines: list[str] = []
         self._resuming = False
-        self._undo = None  # a PreTrainingUndo while fit prepares the run directory
         self._fitted = False  # True once a fit has finished (its model is trained)
         self._stage_rows: list[dict[str, Any]] = []
         self._stage_name = ""
@@ -346,9 +289,12 @@ class Learner:
         self._log_lines.append(msg)
         if self.verbose:
             print(f"[tl_kit] {msg}", flush=True)
-        if self._out.exists():
-            with open(self._out / "train.log", "a") as f:
-                f.write(msg + "\n")
+        self.rundir.append_log(msg)
+
+    @property
+    def _out(self) -> Path:
+        """Where this process writes the run directory (``run_dir`` on the chief)."""
+        return self.rundir.out
 
     # === Model ===
 
@@ -592,20 +538,11 @@ class Learner:
             self.overwrite = bool(overwrite)
         if recipe is not None:
             self._use_recipe(load_recipe(recipe))
-        from tl_kit._rundir import PreTrainingUndo
-
         # Any error before the first epoch leaves the run directory as it was (or absent).
-        self._undo = PreTrainingUndo(self._out)
-        try:
+        with self.rundir.preparing():
             data, recipe, config = self._prepare_training(data)
-        except BaseException:
-            self._undo.restore()
-            raise
-        finally:
-            undo, self._undo = self._undo, None
-        undo.commit()
-        self._write_config(config)
-        self._write_run_state("running")
+        self.rundir.write_config(config)
+        self.rundir.write_status("running")
         self.history = []
         from tl_kit.calibrate import calibrate_learner, undo_learner_calibration
 
@@ -622,10 +559,9 @@ class Learner:
     def _prepare_training(self, data) -> tuple[Any, Recipe, dict]:
         """Every check before training (run directory, data, classes, recipe, settings,
         free space); returns the data, the resolved recipe and the run's config."""
-        self._prepare_run_dir()  # writable, not a complete run (unless overwrite): BEFORE data
-        for line in self._log_lines:
-            with open(self._out / "train.log", "a") as f:
-                f.write(line + "\n")
+        self.rundir.check_writable()  # writable, not a complete run (unless overwrite): BEFORE data
+        self.rundir.refuse_complete(self.overwrite)
+        self.rundir.append_log(*self._log_lines)
         self._log_lines = []
         data = self._load(data)
         self.data = data
@@ -638,7 +574,7 @@ class Learner:
         self.resolved_recipe = recipe
         self._log(f"regime: {recipe.name} - {self.regime_reason}")
         config = self._config(recipe, data)
-        self._resuming = self._check_previous_run(config)
+        self._resuming = self.rundir.resumes(config, self.overwrite)
         self._check_free_space()
         return data, recipe, config
 
@@ -667,131 +603,17 @@ class Learner:
                 "classifier needs at least 2 (for a folder: one sub-folder per class). "
                 f"Received: data={info.source!r}")
 
-    # === Run directory checks (before training) ===
-
-    def _prepare_run_dir(self) -> None:
-        from tl_kit.errors import UserError
-
-        _check_writable(self._out)
-        state = self._read_run_state()
-        if state.get("status") == "complete":
-            if not self.overwrite:
-                raise UserError(
-                    f"The run directory {str(self.run_dir)!r} already holds a complete run "
-                    f"({', '.join(sorted(p.name for p in self._out.iterdir() if p.name in RUN_ARTEFACTS))}). "
-                    "Choose another run_dir, or pass overwrite=True to "
-                    f"replace it. Received: run_dir={str(self.run_dir)!r}"
-                )
-            self._clear_run_dir()
-
-    def _read_run_state(self) -> dict:
-        path = self._out / RUN_STATE
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except (OSError, ValueError):
-                return {"status": "running"}
-        if (self._out / "model.keras").is_file() and (self._out / "config.toml").is_file():
-            return {"status": "complete"}  # a run written before run.json existed
-        return {}
-
-    def _write_run_state(self, status: str, **extra: Any) -> None:
-        write_json_atomic(self._out / RUN_STATE, {
-            "status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
-
-    def _clear_run_dir(self) -> None:
-        import shutil
-
-        removed = []
-        for name in RUN_ARTEFACTS:
-            p = self._out / name
-            if not p.exists():
-                continue
-            if self._undo is not None:  # before training: kept until it starts
-                self._undo.set_aside(p)
-            elif p.is_dir():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-            removed.append(name)
-        self._log(f"overwrite=True: removed the previous run's {', '.join(removed)} from {self.run_dir}")
-
-    def _check_previous_run(self, config: dict) -> bool:
-        """True when an incomplete run with the same settings is resumed; raises on a clash."""
-        import tomllib
-
-        from tl_kit.errors import UserError
-
-        path = self._out / "config.toml"
-        if not path.is_file():
-            return False
-        try:
-            old = tomllib.loads(path.read_text())
-        except (OSError, ValueError):
-            old = {}
-        diffs = config_differences(old, config)
-        if not diffs:
-            self._log(f"resuming the unfinished run in {self.run_dir} (same settings)")
-            return True
-        if not self.overwrite:
-            shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
-            raise UserError(
-                f"The run directory {str(self.run_dir)!r} holds an unfinished run with different "
-                f"settings ({shown}). Rerun with the same settings to resume it, choose another "
-                f"run_dir, or pass overwrite=True to replace it. "
-                f"Received: run_dir={str(self.run_dir)!r}"
-            )
-        self._clear_run_dir()
-        return False
-
     def _check_free_space(self) -> None:
         """Fail before training when the checkpoints cannot fit on the disk."""
-        import shutil
-
-        from tl_kit.errors import UserError
-
         if not self.save_model or self.model is None:
             return
         # model.keras + per stage: 2 checkpoints (weights + up to 2 optimizer slots) + best
         # + stage weights; a generous bound that still catches a full disk.
         stages = len(self.resolved_recipe.stages)
         need = int(self.model.count_params() * 4 * (2 + 8 * stages)) + (16 << 20)
-        free = shutil.disk_usage(self._out).free
-        if free < need:
-            raise UserError(
-                f"Not enough free space in {str(self.run_dir)!r} for the checkpoints: "
-                f"{free / 2**20:.0f} MiB free, about {need / 2**20:.0f} MiB needed. Free some "
-                f"space or choose another run_dir. Received: run_dir={str(self.run_dir)!r}"
-            )
+        self.rundir.check_free_space(need)
 
     # === Stages ===
-
-    def _stage_dir(self, tag: str) -> Path:
-        """The chief's checkpoint folder of a stage (custom_fit maps it for other workers)."""
-        return self.run_dir / "checkpoints" / tag
-
-    def _stage_state(self, tag: str) -> dict | None:
-        from tl_kit import distribute as dist
-
-        for d in (self._stage_dir(tag), Path(dist.worker_dir(self._stage_dir(tag), self.strategy))):
-            p = d / "state.json"
-            if p.is_file():
-                try:
-                    return json.loads(p.read_text())
-                except (OSError, ValueError):
-                    return None
-        return None
-
-    def _remove_stale(self, tag: str) -> None:
-        """A fresh run never resumes from checkpoints another run left behind."""
-        import shutil
-
-        from tl_kit import distribute as dist
-
-        for d in {self._out / "checkpoints" / tag, Path(dist.worker_dir(self._stage_dir(tag), self.strategy))}:
-            if d.is_dir():
-                shutil.rmtree(d)
-        (self._out / "checkpoints" / f"{tag}.weights.h5").unlink(missing_ok=True)
 
     def _agree_on_resume(self, index: int, stage: Stage, finished: bool, epochs_done: int) -> None:
         """Under MultiWorkerMirroredStrategy every worker decides from its own files where a
@@ -834,10 +656,10 @@ class Learner:
             return
         tag = f"{index + 1}_{stage.name}"
         self._stage_name = stage.name
-        done = self._out / "checkpoints" / f"{tag}.weights.h5"
-        state = self._stage_state(tag) if self._resuming and self.save_model else None
+        done = self.rundir.stage_weights(tag)
+        state = self.rundir.stage_state(tag) if self._resuming and self.save_model else None
         if not self._resuming:
-            self._remove_stale(tag)
+            self.rundir.remove_stage(tag)
         finished = self._resuming and done.is_file() and state is not None
         self._agree_on_resume(index, stage, finished, int((state or {}).get("epochs_done", 0)))
         if finished:
@@ -848,7 +670,7 @@ class Learner:
         else:
             if state is not None:
                 self._log(f"resumed: stage {index + 1} {stage.name!r} continues at epoch "
-                          f"{int(state['epochs_done']) + 1}/{stage.epochs} from {self._stage_dir(tag)}")
+                          f"{int(state['epochs_done']) + 1}/{stage.epochs} from {self.rundir.stage_dir(tag)}")
             self._stage_rows = [{"stage": stage.name, "epoch": e + 1, **row}
                                 for e, row in enumerate(_history_rows((state or {}).get("history", {})))]
             from tl_kit.distribute import NonFiniteLossError
@@ -863,7 +685,7 @@ class Learner:
                                     if r["epoch"] <= len(next(iter(exc.result.history.values()), []))]
                 self._write_history()
                 self._plot_history()
-                self._write_run_state("failed", reason="non_finite_loss", stage=tag)
+                self.rundir.write_status("failed", reason="non_finite_loss", stage=tag)
                 self._log(str(exc))
                 raise
             hist = result.history
@@ -979,7 +801,7 @@ class Learner:
         result = dist.custom_fit(
             model, optimizer, keras.losses.CategoricalCrossentropy(label_smoothing=stage.label_smoothing),
             train, val, epochs=stage.epochs, strategy=self.strategy, class_weight=class_weight,
-            checkpoint_dir=self._stage_dir(tag) if self.save_model else None,
+            checkpoint_dir=self.rundir.stage_dir(tag) if self.save_model else None,
             patience=patience, restore_best_weights=restore, smoothing=smoothing,
             checkpoint_interval=self.checkpoint_interval,
             steps_per_epoch=steps_per_epoch, jit_compile=jit,
@@ -1122,61 +944,20 @@ class Learner:
             "recipe": recipe.to_dict(),
         }
 
-    def _write_config(self, config: dict) -> None:
-        import tomli_w
-
-        (self._out / "config.toml").write_text(tomli_w.dumps(config))
-
     def _write_history(self) -> None:
-        rows = self.history + list(getattr(self, "_stage_rows", []))
-        keys: list[str] = []
-        for row in rows:
-            keys += [k for k in row if k not in keys]
-        tmp = self._out / "history.csv.tmp"
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys or ["stage", "epoch"])
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self._out / "history.csv")
+        self.rundir.write_history(self.history + list(getattr(self, "_stage_rows", [])))
 
     def _save_checkpoint(self, tag: str) -> None:
         """Weights after a stage: ``checkpoints/<tag>.weights.h5`` (model weights only, the
-        stage-finished mark a resumed run skips on). Per-epoch checkpoints are
-        ``custom_fit``'s, in ``checkpoints/<tag>/``; once the stage's weights are written its
-        model + optimizer checkpoints and best weights are deleted (a resumed run needs only
-        ``state.json`` there). Non-chief workers write to their own temp folder."""
-        if not self.save_model:
-            return
-        ckpt = self._out / "checkpoints"
-        ckpt.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt / f"{tag}.tmp.weights.h5"
-        optimizer = getattr(self.model, "optimizer", None)
-        self.model.optimizer = None  # Keras writes a tracked optimizer's slots too (3x Adam)
-        try:
-            self.model.save_weights(tmp)
-        finally:
-            self.model.optimizer = optimizer
-        os.replace(tmp, ckpt / f"{tag}.weights.h5")
-        self._prune_stage(ckpt / tag)
-
-    @staticmethod
-    def _prune_stage(stage_dir: Path) -> None:
-        """A finished stage keeps only ``state.json`` (its history) in its checkpoint folder."""
-        import shutil
-
-        if not stage_dir.is_dir():
-            return
-        for p in stage_dir.iterdir():
-            if p.name == "state.json":
-                continue
-            if p.is_dir():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
+        stage-finished mark a resumed run skips on); its per-epoch checkpoints are then
+        deleted (:meth:`tl_kit.rundir.RunDir.save_stage_weights`). Non-chief workers write to
+        their own temp folder."""
+        if self.save_model:
+            self.rundir.save_stage_weights(self.model, tag)
 
     def run_dir_bytes(self) -> int:
         """Bytes in this process's run directory (files only)."""
-        return sum(p.stat().st_size for p in self._out.rglob("*") if p.is_file())
+        return self.rundir.size_bytes()
 
     def _finish_run(self) -> None:
         from tl_kit.predict import save_for_inference
@@ -1189,7 +970,7 @@ class Learner:
         self._plot_history()
         self.metrics["run_dir_bytes"] = self.run_dir_bytes()  # metrics.json itself excluded
         self._write_metrics()
-        self._write_run_state("complete", stages=[s.name for s in self.resolved_recipe.stages],
+        self.rundir.write_status("complete", stages=[s.name for s in self.resolved_recipe.stages],
                               epochs=len(self.history), run_dir_bytes=self.metrics["run_dir_bytes"])
         ck = self.metrics.get("checkpoints", {})
         self._log(f"run directory: {self.run_dir} ({self.metrics['run_dir_bytes'] / 2**20:.1f} MiB; "
@@ -1198,9 +979,7 @@ class Learner:
     def _write_metrics(self) -> None:
         """Merge the learner's figures into metrics.json (keeping the keys an evaluation
         report wrote there)."""
-        from tl_kit.evaluate import _merge_json
-
-        _merge_json(self._out / "metrics.json", json.loads(json.dumps(self.metrics, default=float)))
+        self.rundir.merge_metrics(self.metrics)
 
     def _writes_plots(self) -> bool:
         """Plots go into the run directory on the chief of runs that keep their artefacts
@@ -1211,15 +990,11 @@ class Learner:
 
     def _plot_history(self) -> None:
         """``plots/history.png``: loss and accuracy per epoch across the stages so far."""
-        from tl_kit.evaluate import plot_history
-
-        path = self._out / "history.csv"
-        if not self._writes_plots() or not path.is_file() or not (self.history or self._stage_rows):
+        if not self._writes_plots() or not (self.history or self._stage_rows):
             return
-        try:
-            plot_history(path, self._out / "plots" / "history.png")
-        except Exception as exc:  # a plot must never lose a trained run
-            self._log(f"could not plot the training curves: {exc}")
+        error = self.rundir.plot_history()
+        if error:
+            self._log(f"could not plot the training curves: {error}")
 
     # === Evaluate / predict / export ===
 
@@ -1288,9 +1063,7 @@ class Learner:
                                                     "num_samples", "tta")}
         if chief and self._out.exists():
             if out is None:  # no plots, but the report still lands in metrics.json
-                from tl_kit.evaluate import _merge_json
-
-                _merge_json(self._out / "metrics.json", {k: v for k, v in report.items() if k != "files"})
+                self.rundir.merge_metrics({k: v for k, v in report.items() if k != "files"})
             self._write_metrics()
         return report
 
