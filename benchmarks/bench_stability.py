@@ -73,8 +73,8 @@ def run_one(learn, test, classes, *, backbone: str, size: int, epochs: int, seed
     else:
         recipe = builtin_recipe("small").with_stage_overrides(epochs=epochs, early_stopping=5)
 
-    saved = T.EARLY_STOPPING_MIN_VAL
-    T.EARLY_STOPPING_MIN_VAL = saved if rule else 0
+    saved = T.stages.EARLY_STOPPING_MIN_VAL
+    T.stages.EARLY_STOPPING_MIN_VAL = saved if rule else 0
     try:
         keras.backend.clear_session()
         t = time.perf_counter()
@@ -88,7 +88,7 @@ def run_one(learn, test, classes, *, backbone: str, size: int, epochs: int, seed
                 "epochs_run": len(learner.history), "val_images": int(learner.data.size("val")),
                 "seconds": round(time.perf_counter() - t, 1)}
     finally:
-        T.EARLY_STOPPING_MIN_VAL = saved
+        T.stages.EARLY_STOPPING_MIN_VAL = saved
 
 
 def _spread(rows: list[dict]) -> dict[str, float]:

@@ -125,7 +125,7 @@ def _raw_head(run_dir, x):
     """The last stage's checkpoint (saved before calibration): the uncalibrated model."""
     raw = Learner("lenet5", 3, weights=None, recipe=_recipe(), verbose=0, tensorboard=False)
     raw.model.load_weights(run_dir / "checkpoints" / "1_all.weights.h5")
-    logits, _ = model_logits(raw.model, (x, np.zeros(len(x), int)), features_model=raw._feature_model())
+    logits, _ = model_logits(raw.model, (x, np.zeros(len(x), int)), features_model=raw.classifier.feature_model())
     return raw, logits
 
 
@@ -157,8 +157,8 @@ def test_fit_calibrates_and_every_output_uses_it(tmp_path, digits):
     np.testing.assert_allclose(onnx_probs, expected[:8], atol=1e-5)
     # A second fit starts from the raw head: the temperature is undone, never applied twice.
     undo_learner_calibration(learner)
-    np.testing.assert_allclose(learner._dense.kernel.numpy(), raw._dense.kernel.numpy(), atol=1e-6)
-    assert current_temperature(learner._dense) == 1.0
+    np.testing.assert_allclose(learner.classifier.dense.kernel.numpy(), raw.classifier.dense.kernel.numpy(), atol=1e-6)
+    assert current_temperature(learner.classifier.dense) == 1.0
 
 
 def test_calibration_off_leaves_the_outputs_unchanged(tmp_path, digits):
@@ -207,4 +207,4 @@ def test_a_resumed_run_calibrates_once(tmp_path, digits):
     again.fit((x, y))
     assert "resumed: stage 1 'all' was finished" in (run / "train.log").read_text()
     assert json.loads((run / "metrics.json").read_text())["calibration"]["temperature"] == pytest.approx(t, rel=1e-5)
-    np.testing.assert_allclose(again._dense.kernel.numpy(), first._dense.kernel.numpy(), atol=1e-6)
+    np.testing.assert_allclose(again.classifier.dense.kernel.numpy(), first.classifier.dense.kernel.numpy(), atol=1e-6)

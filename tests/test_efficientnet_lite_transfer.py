@@ -92,8 +92,8 @@ def test_feature_cache_folds_every_batchnorm_and_keeps_the_features(small, photo
     gone = [la for la in folded.layers if isinstance(la, FoldedBatchNormalization)]
     assert len(bns) == len(gone) == 49  # stem, 16 blocks (block1a has no expand), top
     x = photos["test"][0][:4]
-    a = keras.ops.convert_to_numpy(small._feature_model(fold=False)(x))
-    b = keras.ops.convert_to_numpy(small._feature_model(fold=True)(x))
+    a = keras.ops.convert_to_numpy(small.classifier.feature_model(fold=False)(x))
+    b = keras.ops.convert_to_numpy(small.classifier.feature_model(fold=True)(x))
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 

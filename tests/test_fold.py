@@ -134,6 +134,7 @@ def test_feature_cache_uses_one_folded_backbone_for_train_and_val(tmp_path, monk
     from tl_kit import fold
     from tl_kit.data import load_data
     from tl_kit.train import Learner
+    from tl_kit.train.feature_cache import extract_features
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, size=(24, 32, 32, 3)).astype("uint8")
@@ -146,9 +147,9 @@ def test_feature_cache_uses_one_folded_backbone_for_train_and_val(tmp_path, monk
     calls = []
     real = fold.fold_batchnorm
     monkeypatch.setattr(fold, "fold_batchnorm", lambda m, **kw: calls.append(m.name) or real(m, **kw))
-    (ftr, ltr), (fva, lva) = learner._features(data, [("train", None, 0), ("val", None, 0)])
+    (ftr, ltr), (fva, lva) = extract_features(learner.classifier, data, [("train", None, 0), ("val", None, 0)])
     assert len(calls) == 1 and ftr.shape == (16, 1280) and fva.shape == (8, 1280)
-    plain = learner._feature_model(fold=False)
+    plain = learner.classifier.feature_model(fold=False)
     for feats, split in ((ftr, "train"), (fva, "val")):
         images = np.concatenate([b[0] for b in data.dataset(split, batch_size=8, shuffle=False)])
         ref = np.asarray(plain(images, training=False))

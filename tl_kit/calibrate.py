@@ -279,14 +279,15 @@ def plot_reliability(probs_before: np.ndarray, probs_after: np.ndarray | None, l
 def undo_learner_calibration(learner) -> None:
     """Multiply a temperature folded into the learner's head back out (before training
     continues on it), so the head trains on, and the next calibration starts from, raw logits."""
-    dense = getattr(learner, "_dense", None)
+    classifier = getattr(learner, "classifier", None)
+    dense = classifier.dense if classifier is not None else None
     if dense is None or not getattr(dense, "built", False):
         return
     t = float(getattr(dense, _ATTR, 1.0))
     if t != 1.0:
         apply_temperature(dense, 1.0 / t)
         setattr(dense, _ATTR, 1.0)
-        learner._log(f"calibration: temperature {t:.4g} undone before training")
+        learner.log(f"calibration: temperature {t:.4g} undone before training")
 
 
 def calibrate_learner(learner, data, recipe) -> dict[str, Any] | None:
@@ -298,20 +299,20 @@ def calibrate_learner(learner, data, recipe) -> dict[str, Any] | None:
     if on is None:
         on = bool(getattr(recipe, "calibrate", True))
     if not on:
-        learner._log("calibration: off")
+        learner.log("calibration: off")
         return None
     if data is None or not data.has("val") or data.size("val") < MIN_SAMPLES:
         n = data.size("val") if data is not None and data.has("val") else 0
-        learner._log(f"calibration: skipped ({n} validation images; at least {MIN_SAMPLES} needed)")
+        learner.log(f"calibration: skipped ({n} validation images; at least {MIN_SAMPLES} needed)")
         return None
-    learner.model = learner._assemble(train_bn=False)
-    out = learner._out if learner._writes_plots() else None
+    learner.model = learner.classifier.assemble(train_bn=False)
+    out = learner.rundir.out if learner.writes_plots() else None
     report = calibrate_model(learner.model, data, split="val", out_dir=out,
-                             features_model=learner._feature_model())
+                             features_model=learner.classifier.feature_model())
     learner.metrics["calibration"] = {k: report[k] for k in ("temperature", "ece_before", "ece_after",
                                                              "nll_before", "nll_after", "bins",
                                                              "num_samples")}
-    learner._log(f"calibration: temperature {report['temperature']:.4g} on {report['num_samples']} "
+    learner.log(f"calibration: temperature {report['temperature']:.4g} on {report['num_samples']} "
                  f"validation images; ECE ({ECE_BINS} bins) {report['ece_before']:.4f} -> "
                  f"{report['ece_after']:.4f}, NLL {report['nll_before']:.4f} -> {report['nll_after']:.4f}")
     return report

@@ -108,24 +108,6 @@ def suggest_lr(lrs, smoothed, decades: float = 2.0) -> tuple[float, float, float
     return suggested, min_lr, min_lr / 10
 
 
-def _make_optimizer(name: str, lr: float, weight_decay: float = 0.0):
-    import keras
-
-    wd = weight_decay or None
-    if name == "adam":
-        return keras.optimizers.Adam(lr, weight_decay=wd)
-    if name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=wd or 1e-4)
-    if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd)
-    if name == "sgd_plain":
-        return keras.optimizers.SGD(lr, weight_decay=wd)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(lr, weight_decay=wd)
-    raise UserError(f"Unknown optimizer {name!r}: adam, adamw, sgd, sgd_plain or rmsprop. "
-                    f"Received: optimizer={name!r}")
-
-
 def lr_sweep(model, dataset, *, loss=None, optimizer: str = "adam", weight_decay: float = 0.0,
              min_lr: float = 1e-7, max_lr: float = 10.0, num_steps: int = 100, beta: float = 0.98,
              diverge: float = 4.0, class_weight: dict[int, float] | None = None) -> LRFindResult:
@@ -142,7 +124,9 @@ def lr_sweep(model, dataset, *, loss=None, optimizer: str = "adam", weight_decay
     if num_steps < 5:
         raise UserError(f"The sweep needs at least 5 steps. Received: num_steps={num_steps}")
     loss_fn = loss or keras.losses.CategoricalCrossentropy()
-    opt = _make_optimizer(optimizer, min_lr, weight_decay)
+    from tl_kit.train.schedule import make_optimizer
+
+    opt = make_optimizer(optimizer, min_lr, weight_decay)
     variables = model.trainable_variables
     if not variables:
         raise UserError(f"Model {model.name!r} has no trainable weights to sweep a learning rate on. "
@@ -223,6 +207,26 @@ def plot_lr_find(result: LRFindResult, out_png: str | os.PathLike) -> Path:
 # === Learner integration ===
 
 
+def _sweep_data(learner, st, data, n, batch_size: int | None):
+    """The model and batches a stage's sweep runs on: the head on cached backbone features
+    (a head-only stage with ``cache_features``), else the classifier on the data pipeline."""
+    import tensorflow as tf
+
+    from tl_kit.train.feature_cache import extract_features
+
+    batch = min(batch_size or st.batch_size, data.size("train"))
+    if n == 0 and st.cache_features:
+        (feats, labels), = extract_features(learner.classifier, data, [("train", None, 0)],
+                                            seed=learner.seed, log=learner.log)
+        model = learner.classifier.head_model(feats.shape[1:])
+        ds = (tf.data.Dataset.from_tensor_slices((feats.astype("float32"), labels))
+              .shuffle(len(feats), seed=learner.seed).batch(batch))
+        return model, ds
+    aug = None if st.augment in (None, "none") else st.augment
+    return (learner.classifier.assemble(train_bn=st.train_bn),
+            data.dataset("train", batch_size=batch, training=True, augment=aug, seed=learner.seed))
+
+
 def learner_lr_find(learner, data=None, *, stage: int | str | None = None, out: str | os.PathLike | None = None,
                     min_lr: float = 1e-7, max_lr: float = 10.0, num_steps: int = 100,
                     batch_size: int | None = None) -> LRFindResult:
@@ -233,55 +237,42 @@ def learner_lr_find(learner, data=None, *, stage: int | str | None = None, out: 
     ``lr_find.json`` there. The sweep runs in this process on the default device (a short
     interactive measurement; it does not go through the learner's distribution strategy)."""
     import keras
-    import tensorflow as tf
 
     from tl_kit._io import write_json_atomic
     from tl_kit.backbones import set_trainable_blocks
     from tl_kit.data import Data
+    from tl_kit.train.stages import class_weight
 
     if data is None and learner.data is None:
         raise UserError("No data for the learning-rate finder: pass a folder, arrays, a "
                         "tf.data.Dataset or 'tfds:NAME'. Received: data=None")
-    data = data if isinstance(data, Data) else learner._load(data, whole=True)
-    learner._adopt_class_names(data)
+    data = data if isinstance(data, Data) else learner.load_data(data, whole=True)
+    learner.adopt_class_names(data)
     if learner.model is None:
         learner.build(data.info.num_classes)
-    if learner.recipe is not None:
-        recipe = learner.recipe
-    else:  # the recipe fit would choose, without fixing the learner's regime for fit
-        saved = (learner.regime, learner.regime_reason)
-        recipe = learner._resolve_recipe(data)
-        learner.regime, learner.regime_reason = saved
-    index = stage_index(recipe, stage)
-    st = recipe.stages[index]
-    n = learner._n_blocks(st)
+    # the recipe fit would choose, without fixing the learner's regime for fit
+    recipe = learner.recipe if learner.recipe is not None else learner.resolve_recipe(data, adopt=False)
+    st = recipe.stages[stage_index(recipe, stage)]
+    classifier = learner.classifier
+    n = classifier.trainable_blocks(st, learner.unfreeze if learner.unfreeze is not None
+                                    else learner.spec.default_unfreeze)
     layers = list(learner.model._flatten_layers(include_self=True, recursive=True))
     flags = [layer.trainable for layer in layers]
     previous = learner.model
     all_weights = [np.array(w) for w in previous.get_weights()]
     try:
-        set_trainable_blocks(learner.backbone, learner.blocks, n, train_bn=st.train_bn)
-        batch = min(batch_size or st.batch_size, data.size("train"))
-        if n == 0 and st.cache_features:
-            (feats, labels), = learner._features(data, [("train", None, 0)])
-            fin = keras.Input(feats.shape[1:], name="features")
-            model = keras.Model(fin, learner._dense(learner._dropout(fin)), name="head")
-            ds = (tf.data.Dataset.from_tensor_slices((feats.astype("float32"), labels))
-                  .shuffle(len(feats), seed=learner.seed).batch(batch))
-        else:
-            model = learner._assemble(train_bn=st.train_bn)
-            aug = None if st.augment in (None, "none") else st.augment
-            ds = data.dataset("train", batch_size=batch, training=True, augment=aug, seed=learner.seed)
+        set_trainable_blocks(classifier.backbone, classifier.blocks, n, train_bn=st.train_bn)
+        model, ds = _sweep_data(learner, st, data, n, batch_size)
         result = lr_sweep(model, ds, loss=keras.losses.CategoricalCrossentropy(label_smoothing=st.label_smoothing),
                           optimizer=st.optimizer, weight_decay=st.weight_decay, min_lr=min_lr,
-                          max_lr=max_lr, num_steps=num_steps, class_weight=learner._class_weight(st, data))
+                          max_lr=max_lr, num_steps=num_steps, class_weight=class_weight(st, data))
     finally:
         for layer, flag in zip(layers, flags, strict=True):
             layer.trainable = flag
         previous.set_weights(all_weights)
         learner.model = previous
     result.stage = st.name
-    learner._log(f"lr_find: stage {st.name!r}, {len(result.learning_rates)} steps "
+    learner.log(f"lr_find: stage {st.name!r}, {len(result.learning_rates)} steps "
                  f"({result.stopped}); suggested learning rate {result.suggested:.3g} "
                  f"(steepest descent), min/10 {result.min_div_10:.3g}")
     if out is not None:

@@ -158,7 +158,7 @@ def test_regime_auto_chooses_and_says_why(tmp_path, digits, pretrained_file):
                       tensorboard=False, save_model=False)
     learner.recipe = None
     # shorten the built-in recipe the learner will pick
-    import tl_kit.train.learner as T
+    import tl_kit.train.regime as T
 
     original = T.builtin_recipe
     T.builtin_recipe = lambda name: original(name).with_stage_overrides(epochs=1, cache_copies=0)
@@ -173,7 +173,7 @@ def test_regime_auto_chooses_and_says_why(tmp_path, digits, pretrained_file):
     # without pretrained weights, auto trains every layer from the start, BatchNorm in
     # training mode, no head-only / feature-cache stage, and says why
     scratch = Learner("lenet5", 3, weights=None, verbose=0)
-    recipe = scratch._resolve_recipe(learner.data)
+    recipe = scratch.resolve_recipe(learner.data)
     assert recipe.name == "scratch" and scratch.regime == "scratch"
     assert [(s.trainable, s.train_bn, s.cache_features) for s in recipe.stages] == [("all", True, False)]
     assert "weights=None" in scratch.regime_reason and "random" in scratch.regime_reason
@@ -183,8 +183,11 @@ def test_regime_auto_chooses_and_says_why(tmp_path, digits, pretrained_file):
 def test_head_only_on_random_weights_warns(regime, digits):
     learner = Learner("keras:mobilenetv3small", 3, weights=None, image_size=32, regime=regime,
                       verbose=0, save_model=False)
-    learner._resolve_recipe(None)
-    assert any("WARNING" in line and "meaningless" in line for line in learner._log_lines)
+    from tl_kit.train.regime import random_feature_warnings
+
+    recipe = learner.resolve_recipe(None)
+    warnings = random_feature_warnings(recipe, learner.weights, learner.classifier)
+    assert any("WARNING" in line and "meaningless" in line for line in warnings)
 
 
 def test_weights_from_a_previous_run_directory(tmp_path, digits):
@@ -215,7 +218,7 @@ def test_default_weights_are_imagenet_and_fail_fast_offline(monkeypatch, tmp_pat
 def test_no_pretrained_weights_trains_from_scratch_with_batchnorm_in_training_mode(tmp_path, monkeypatch):
     """weights=None + regime="auto": a deep BatchNorm network learns (the head-first recipes
     with BatchNorm in inference mode stay at loss ln(K): features ~1e-12)."""
-    import tl_kit.train.learner as T
+    import tl_kit.train.regime as T
 
     rng = np.random.default_rng(0)
     # 32 per class (16 validation images): with 16 per class the 6 validation images made the
@@ -248,16 +251,18 @@ def test_precise_batchnorm_sets_moving_statistics_to_the_batch_average(tmp_path)
     y = np.repeat([0, 1], 8)
     learner = Learner("resnet18", 2, weights=None, image_size=32, run_dir=tmp_path, verbose=0,
                       tensorboard=False, save_model=False)
-    learner.model = learner._assemble(train_bn=True)
+    from tl_kit.train.callbacks import PreciseBatchNorm
+
+    model = learner.classifier.assemble(train_bn=True)
     data = load_data((x, y), image_size=(32, 32), validation_split=0.25, seed=0)
     bn = learner.backbone.get_layer("conv1_bn")
     bn.momentum = 0.99
     probe = keras.Model(learner.backbone.input, learner.backbone.get_layer("conv1_conv").output)
     batches = [xb for xb, _ in data.dataset("train", batch_size=4, training=False, shuffle=False)]
-    pre = learner.model.get_layer("preprocess")
+    pre = model.get_layer("preprocess")
     expected = np.mean([keras.ops.convert_to_numpy(probe(pre(xb))).mean(axis=(0, 1, 2)) for xb in batches[:2]],
                        axis=0)
-    learner._recalibrate_bn(data, batch=4, max_batches=2)
+    PreciseBatchNorm(model, learner.classifier.batchnorm_layers(), data, batch=4, max_batches=2).recalibrate()
     np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), expected, rtol=1e-4, atol=1e-5)
     assert bn.momentum == 0.99  # restored
 
@@ -405,7 +410,7 @@ def _noisy_val(digits):
 
 
 def test_small_validation_set_runs_the_full_schedule(tmp_path, digits, monkeypatch):
-    import tl_kit.train.learner as T
+    import tl_kit.train.stages as T
 
     data = _noisy_val(digits)  # 9 validation images
     recipe = one_stage(name="all", trainable="all", epochs=5, augment="none", early_stopping=1)

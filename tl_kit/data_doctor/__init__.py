@@ -18,7 +18,7 @@ balance, size outliers and hygiene of an image folder, from pretrained features.
   and the loader's hygiene records (skipped, corrupt and converted files).
 
 Features: the backbone (ImageNet weights) with BatchNorm folded, as the learner's feature
-cache builds it (``Learner._feature_model(fold=True)``), in batches, at ``image_size``
+cache builds it (``Learner.classifier.feature_model(fold=True)``), in batches, at ``image_size``
 (default: the backbone's, 224 for EfficientNet-Lite0; smaller is faster).
 """
 
@@ -120,7 +120,7 @@ def _feature_extractor(backbone: str, num_classes: int, image_size: tuple[int, i
     learner = Learner(backbone, num_classes=max(num_classes, 2), weights="imagenet",
                       image_size=image_size, run_dir=unused, verbose=0, tensorboard=False,
                       save_model=False, strategy="default", precision="float32", jit_compile=False)
-    fm = learner._feature_model(fold=True)
+    fm = learner.classifier.feature_model(fold=True)
     spec = tf.TensorSpec((None, *fm.input_shape[1:]), tf.float32)
     extract = tf.function(lambda x: fm(x, training=False), input_signature=[spec], autograph=False)
     return extract, learner.image_size, learner.spec.name

@@ -1,46 +1,18 @@
 """The learner: backbone + new softmax head, trained stage by stage from a recipe.
 
-```python
-learner = tl_kit.finetune(backbone="vgg16", num_classes=3)      # builds, does not train
-learner.fit("data/my_photos")                                   # folder, tf.data, arrays, "tfds:..."
-learner.evaluate(); learner.predict(["a.jpg"]); learner.export("exports/my_model")
-```
+``learner.model`` is a plain functional ``keras.Model`` (:class:`tl_kit.train.head.Classifier`
+assembles it). What ``fit`` writes into ``run_dir``, and how it resumes, is described in
+:mod:`tl_kit.train` ("Run directories, resume and overwrite") and :mod:`tl_kit.rundir.run`.
 
-``learner.model`` is a plain functional ``keras.Model``::
-
-    image (raw [0, 255]) -> preprocess -> backbone (nested Model, called with training=False)
-      -> head_pool -> head_dropout -> predictions (Dense softmax, float32)
-
-The backbone is called with ``training=False`` so its BatchNormalization layers stay in
-inference mode even when their block is unfrozen (the Keras guide's rule); a stage with
-``train_bn=True`` reassembles the graph without it.
-
-Every fit writes a run directory: ``config.toml`` (resolved recipe and choices),
-``history.csv`` (stage, epoch, metrics), ``metrics.json``, ``checkpoints/`` (weights after
-each stage), ``model.keras`` + ``class_names.json`` at the end
-(:func:`tl_kit.predict.save_for_inference`; :func:`tl_kit.predict.load_for_inference` reads
-the run directory back), ``plots/history.png`` (training curves, at the end),
-``logs/`` (TensorBoard), ``train.log`` and the data ``manifest.json``. ``learner.evaluate``
-adds its report to ``metrics.json`` plus ``confusion_matrix.csv`` and ``plots/``.
-
-Training runs through :func:`tl_kit.distribute.custom_fit` under every strategy (one code
-path: the same checkpoints, history, early stopping and progress lines on one device,
-several GPUs and several machines; Keras 3's ``fit`` breaks under
-``MultiWorkerMirroredStrategy``, keras-team/keras#20585).
-
-Structure (for the distribution/resume integration): :meth:`Learner._strategy_scope` is
-the one place the strategy is entered; :meth:`Learner._callbacks` builds the callbacks of a
-stage; :meth:`Learner._save_checkpoint` writes checkpoints; each stage runs in
-:meth:`Learner._run_stage`, which calls :meth:`Learner._fit_head_cached` or
-:meth:`Learner._fit_model`.
+Structure: :meth:`Learner.build` creates the :class:`~tl_kit.train.head.Classifier` inside the
+strategy's scope (the one place the model's layers are created); :meth:`Learner.fit` prepares
+the run directory (undone on any error before training), resolves the recipe and runs each
+stage through :class:`~tl_kit.train.stages.StageRunner`; :meth:`Learner._callbacks` builds
+the Keras callbacks of a stage (the hook tests and scripts extend).
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import json
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -48,71 +20,29 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
-from tl_kit.backbones import (
-    BackboneSpec,
-    assign_blocks,
-    resolve_backbone,
-    set_trainable_blocks,
-    trainable_params,
+from tl_kit.backbones import BackboneSpec
+from tl_kit.recipes import Recipe, builtin_recipe, load_recipe
+from tl_kit.rundir.run import RunDir
+from tl_kit.train import inputs, options
+from tl_kit.train.callbacks import RunHistory, tensorboard_callback
+from tl_kit.train.head import (
+    Classifier,
+    check_recipe_change,
+    head_settings,
+    precision_scope,
+    resolve_spec,
 )
-from tl_kit.layers import Preprocess
-from tl_kit.recipes import (  # noqa: F401  (scratch_recipe: re-exported as tl_kit.train.scratch_recipe)
-    Recipe,
-    Stage,
-    builtin_recipe,
-    choose_regime,
-    load_recipe,
-    scratch_recipe,
-)
-from tl_kit.rundir.run import RunDir, config_differences  # noqa: F401  (re-exported)
+from tl_kit.train.regime import random_feature_warnings, resolve_recipe
+from tl_kit.train.stages import StageRunner
 
-__all__ = ["Learner", "finetune", "WarmupCosine", "scratch_recipe"]
-
-BN_SCRATCH_MOMENTUM = 0.9  # BatchNorm momentum when training from random weights
-EAGER_EVAL_MAX = 256  # splits up to this size are evaluated eagerly after fit (no graph trace)
-BN_RECALIBRATION_BATCHES = 20  # training batches averaged by precise BatchNorm each epoch
-FLATTEN_MAX = 4096  # head_pool="auto": flatten maps up to this many values, else average
-# Early stopping decides only on at least this many validation images: below it one image
-# moves the validation loss more than an epoch of training does, and a stop at a noise dip
-# left identical runs anywhere between 0.54 and 0.90 test accuracy. Smaller validation sets
-# run the stage's full schedule and keep the best epoch by the validation loss averaged over
-# SMALL_VAL_SMOOTHING epochs (benchmarks/bench_stability.py).
-EARLY_STOPPING_MIN_VAL = 100
-SMALL_VAL_SMOOTHING = 3
-
-
-@keras.saving.register_keras_serializable(package="tl_kit")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to ``peak`` over ``warmup_steps``, then cosine decay (or constant)."""
-
-    def __init__(self, peak: float, warmup_steps: int, total_steps: int, cosine: bool = True):
-        self.peak = float(peak)
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = max(int(total_steps), 1)
-        self.cosine = bool(cosine)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        warm = float(max(self.warmup_steps, 1))
-        warm_lr = self.peak * keras.ops.minimum((step + 1.0) / warm, 1.0)
-        if not self.cosine:
-            return warm_lr if self.warmup_steps else keras.ops.convert_to_tensor(self.peak)
-        decay_steps = float(max(self.total_steps - self.warmup_steps, 1))
-        progress = keras.ops.clip((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
-        cos_lr = 0.5 * self.peak * (1.0 + keras.ops.cos(math.pi * progress))
-        if self.warmup_steps:
-            return keras.ops.where(step < self.warmup_steps, warm_lr, cos_lr)
-        return cos_lr
-
-    def get_config(self) -> dict:
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps,
-                "total_steps": self.total_steps, "cosine": self.cosine}
+__all__ = ["Learner"]
 
 
 class Learner:
-    """Owns the model, the recipe, the strategy and the run directory.
+    """Orchestrates a fit: the classifier (:class:`tl_kit.train.head.Classifier`), the recipe
+    (:mod:`tl_kit.train.regime`), the strategy, the run directory (:class:`tl_kit.rundir.RunDir`)
+    and the stages (:class:`tl_kit.train.stages.StageRunner`).
 
     Args:
         backbone: a backbone name (:func:`tl_kit.list_backbones`) or a BackboneSpec.
@@ -120,7 +50,7 @@ class Learner:
         class_names: names in label order (default: from the data, or ``"0".."K-1"``).
         regime: ``"auto"`` (from images per class, :func:`tl_kit.recipes.choose_regime`;
             with ``weights=None`` always ``"scratch"``: random features make head-only
-            training meaningless, see :func:`scratch_recipe`), ``"small"``, ``"medium"``,
+            training meaningless, see :func:`tl_kit.recipes.scratch_recipe`), ``"small"``, ``"medium"``,
             ``"large"`` or ``"scratch"``; ignored when ``recipe`` is given. A head-only
             stage, or BatchNorm in inference mode, with ``weights=None`` logs a warning.
         recipe: a Recipe, a built-in name or a TOML path.
@@ -158,33 +88,8 @@ class Learner:
             stays under ~10% of the time), ``0`` (every epoch) or a number
             of seconds; always at the stage's end.
 
-    Run directories, resume and overwrite (what ``fit`` does with ``run_dir``):
-        * Before training, ``run_dir`` is created and a probe file written: an unwritable
-          location (or too little free space for the checkpoints) fails at once.
-        * New or empty directory: a fresh run.
-        * A COMPLETE run (``run.json`` status "complete"): :class:`~tl_kit.errors.UserError`
-          unless ``overwrite=True`` (``tl-kit train --overwrite``), which deletes what tl_kit
-          wrote there (config, history, metrics, model, logs, checkpoints, manifest) and
-          starts again. Nothing else in the directory is touched.
-        * An INCOMPLETE run (killed, crashed, NaN-stopped) with the same resolved settings
-          (``config.toml``: backbone, weights, image size, classes, seed, data source,
-          recipe): RESUMES. Finished stages are skipped (their weights are loaded from
-          ``checkpoints/<n>_<stage>.weights.h5``); the interrupted stage continues after its
-          last finished epoch from ``checkpoints/<n>_<stage>/`` (model, optimizer and
-          schedule state, early-stopping state); the data split is reused from
-          ``manifest.json``; ``history.csv`` holds every epoch once. The strategy, number
-          of devices and precision may differ on resume.
-        * An incomplete run with DIFFERENT settings: :class:`~tl_kit.errors.UserError`
-          naming the directory and each differing setting, unless ``overwrite=True``.
-        * Checkpoints: per stage, one model + optimizer checkpoint, written on the
-          ``checkpoint_interval`` policy and at the stage's end, plus the best epoch's
-          weights; a resumed stage restarts after the epoch of its last checkpoint (later
-          epochs run again, each epoch once in the history). A finished stage keeps only
-          ``<n>_<stage>.weights.h5`` (no optimizer state) and its ``state.json``. The run
-          directory's size is logged at the end and written to run.json and metrics.json
-          (``run_dir_bytes``; checkpoint writes and seconds under ``checkpoints``).
-        * A NaN/inf loss stops training with :class:`tl_kit.distribute.NonFiniteLossError`;
-          the model is reset to the last good epoch, whose checkpoint stays on disk.
+
+    Run directories, resume and overwrite: see :mod:`tl_kit.train`.
     """
 
     def __init__(
@@ -215,77 +120,40 @@ class Learner:
         # First TensorFlow call of the process (MultiWorkerMirroredStrategy needs that).
         self.strategy = dist.resolve_strategy(strategy)
         self.precision = dist.resolve_precision(precision)
-        if jit_compile not in (True, False, "auto"):
-            from tl_kit.errors import UserError
-
-            raise UserError(f"`jit_compile` must be True, False or 'auto'. Received: jit_compile={jit_compile!r}")
-        self.jit_compile = jit_compile
-        self.overwrite = bool(overwrite)
-        if regime not in ("auto", "small", "medium", "large", "scratch"):
-            from tl_kit.errors import UserError
-
-            raise UserError(
-                "`regime` must be 'auto', 'small', 'medium', 'large' or 'scratch'. "
-                f"Received: regime={regime!r}"
-            )
-        requested = weights
-        if isinstance(backbone, BackboneSpec):
-            # A spec the caller made (e.g. a builder with other arguments) is used as given.
-            if weights == "auto":
-                weights = "imagenet" if backbone.imagenet else None
-            self.spec, note = backbone, ""
-        else:
-            if weights == "auto":
-                from tl_kit.backbones import get_backbone
-
-                weights = "imagenet" if (get_backbone(backbone).imagenet
-                                         or resolve_backbone(backbone, "imagenet")[0].imagenet) else None
-            self.spec, note = resolve_backbone(backbone, weights)
-        self.weights = weights
-        self.requested_weights = requested
-        self.regime = regime
+        options.check_options(regime, jit_compile)
+        self.jit_compile, self.overwrite, self.regime = jit_compile, bool(overwrite), regime
+        self.spec, self.weights, note = resolve_spec(backbone, weights)
+        self.requested_weights = weights
         self.recipe: Recipe | None = load_recipe(recipe) if recipe is not None else None
         self.regime_reason = ""
-        self.seed = int(seed)
-        self.verbose = int(verbose)
-        self.tensorboard = bool(tensorboard)
-        self.unfreeze = unfreeze
-        self.save_model = bool(save_model)
+        self.seed, self.verbose, self.tensorboard = int(seed), int(verbose), bool(tensorboard)
+        self.unfreeze, self.save_model = unfreeze, bool(save_model)
         self.checkpoint_interval = checkpoint_interval
         self.class_names = list(class_names) if class_names is not None else None
         # True while class_names are unknown or the "0".."K-1" placeholders: fit takes the
         # data's own names (a folder's sub-folder names) then.
-        self._placeholder_names = class_names is None
+        self.placeholder_names = class_names is None
         self.num_classes = num_classes if num_classes is not None else (
             len(self.class_names) if self.class_names else None)
-        size = image_size if image_size is not None else (
-            self.recipe.image_size if self.recipe and self.recipe.image_size else None)
-        if size is None:
-            size = self.spec.default_size[:2]
-        self.image_size = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.image_size = options.image_size_for(image_size, self.recipe, self.spec.default_size)
         self.channels = int(channels or self.spec.default_size[2])
-        self.run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(self.spec.name)
-        self.rundir = RunDir(self.run_dir, local=lambda p: dist.worker_dir(p, self.strategy), log=self._log)
-        self.data = None
-        self.model: keras.Model | None = None
+        self.run_dir = Path(run_dir) if run_dir is not None else options.new_run_dir(self.spec.name)
+        self.rundir = RunDir(self.run_dir, local=lambda p: dist.worker_dir(p, self.strategy), log=self.log)
+        self.data, self.model, self.classifier = None, None, None
         self.history: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
         self._log_lines: list[str] = []
-        self._resuming = False
         self._fitted = False  # True once a fit has finished (its model is trained)
-        self._stage_rows: list[dict[str, Any]] = []
-        self._stage_name = ""
         self.calibrate: bool | None = None  # None: the recipe's `calibrate` (tl_kit.calibrate)
         if note:
-            self._log(note)
-        if requested == "auto":
-            self._log(f"weights='auto' -> {weights!r} for backbone {self.spec.name!r}")
+            self.log(note)
+        if weights == "auto":
+            self.log(f"weights='auto' -> {self.weights!r} for backbone {self.spec.name!r}")
         if self.num_classes is not None:
             self.build()
 
-    # === Logging ===
-
-    def _log(self, msg: str) -> None:
+    def log(self, msg: str) -> None:
+        """A log line: kept, printed when verbose, appended to ``train.log``."""
         self._log_lines.append(msg)
         if self.verbose:
             print(f"[tl_kit] {msg}", flush=True)
@@ -296,23 +164,13 @@ class Learner:
         """Where this process writes the run directory (``run_dir`` on the chief)."""
         return self.rundir.out
 
-    # === Model ===
+    @property
+    def backbone(self) -> keras.Model:
+        return self.classifier.backbone
 
-    @contextlib.contextmanager
-    def _strategy_scope(self):
-        """The one place the distribution strategy is entered."""
-        with self.strategy.scope():
-            yield
-
-    @contextlib.contextmanager
-    def _precision_scope(self):
-        """Keras's global dtype policy = the learner's precision while layers are created."""
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy(self.precision)
-        try:
-            yield
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
+    @property
+    def blocks(self):
+        return self.classifier.blocks
 
     def build(self, num_classes: int | None = None) -> keras.Model:
         """Build backbone + head for ``num_classes`` (idempotent once built)."""
@@ -326,201 +184,61 @@ class Learner:
             self.class_names = [str(i) for i in range(self.num_classes)]
         recipe = self.recipe or builtin_recipe("small")
         keras.utils.set_random_seed(self.seed)
-        with self._strategy_scope(), self._precision_scope():
-            inner = self.spec.build((*self.image_size, self.channels), weights=self.weights)
-            out = inner.get_layer(recipe.head_layer).output if recipe.head_layer else inner.output
-            self.backbone = keras.Model(inner.input, out, name="backbone")
-            self.blocks = self.spec.blocks
-            fshape = tuple(self.backbone.output.shape[1:])
-            pool = recipe.head_pool
-            if pool == "auto":
-                size = int(np.prod([d for d in fshape if d is not None])) if None not in fshape else None
-                pool = "flatten" if len(fshape) == 1 or (size is not None and size <= FLATTEN_MAX) else "avg"
-            if len(fshape) == 1:
-                self._pool = keras.layers.Identity(name="head_pool")
-            elif pool == "flatten":
-                self._pool = keras.layers.Flatten(name="head_pool")
-            elif pool == "max":
-                self._pool = keras.layers.GlobalMaxPooling2D(name="head_pool")
-            else:
-                self._pool = keras.layers.GlobalAveragePooling2D(name="head_pool")
-            self.head_pool = pool
-            self._preprocess = Preprocess(self.spec.preprocess, name="preprocess")
-            self._dropout = keras.layers.Dropout(recipe.dropout, name="head_dropout", seed=self.seed)
-            self._dense = keras.layers.Dense(self.num_classes, activation="softmax",
-                                             dtype="float32", name="predictions")
-            self.model = self._assemble(train_bn=False)
-        self._log(
+        with self.strategy.scope(), precision_scope(self.precision):
+            self.classifier = Classifier(self.spec, self.image_size, self.channels, weights=self.weights,
+                                         num_classes=self.num_classes, recipe=recipe, seed=self.seed)
+            self.model = self.classifier.assemble(train_bn=False)
+        self.log(
             f"model: {self.spec.name} ({self.spec.source}) at {self.image_size[0]}x{self.image_size[1]}"
-            f"x{self.channels}, weights={self._weights_label()}, head: {pool} pooling of "
-            f"{fshape} -> dropout {recipe.dropout} -> Dense({self.num_classes}), "
+            f"x{self.channels}, weights={self._weights_label()}, "
+            f"{self.classifier.describe(self.num_classes, recipe.dropout)}, "
             f"{self.model.count_params():,} parameters; precision {self.precision}, "
-            f"strategy {type(self.strategy).__name__} ({self.strategy.num_replicas_in_sync} replicas)"
-        )
+            f"strategy {type(self.strategy).__name__} ({self.strategy.num_replicas_in_sync} replicas)")
         return self.model
 
-    @staticmethod
-    def _head_settings(recipe: Recipe | None) -> tuple:
-        r = recipe or builtin_recipe("small")
-        return (r.head_layer, r.head_pool, float(r.dropout))
-
     def _use_recipe(self, recipe: Recipe) -> None:
-        """Adopt a recipe given to ``fit``. The head is built from the recipe (cut layer,
-        pooling, dropout): an untrained model is rebuilt to match, a trained one keeps its
-        weights and only takes the new dropout rate; a different cut or pooling there is an
-        error rather than a silent mismatch."""
-        old, new = self._head_settings(self.recipe), self._head_settings(recipe)
-        if self.model is None or old == new:
-            self.recipe = recipe
-            return
-        if not self.history:
-            self.recipe = recipe
-            self._log(f"recipe {recipe.name!r} given to fit: rebuilding the head (layer, pooling, "
-                      f"dropout {old} -> {new})")
-            self.model = None
-            return
-        if old[:2] != new[:2]:
-            from tl_kit.errors import UserError
-
-            raise UserError(
-                f"Recipe {recipe.name!r} attaches the head differently (head_layer, head_pool "
-                f"{old[:2]} -> {new[:2]}) from the model this learner already trained. Keep "
-                "head_layer and head_pool, or start a new learner with this recipe. "
-                f"Received: recipe={recipe.name!r}")
+        """Adopt a recipe given to ``fit`` (:func:`tl_kit.train.head.check_recipe_change`)."""
+        old = self.recipe
+        change = check_recipe_change(old, recipe, trained=bool(self.history)) if self.model else "same"
         self.recipe = recipe
-        self._dropout.rate = new[2]
-        self._log(f"recipe {recipe.name!r} given to fit: head dropout {old[2]} -> {new[2]}")
+        if change == "rebuild":
+            self.log(f"recipe {recipe.name!r} given to fit: rebuilding the head (layer, pooling, "
+                     f"dropout {head_settings(old)} -> {head_settings(recipe)})")
+            self.model = None
+        elif change == "dropout":
+            self.classifier.dropout.rate = float(recipe.dropout)
+            self.log(f"recipe {recipe.name!r} given to fit: head dropout "
+                     f"{head_settings(old)[2]} -> {float(recipe.dropout)}")
 
     def _weights_label(self) -> str:
         w = self.weights
         return repr(w) if w in (None, "imagenet") else repr(os.fspath(w))
 
-    def _assemble(self, train_bn: bool) -> keras.Model:
-        image = keras.Input((*self.image_size, self.channels), name="image")
-        x = self._preprocess(image)
-        x = self.backbone(x) if train_bn else self.backbone(x, training=False)
-        x = self._pool(x)
-        x = self._dropout(x)
-        out = self._dense(x)
-        return keras.Model(image, out, name=f"{self.spec.name.replace(':', '_')}_classifier")
+    def load_data(self, data, whole: bool = False):
+        """``data`` as a :class:`tl_kit.data.Data` (:func:`tl_kit.train.inputs.load_learner_data`)."""
+        return inputs.load_learner_data(self, data, whole=whole)
 
-    def _feature_model(self, fold: bool = False) -> keras.Model:
-        """Image -> pooled features, backbone in inference mode. ``fold=True`` uses a copy of
-        the backbone with BatchNormalization folded into the convolutions (same features,
-        fewer ops: tl_kit.fold); any backbone the folding does not handle runs as it is."""
-        backbone = self.backbone
-        if fold:
-            from tl_kit.fold import fold_batchnorm
+    def adopt_class_names(self, data) -> None:
+        """Check the data's classes against the model's, take its names while the learner's
+        are placeholders (:func:`tl_kit.train.inputs.adopt_class_names`)."""
+        inputs.adopt_class_names(self, data)
 
-            try:
-                backbone = fold_batchnorm(self.backbone, verify=False)  # exact math: tests/test_fold.py
-            except Exception as exc:  # noqa: BLE001 - an optimisation only: fall back, say why
-                self._log(f"feature cache: backbone not folded ({type(exc).__name__}: {exc})")
-        image = keras.Input((*self.image_size, self.channels), name="image")
-        x = backbone(self._preprocess(image), training=False)
-        return keras.Model(image, self._pool(x), name="features")
-
-    # === Data ===
-
-    def _load(self, data, split_seed: int | None = None, whole: bool = False):
-        from tl_kit.data import Data, load_data
-
-        if isinstance(data, Data):
-            return data
-        if data is None:
-            if self.data is None:
-                from tl_kit.errors import UserError
-
-                raise UserError("No data: pass a folder, tf.data.Dataset, arrays or 'tfds:NAME'. Received: data=None")
-            return self.data
-        names = None if self._placeholder_names else self.class_names
-        if whole:  # evaluation data: every example, no manifest in the run directory
-            return load_data(data, image_size=self.image_size, channels=self.channels,
-                             validation_split=0.0, num_classes=self.num_classes,
-                             class_names=names)
-        return load_data(data, image_size=self.image_size, channels=self.channels,
-                         seed=self.seed if split_seed is None else split_seed,
-                         run_dir=str(self._out), num_classes=self.num_classes,
-                         class_names=names)
-
-    def _adopt_class_names(self, data) -> None:
-        """Check the data's number of classes against the model's and, while the learner
-        has no real class names (none given, or the "0".."K-1" placeholders), take the
-        data's (a folder's sub-folder names)."""
-        info = data.info
-        if self.num_classes is not None and info.num_classes != self.num_classes:
-            from tl_kit.errors import UserError
-
-            raise UserError(
-                f"The model has {self.num_classes} classes but the data {info.source!r} has "
-                f"{info.num_classes} ({', '.join(info.class_names)}). Pass num_classes="
-                f"{info.num_classes}, or data with {self.num_classes} classes. "
-                f"Received: data={info.source!r}")
-        if self._placeholder_names and info.class_names:
-            names = [str(c) for c in info.class_names]
-            if self.class_names is not None and names != self.class_names:
-                self._log(f"class names from the data {info.source!r}: {names}")
-            self.class_names = names
-            self._placeholder_names = names == [str(i) for i in range(len(names))]
-
-    # === Recipe ===
-
-    def _resolve_recipe(self, data) -> Recipe:
-        if self.recipe is not None:
-            self.regime_reason = self.regime_reason or f"recipe {self.recipe.name!r} given"
-            self._warn_random_features(self.recipe)
-            return self.recipe
-        regime = self.regime
-        if regime == "scratch":
-            self.regime_reason = "regime='scratch' requested"
-            return scratch_recipe()
-        if regime == "auto":
-            if self.weights is None:
-                self.regime = "scratch"
-                self.regime_reason = (
-                    "no pretrained weights (weights=None): random features are meaningless, so "
-                    "there is no head-only or feature-cache stage; every layer trains from the "
-                    "start with BatchNorm in training mode (the scratch recipe)")
-                return scratch_recipe()
-            regime, self.regime_reason = choose_regime(data.info.split_counts.get("train", data.info.counts))
-        else:
-            self.regime_reason = f"regime={regime!r} requested"
-        self.regime = regime
-        recipe = builtin_recipe(regime)
-        self._warn_random_features(recipe)
+    def resolve_recipe(self, data, *, adopt: bool = True) -> Recipe:
+        """The recipe fit runs on ``data`` (:func:`tl_kit.train.regime.resolve_recipe`),
+        with warnings for random weights logged; ``adopt``: record its regime and reason."""
+        recipe, regime, reason = resolve_recipe(self.recipe, self.regime, self.weights, data, self.regime_reason)
+        if adopt:
+            self.regime, self.regime_reason = regime, reason
+        for line in random_feature_warnings(recipe, self.weights, self.classifier):
+            self.log(line)
         return recipe
 
-    def _warn_random_features(self, recipe: Recipe) -> None:
-        """Log a warning when a recipe meant for pretrained weights runs with weights=None."""
-        if self.weights is not None:
-            return
-        head_only = [s.name for s in recipe.stages if s.head_only and s.epochs > 0]
-        if head_only:
-            self._log(
-                f"WARNING: weights=None with recipe {recipe.name!r}: its head-only stage(s) "
-                f"{', '.join(map(repr, head_only))} train a classifier on RANDOM backbone "
-                "features, which is meaningless. Use regime='scratch' (or regime='auto', which "
-                "picks it without pretrained weights), or pretrained weights.")
-        has_bn = any(isinstance(layer, keras.layers.BatchNormalization)
-                     for layer in self.backbone._flatten_layers(include_self=False, recursive=True))
-        frozen_bn = [s.name for s in recipe.stages
-                     if not s.head_only and not s.train_bn and s.epochs > 0]
-        if has_bn and frozen_bn:
-            self._log(
-                f"WARNING: weights=None with BatchNorm in inference mode in stage(s) "
-                f"{', '.join(map(repr, frozen_bn))}: the random initial moving statistics can "
-                "make a deep network's features vanish and training stall at loss ln(K). Set "
-                "train_bn=True in those stages, or use regime='scratch'.")
+    def writes_plots(self) -> bool:
+        """Plots go into the run directory on the chief of runs that keep their artefacts
+        (``save_model=False`` marks a throw-away run: no model, checkpoints or plots)."""
+        from tl_kit import distribute as dist
 
-    def _n_blocks(self, stage: Stage) -> int | str:
-        t = stage.trainable
-        if t == "head":
-            return 0
-        if t == "all":
-            return "all"
-        n_blocks = len([g for g in assign_blocks(self.backbone, self.blocks) if g])
-        n = (self.unfreeze if self.unfreeze is not None else self.spec.default_unfreeze) if t == "default" else t
-        return min(int(n), n_blocks)
+        return self.save_model and dist.is_chief(self.strategy)
 
     # === Training ===
 
@@ -530,8 +248,11 @@ class Learner:
         ``"tfds:NAME"`` or a :class:`tl_kit.data.Data`) following the recipe's stages.
 
         Resumes an interrupted run in ``run_dir`` with the same settings; refuses to replace
-        a complete run, or a run with other settings, unless ``overwrite=True`` (see the
-        class docstring)."""
+        a complete run, or a run with other settings, unless ``overwrite=True`` (see
+        :mod:`tl_kit.train`)."""
+        from tl_kit.calibrate import calibrate_learner, undo_learner_calibration
+        from tl_kit.train.evaluation import finish_run
+
         if verbose is not None:
             self.verbose = int(verbose)
         if overwrite is not None:
@@ -540,483 +261,41 @@ class Learner:
             self._use_recipe(load_recipe(recipe))
         # Any error before the first epoch leaves the run directory as it was (or absent).
         with self.rundir.preparing():
-            data, recipe, config = self._prepare_training(data)
-        self.rundir.write_config(config)
+            data, recipe, resuming = options.prepare_training(self, data)
         self.rundir.write_status("running")
         self.history = []
-        from tl_kit.calibrate import calibrate_learner, undo_learner_calibration
-
         undo_learner_calibration(self)  # a re-fit trains the raw head, never T applied twice
+        self._run_history = RunHistory(self.rundir, self.history)
+        runner = StageRunner.for_learner(self, self._run_history, resuming)
         start = time.perf_counter()
         for index, stage in enumerate(recipe.stages):
-            self._run_stage(index, stage, data)
+            try:
+                runner.run(index, stage, data)
+            finally:
+                self.model = runner.model
         self.metrics["train_seconds"] = round(time.perf_counter() - start, 3)
         calibrate_learner(self, data, recipe)  # temperature scaling on val (recipe.calibrate)
-        self._finish_run()
+        finish_run(self)
         self._fitted = True
         return self
 
-    def _prepare_training(self, data) -> tuple[Any, Recipe, dict]:
-        """Every check before training (run directory, data, classes, recipe, settings,
-        free space); returns the data, the resolved recipe and the run's config."""
-        self.rundir.check_writable()  # writable, not a complete run (unless overwrite): BEFORE data
-        self.rundir.refuse_complete(self.overwrite)
-        self.rundir.append_log(*self._log_lines)
-        self._log_lines = []
-        data = self._load(data)
-        self.data = data
-        self._check_trainable_classes(data)
-        self._adopt_class_names(data)
-        if self.model is None:
-            self.build(data.info.num_classes)
-        recipe = self._resolve_recipe(data)
-        self._check_epochs(recipe)
-        self.resolved_recipe = recipe
-        self._log(f"regime: {recipe.name} - {self.regime_reason}")
-        config = self._config(recipe, data)
-        self._resuming = self.rundir.resumes(config, self.overwrite)
-        self._check_free_space()
-        return data, recipe, config
-
-    def _check_epochs(self, recipe: Recipe) -> None:
-        """A first fit must train: a recipe of 0 epochs in all would save an untrained model
-        as a complete run. (A model fitted before may take a 0-epoch recipe, to change its
-        head's dropout, say.)"""
-        from tl_kit.errors import UserError
-
-        if not self._fitted and sum(stage.epochs for stage in recipe.stages) < 1:
-            raise UserError(
-                f"The recipe {recipe.name!r} trains for 0 epochs in all, which would save an "
-                "untrained model as a complete run; give at least one stage 1 epoch or more. "
-                f"Received: epochs={[stage.epochs for stage in recipe.stages]}")
-
-    @staticmethod
-    def _check_trainable_classes(data) -> None:
-        """A classifier needs two classes or more: one class fails before any training."""
-        from tl_kit.errors import UserError
-
-        info = data.info
-        if info.num_classes < 2:
-            names = ", ".join(map(str, info.class_names)) or "none"
-            raise UserError(
-                f"The data {info.source!r} has {info.num_classes} class ({names}); training a "
-                "classifier needs at least 2 (for a folder: one sub-folder per class). "
-                f"Received: data={info.source!r}")
-
-    def _check_free_space(self) -> None:
-        """Fail before training when the checkpoints cannot fit on the disk."""
-        if not self.save_model or self.model is None:
-            return
-        # model.keras + per stage: 2 checkpoints (weights + up to 2 optimizer slots) + best
-        # + stage weights; a generous bound that still catches a full disk.
-        stages = len(self.resolved_recipe.stages)
-        need = int(self.model.count_params() * 4 * (2 + 8 * stages)) + (16 << 20)
-        self.rundir.check_free_space(need)
-
-    # === Stages ===
-
-    def _agree_on_resume(self, index: int, stage: Stage, finished: bool, epochs_done: int) -> None:
-        """Under MultiWorkerMirroredStrategy every worker decides from its own files where a
-        resumed stage starts (the chief from run_dir, the others from their temp folders).
-        If they disagree, their collective ops would not match and training would hang or
-        fail deep inside TensorFlow; stop every worker with a clear message instead."""
-        from tl_kit import distribute as dist
-        from tl_kit.errors import UserError
-
-        code = stage.epochs + 1 if finished else epochs_done
-        codes = dist.gather_from_workers(self.strategy, code)
-        if len(set(codes)) <= 1:
-            return
-
-        def where(c: int) -> str:
-            return "finished" if c > stage.epochs else (f"after epoch {c}" if c else "from the start")
-
-        seen = ", ".join(f"replica {i}: {where(c)}" for i, c in enumerate(codes))
-        raise UserError(
-            f"The workers disagree on where stage {index + 1} {stage.name!r} resumes ({seen}). "
-            f"The chief reads {str(self.run_dir)!r}; every other worker reads its own temp folder "
-            f"(this one: {str(self._out)!r}), which must survive the restart. Restart the workers "
-            "on the same machines with the same temp folders, or start the run again with "
-            f"overwrite=True. Received: run_dir={str(self.run_dir)!r}")
-
-    def _run_stage(self, index: int, stage: Stage, data) -> None:
-        n = self._n_blocks(stage)
-        trainable = set_trainable_blocks(self.backbone, self.blocks, n, train_bn=stage.train_bn)
-        self.model = self._assemble(train_bn=stage.train_bn)
-        if stage.train_bn and self.weights is None:
-            self._fast_bn_momentum()
-        head = int(sum(int(np.prod(w.shape)) for w in self._dense.trainable_weights))
-        names = [d for d, g in zip(self.blocks, assign_blocks(self.backbone, self.blocks), strict=True) if g]
-        which = "none (backbone frozen)" if n == 0 else ("all" if n == "all" else ", ".join(names[len(names) - n:]))
-        self._log(f"stage {index + 1} {stage.name!r}: trainable backbone blocks: {which}; "
-                  f"trainable parameters: {trainable_params(self.model):,} "
-                  f"(backbone {trainable:,}, head {head:,}); lr {stage.learning_rate:g}, "
-                  f"{stage.epochs} epochs max, batch {stage.batch_size} (global), augment {stage.augment!r}")
-        if stage.epochs == 0:
-            return
-        tag = f"{index + 1}_{stage.name}"
-        self._stage_name = stage.name
-        done = self.rundir.stage_weights(tag)
-        state = self.rundir.stage_state(tag) if self._resuming and self.save_model else None
-        if not self._resuming:
-            self.rundir.remove_stage(tag)
-        finished = self._resuming and done.is_file() and state is not None
-        self._agree_on_resume(index, stage, finished, int((state or {}).get("epochs_done", 0)))
-        if finished:
-            self.model.load_weights(done)
-            hist = state["history"]
-            self._log(f"resumed: stage {index + 1} {stage.name!r} was finished "
-                      f"({state['epochs_done']} epochs); weights loaded from {done}")
-        else:
-            if state is not None:
-                self._log(f"resumed: stage {index + 1} {stage.name!r} continues at epoch "
-                          f"{int(state['epochs_done']) + 1}/{stage.epochs} from {self.rundir.stage_dir(tag)}")
-            self._stage_rows = [{"stage": stage.name, "epoch": e + 1, **row}
-                                for e, row in enumerate(_history_rows((state or {}).get("history", {})))]
-            from tl_kit.distribute import NonFiniteLossError
-
-            try:
-                if n == 0 and stage.cache_features:
-                    result = self._fit_head_cached(stage, data, tag)
-                else:
-                    result = self._fit_model(stage, data, tag)
-            except NonFiniteLossError as exc:
-                self._stage_rows = [r for r in self._stage_rows
-                                    if r["epoch"] <= len(next(iter(exc.result.history.values()), []))]
-                self._write_history()
-                self._plot_history()
-                self.rundir.write_status("failed", reason="non_finite_loss", stage=tag)
-                self._log(str(exc))
-                raise
-            hist = result.history
-            if result.stop_reason == "early_stopping":
-                self._log(f"early stopping in stage {stage.name!r}: best {result.monitor} at epoch "
-                          f"{result.best_epoch}")
-        for epoch, row in enumerate(_history_rows(hist)):
-            self.history.append({"stage": stage.name, "epoch": epoch + 1, **row})
-        self._stage_rows = []
-        self._write_history()
-        self._save_checkpoint(tag)  # plots/history.png is drawn once, at the end of the run
-
-    def _fast_bn_momentum(self, momentum: float = BN_SCRATCH_MOMENTUM) -> None:
-        """Training from random weights with BatchNorm in training mode: lower the moving
-        averages' momentum (Keras Applications use 0.99-0.999) so the inference-mode
-        statistics catch up with the batch statistics within a short run; otherwise the
-        evaluated model (inference mode) lags far behind the trained one."""
-        changed = 0
-        for layer in self.backbone._flatten_layers(include_self=False, recursive=True):
-            if isinstance(layer, keras.layers.BatchNormalization) and layer.momentum > momentum:
-                layer.momentum = momentum
-                changed += 1
-        if changed:
-            self._log(f"weights=None: BatchNorm moving-average momentum set to {momentum} in "
-                      f"{changed} layers (random initial statistics must catch up fast)")
-
-    def _recalibrate_bn(self, data, batch: int, max_batches: int = BN_RECALIBRATION_BATCHES) -> None:
-        """Precise BatchNorm (Wu & Johnson, 2021, "Rethinking 'Batch' in BatchNorm"):
-        set the trainable BatchNorm layers' moving statistics to the average batch statistics
-        of up to ``max_batches`` un-augmented training batches under the current weights.
-
-        Called after each epoch's training steps when BatchNorm trains, so validation,
-        checkpoints and the final model see statistics of the network as it is now rather
-        than a moving average lagging behind fast-changing weights (with few steps per epoch
-        the lag alone leaves validation at chance). Single-replica runs only: under several
-        replicas the moving averages of the training steps are kept.
-        """
-        bns = [layer for layer in self.backbone._flatten_layers(include_self=False, recursive=True)
-               if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
-        if not bns:
-            return
-        saved = [layer.momentum for layer in bns]
-        try:
-            ds = data.dataset("train", batch_size=batch, training=False, shuffle=False)
-            for i, (x, _) in enumerate(ds.take(max_batches), start=1):
-                for layer in bns:
-                    layer.momentum = (i - 1) / i  # cumulative mean of the batch statistics
-                self.model(x, training=True)
-        finally:
-            for layer, momentum in zip(bns, saved, strict=True):
-                layer.momentum = momentum
-
-    def _optimizer(self, stage: Stage, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-        """A new optimizer for the stage (call inside the strategy's scope)."""
-        total = max(stage.epochs * steps_per_epoch, 1)
-        lr = WarmupCosine(stage.learning_rate, stage.warmup_epochs * steps_per_epoch, total,
-                          cosine=stage.schedule == "cosine")
-        wd = stage.weight_decay or None
-        if stage.optimizer == "adam":
-            opt = keras.optimizers.Adam(lr, weight_decay=wd)
-        elif stage.optimizer == "adamw":
-            opt = keras.optimizers.AdamW(lr, weight_decay=wd or 1e-4)
-        elif stage.optimizer == "sgd":
-            opt = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd)
-        else:
-            opt = keras.optimizers.RMSprop(lr, weight_decay=wd)
-        if self.precision == "mixed_float16":
-            opt = keras.optimizers.LossScaleOptimizer(opt)
-        return opt
-
-    def _compile(self, model: keras.Model, stage: Stage, steps_per_epoch: int) -> None:
-        """``model.compile`` with the stage's optimizer, loss and accuracy (for users who
-        want to continue with Keras ``fit``; the learner trains with ``custom_fit``)."""
-        with self._strategy_scope():
-            model.compile(optimizer=self._optimizer(stage, steps_per_epoch),
-                          loss=keras.losses.CategoricalCrossentropy(label_smoothing=stage.label_smoothing),
-                          metrics=["accuracy"])
-
-    def _callbacks(self, stage: Stage, has_val: bool, cached: bool = False) -> list:
-        """Callbacks of one stage: history.csv after every epoch and TensorBoard (chief).
-        Early stopping and best weights are handled by ``custom_fit`` (``patience``)."""
+    def _callbacks(self, stage, has_val: bool, cached: bool = False) -> list:
+        """Keras callbacks of one stage: history.csv after every epoch (``history``) and
+        TensorBoard (chief). Early stopping and best weights are ``custom_fit``'s."""
         from tl_kit import distribute as dist
 
-        cbs: list = [_EpochHistory(self)]
+        cbs: list = [self._run_history.callback()]
         if stage.early_stopping and not has_val:
-            self._log("no validation split: early stopping is off for this stage")
+            self.log("no validation split: early stopping is off for this stage")
         if self.tensorboard and dist.is_chief(self.strategy):
-            log_dir = self.run_dir / "logs" / (stage.name + ("_cached" if cached else ""))
-            if importlib.util.find_spec("tensorboard") is not None:
-                cbs.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False,
-                                                       profile_batch=0))
-            else:  # TensorBoard not installed: the same scalars as JSON lines
-                cbs.append(_JsonLinesLogger(log_dir / "scalars.jsonl"))
+            cbs.append(tensorboard_callback(self.run_dir / "logs" / (stage.name + ("_cached" if cached else ""))))
         return cbs
-
-    def _class_weight(self, stage: Stage, data) -> dict[int, float] | None:
-        if not stage.class_weights:
-            return None
-        weights = data.info.class_weights
-        return {int(k): float(v) for k, v in weights.items()} if weights else None
-
-    def _custom_fit(self, model: keras.Model, stage: Stage, tag: str, train, val, *,
-                    steps_per_epoch: int | None, optimizer_steps: int, class_weight, cached: bool = False,
-                    after_train_epoch=None, steps_per_execution: int = 1, n_val: int = 0):
-        """One stage through :func:`tl_kit.distribute.custom_fit` (every strategy)."""
-        from tl_kit import distribute as dist
-
-        with self._strategy_scope():
-            optimizer = self._optimizer(stage, optimizer_steps)
-        model.optimizer = optimizer  # callbacks (TensorBoard's learning rate) read it
-        jit = dist.resolve_jit_compile(self.jit_compile, self.strategy, model)
-        patience, restore, smoothing = self._early_stopping(stage, val is not None, n_val)
-        result = dist.custom_fit(
-            model, optimizer, keras.losses.CategoricalCrossentropy(label_smoothing=stage.label_smoothing),
-            train, val, epochs=stage.epochs, strategy=self.strategy, class_weight=class_weight,
-            checkpoint_dir=self.rundir.stage_dir(tag) if self.save_model else None,
-            patience=patience, restore_best_weights=restore, smoothing=smoothing,
-            checkpoint_interval=self.checkpoint_interval,
-            steps_per_epoch=steps_per_epoch, jit_compile=jit,
-            callbacks=self._callbacks(stage, val is not None, cached),
-            after_train_epoch=after_train_epoch, steps_per_execution=steps_per_execution,
-            verbose=1, log=self._log,  # one line per epoch: train.log, and the console if verbose
-        )
-        ck = self.metrics.setdefault("checkpoints", {})
-        ck["writes"] = ck.get("writes", 0) + result.checkpoint_writes
-        ck["seconds"] = round(ck.get("seconds", 0.0) + result.checkpoint_seconds, 3)
-        return result
-
-    def _early_stopping(self, stage: Stage, has_val: bool, n_val: int) -> tuple[int | None, bool, int]:
-        """``(patience, restore_best_weights, smoothing)`` of a stage. Early stopping needs
-        :data:`EARLY_STOPPING_MIN_VAL` validation images; with fewer the stage runs its full
-        schedule and keeps the best epoch by the validation loss averaged over
-        :data:`SMALL_VAL_SMOOTHING` epochs."""
-        if not (stage.early_stopping and has_val):
-            return None, False, 1
-        if n_val < EARLY_STOPPING_MIN_VAL:
-            self._log(f"stage {stage.name!r}: {n_val} validation images < {EARLY_STOPPING_MIN_VAL}: "
-                      f"early stopping off, the full {stage.epochs} epochs run; best epoch by "
-                      f"val_loss averaged over {SMALL_VAL_SMOOTHING} epochs")
-            return None, bool(stage.restore_best), SMALL_VAL_SMOOTHING
-        return stage.early_stopping, bool(stage.restore_best), 1
-
-    def _fit_model(self, stage: Stage, data, tag: str):
-        """Train the whole classifier (frozen blocks excepted) on the data pipelines."""
-        n_train = data.size("train")
-        batch = min(stage.batch_size, n_train)
-        steps = math.ceil(n_train / batch)
-        cycle = stage.min_steps_per_epoch > steps
-        steps = max(steps, stage.min_steps_per_epoch)
-        aug = None if stage.augment in (None, "none") else stage.augment
-        train = data.dataset("train", batch_size=batch, training=True, augment=aug, seed=self.seed,
-                             repeat=cycle)
-        val = data.dataset("val", batch_size=max(batch, 64)) if data.has("val") else None
-        recalibrate = None
-        if stage.train_bn and self.strategy.num_replicas_in_sync == 1:
-            recalibrate = lambda epoch: self._recalibrate_bn(data, batch)  # noqa: E731
-        return self._custom_fit(self.model, stage, tag, train, val,
-                                steps_per_epoch=steps if cycle else None, optimizer_steps=steps,
-                                class_weight=self._class_weight(stage, data),
-                                after_train_epoch=recalibrate,
-                                n_val=data.size("val") if val is not None else 0)
-
-    def _features(self, data, splits: list[tuple[str, str | None, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Cached features and labels for each ``(split, augment, copies)``: one pass without
-        augmentation plus ``copies`` augmented passes. One folded backbone and one compiled
-        graph serve every split and batch (an eager call per batch ran ~2x slower than the
-        guide's compiled frozen-backbone loop, and a second trace for validation cost as much
-        as the images: benchmarks/bench_cache.py)."""
-        import tensorflow as tf
-
-        fm = self._feature_model(fold=True)
-        # A None batch dimension: one trace serves full, last-partial and validation batches.
-        spec = tf.TensorSpec((None, *fm.input_shape[1:]), tf.float32)
-        extract = tf.function(lambda x: fm(x, training=False), input_signature=[spec], autograph=False)
-        out = []
-        for split, augment, copies in splits:
-            feats, labels = [], []
-            passes = [(False, None)] + [(True, augment)] * (copies if augment else 0)
-            for i, (training, aug) in enumerate(passes):
-                ds = data.dataset(split, batch_size=32, training=training, augment=aug, shuffle=False,
-                                  seed=self.seed + i)
-                for x, y in ds:
-                    feats.append(extract(x).numpy())
-                    labels.append(y.numpy())
-            out.append((np.concatenate(feats), np.concatenate(labels)))
-        return out
-
-    def _fit_head_cached(self, stage: Stage, data, tag: str):
-        """Head-only stage: run the frozen backbone once (plus augmented copies), train the
-        head (the same Dropout and Dense layers) on the cached features."""
-        import tensorflow as tf
-
-        aug = None if stage.augment in (None, "none") else stage.augment
-        t0 = time.perf_counter()
-        splits = [("train", aug, stage.cache_copies)] + ([("val", None, 0)] if data.has("val") else [])
-        cached = self._features(data, splits)
-        (xtr, ytr), val = cached[0], (cached[1] if len(cached) > 1 else None)
-        self._log(f"feature cache: {len(xtr)} train vectors of {xtr.shape[1:]} "
-                  f"({stage.cache_copies if aug else 0} augmented copies) in {time.perf_counter() - t0:.1f}s")
-        if stage.head_init == "imprint":
-            self._imprint(xtr, ytr)
-        xtr = xtr.astype("float32")
-        batch = min(stage.batch_size, len(xtr))
-        if stage.min_steps_per_epoch > math.ceil(len(xtr) / batch):  # cycle tiny caches
-            reps = math.ceil(stage.min_steps_per_epoch * batch / len(xtr))
-            xtr, ytr = np.concatenate([xtr] * reps), np.concatenate([ytr] * reps)
-        with self._strategy_scope():
-            fin = keras.Input(xtr.shape[1:], name="features")
-            head = keras.Model(fin, self._dense(self._dropout(fin)), name="head")
-        train = (tf.data.Dataset.from_tensor_slices((xtr, ytr))
-                 .shuffle(len(xtr), seed=self.seed, reshuffle_each_iteration=True).batch(batch))
-        val_ds = (tf.data.Dataset.from_tensor_slices((val[0].astype("float32"), val[1])).batch(max(batch, 64))
-                  if val is not None else None)
-        # A whole epoch of small head steps per graph call (steps_per_execution): from
-        # Python each step cost more than its arithmetic.
-        return self._custom_fit(head, stage, tag, train, val_ds, steps_per_epoch=None,
-                                optimizer_steps=math.ceil(len(xtr) / batch),
-                                class_weight=self._class_weight(stage, data), cached=True,
-                                steps_per_execution=64, n_val=len(val[0]) if val is not None else 0)
-
-    def _imprint(self, feats: np.ndarray, onehot: np.ndarray) -> None:
-        """Set the head to the nearest-class-mean classifier of ``feats`` (weight imprinting):
-        logit_c = a * (f . mu_c - |mu_c|^2 / 2), i.e. -a/2 |f - mu_c|^2 up to a constant."""
-        labels = onehot.argmax(axis=1)
-        mu = np.stack([feats[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(feats.shape[1])
-                       for c in range(self.num_classes)])
-        within = float(np.mean(np.sum((feats - mu[labels]) ** 2, axis=1))) or 1.0
-        a = 2.0 / within
-        self._dense.kernel.assign((a * mu.T).astype("float32"))
-        self._dense.bias.assign((-0.5 * a * np.sum(mu**2, axis=1)).astype("float32"))
-        self._log(f"head imprinted with the class means of {len(feats)} cached feature vectors")
-
-    # === Run directory ===
-
-    def _config(self, recipe: Recipe, data) -> dict:
-        """The resolved settings written to config.toml (the run's identity, see
-        :func:`config_differences`, plus how it ran)."""
-        return {
-            "run": {
-                "backbone": self.spec.name,
-                "weights": str(self.weights) if self.weights is not None else "none",
-                "regime": recipe.name,
-                "regime_reason": self.regime_reason,
-                "image_size": list(self.image_size),
-                "channels": self.channels,
-                "num_classes": int(self.num_classes),
-                "class_names": list(self.class_names),
-                "head_pool": self.head_pool,
-                "seed": self.seed,
-                "data_source": data.info.source,
-                "strategy": type(self.strategy).__name__,
-                "replicas": int(self.strategy.num_replicas_in_sync),
-                "precision": self.precision,
-                "jit_compile": str(self.jit_compile),
-            },
-            "recipe": recipe.to_dict(),
-        }
-
-    def _write_history(self) -> None:
-        self.rundir.write_history(self.history + list(getattr(self, "_stage_rows", [])))
-
-    def _save_checkpoint(self, tag: str) -> None:
-        """Weights after a stage: ``checkpoints/<tag>.weights.h5`` (model weights only, the
-        stage-finished mark a resumed run skips on); its per-epoch checkpoints are then
-        deleted (:meth:`tl_kit.rundir.RunDir.save_stage_weights`). Non-chief workers write to
-        their own temp folder."""
-        if self.save_model:
-            self.rundir.save_stage_weights(self.model, tag)
 
     def run_dir_bytes(self) -> int:
         """Bytes in this process's run directory (files only)."""
         return self.rundir.size_bytes()
 
-    def _finish_run(self) -> None:
-        from tl_kit.predict import save_for_inference
-
-        self.model = self._assemble(train_bn=False)
-        if self.data is not None and self.data.has("val"):
-            self.metrics["val"] = self._evaluate_split(self.data, "val")
-        if self.save_model:  # model.keras + class_names.json: what load_for_inference reads
-            save_for_inference(self.model, self.class_names, self._out)
-        self._plot_history()
-        self.metrics["run_dir_bytes"] = self.run_dir_bytes()  # metrics.json itself excluded
-        self._write_metrics()
-        self.rundir.write_status("complete", stages=[s.name for s in self.resolved_recipe.stages],
-                              epochs=len(self.history), run_dir_bytes=self.metrics["run_dir_bytes"])
-        ck = self.metrics.get("checkpoints", {})
-        self._log(f"run directory: {self.run_dir} ({self.metrics['run_dir_bytes'] / 2**20:.1f} MiB; "
-                  f"{ck.get('writes', 0)} checkpoint(s) written in {ck.get('seconds', 0.0):.1f}s)")
-
-    def _write_metrics(self) -> None:
-        """Merge the learner's figures into metrics.json (keeping the keys an evaluation
-        report wrote there)."""
-        self.rundir.merge_metrics(self.metrics)
-
-    def _writes_plots(self) -> bool:
-        """Plots go into the run directory on the chief of runs that keep their artefacts
-        (``save_model=False`` marks a throw-away run: no model, checkpoints or plots)."""
-        from tl_kit import distribute as dist
-
-        return self.save_model and dist.is_chief(self.strategy)
-
-    def _plot_history(self) -> None:
-        """``plots/history.png``: loss and accuracy per epoch across the stages so far."""
-        if not self._writes_plots() or not (self.history or self._stage_rows):
-            return
-        error = self.rundir.plot_history()
-        if error:
-            self._log(f"could not plot the training curves: {error}")
-
     # === Evaluate / predict / export ===
-
-    def _evaluate_split(self, data, split: str) -> dict[str, float]:
-        """Loss and accuracy of one split, computed locally on this process (no Keras
-        ``evaluate``: it shares ``fit``'s break under MultiWorkerMirroredStrategy)."""
-        import tensorflow as tf
-
-        model = self.model
-        if data.size(split) <= EAGER_EVAL_MAX:  # tracing the whole network costs more than it saves
-            def predict(x):
-                return tf.cast(model(x, training=False), tf.float32)
-        else:
-            predict = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32))
-        loss_sum, correct, n = 0.0, 0, 0
-        for x, y in data.dataset(split, batch_size=64):
-            p = predict(x).numpy()
-            yv = y.numpy()
-            loss_sum += float(-np.sum(yv * np.log(np.clip(p, 1e-7, 1.0))))
-            correct += int(np.sum(p.argmax(axis=1) == yv.argmax(axis=1)))
-            n += len(yv)
-        return {"accuracy": correct / max(n, 1), "loss": loss_sum / max(n, 1)}
 
     def evaluate(self, data=None, split: str | None = None, tta: str | None = None,
                  top_k: int = 5) -> dict[str, Any]:
@@ -1041,58 +320,9 @@ class Learner:
             The report dict (``loss``, ``accuracy``, ``top_k_accuracy``, ``per_class``,
             ``confusion_matrix``, ``most_confused``, ``worst``, ``files``, ...).
         """
-        from tl_kit import distribute as dist
-        from tl_kit.data import Data
-        from tl_kit.evaluate import evaluate_model
+        from tl_kit.train.evaluation import learner_evaluate
 
-        if self.model is None:
-            self.build()
-        raw = data is not None and not isinstance(data, Data)
-        if raw:
-            data, split = self._evaluation_data(data, split)
-        else:
-            data = self._load(data)
-        if split is None:
-            split = "test" if data.has("test") else ("val" if data.has("val") else "train")
-        chief = dist.is_chief(self.strategy)
-        out = self._out if self._writes_plots() else None
-        report = evaluate_model(self.model, data, self.class_names, out_dir=out, tta=tta,
-                                top_k=top_k, split=split)
-        key = "evaluate" if raw else split
-        self.metrics[key] = {k: report[k] for k in ("loss", "accuracy", "top_k", "top_k_accuracy",
-                                                    "num_samples", "tta")}
-        if chief and self._out.exists():
-            if out is None:  # no plots, but the report still lands in metrics.json
-                self.rundir.merge_metrics({k: v for k, v in report.items() if k != "files"})
-            self._write_metrics()
-        return report
-
-    def _evaluation_data(self, data, split: str | None):
-        """Raw evaluation data -> ``(Data, split)``; nothing in the run directory is written."""
-        from tl_kit.errors import UserError
-        from tl_kit.evaluate import load_evaluation_data
-
-        if isinstance(data, str | os.PathLike):
-            names = None if self._placeholder_names else self.class_names
-            loaded, split, how = load_evaluation_data(
-                str(data), image_size=self.image_size, channels=self.channels,
-                class_names=names, split=split,
-                run_dir=self._out if self._out.is_dir() else None)
-            self._log(f"evaluating {how}")
-            return loaded, split
-        if isinstance(data, dict) and split is not None:
-            # A dict of splits ({"train": ..., "test": ...}): `split` picks one of them.
-            if split not in data:
-                raise UserError(
-                    f"No {split!r} split in the data given; it has {sorted(data)}. "
-                    f"Received: split={split!r}")
-            data, split = data[split], None
-        if split is not None:
-            raise UserError(
-                "Arrays and tf.data datasets are evaluated whole; `split` applies to folders "
-                "split into train/val/test, to a dict of splits and to the run's own data. "
-                f"Received: split={split!r}")
-        return self._load(data, whole=True), "train"
+        return learner_evaluate(self, data, split=split, tta=tta, top_k=top_k)
 
     def predict(self, images, *, tta: str | None = None, top_k: int = 3,
                 batch_size: int = 32) -> list[dict]:
@@ -1151,82 +381,3 @@ class Learner:
     def __repr__(self) -> str:
         return (f"Learner(backbone={self.spec.name!r}, num_classes={self.num_classes}, "
                 f"weights={self._weights_label()}, run_dir={str(self.run_dir)!r})")
-
-
-class _EpochHistory(keras.callbacks.Callback):
-    """Rewrites history.csv after every epoch (so a killed run leaves its epochs on disk)."""
-
-    def __init__(self, learner: Learner):
-        super().__init__()
-        self.learner = learner
-
-    def on_epoch_end(self, epoch, logs=None):
-        rows = [r for r in self.learner._stage_rows if r["epoch"] != epoch + 1]
-        rows.append({"stage": self.learner._stage_name, "epoch": epoch + 1,
-                     **{k: float(v) for k, v in (logs or {}).items()}})
-        self.learner._stage_rows = rows
-        self.learner._write_history()
-
-
-def _new_run_dir(name: str) -> Path:
-    """``runs/<backbone>-<time>``, with a suffix when that folder exists already."""
-    base = Path("runs", f"{name.replace(':', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-    path, i = base, 2
-    while path.exists():
-        path, i = Path(f"{base}-{i}"), i + 1
-    return path
-
-
-class _JsonLinesLogger(keras.callbacks.Callback):
-    """Epoch metrics as JSON lines (the TensorBoard fallback)."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = Path(path)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}) + "\n")
-
-
-def _history_rows(hist) -> list[dict[str, float]]:
-    h = hist if isinstance(hist, dict) else (getattr(hist, "history", {}) or {})
-    n = max((len(v) for v in h.values()), default=0)
-    return [{k: float(v[i]) for k, v in h.items() if i < len(v)} for i in range(n)]
-
-
-def finetune(
-    backbone: str = "vgg16",
-    num_classes: int | None = None,
-    data=None,
-    regime: str = "auto",
-    recipe: Recipe | str | os.PathLike | None = None,
-    weights: Any = "auto",
-    image_size: int | Sequence[int] | None = None,
-    run_dir: str | os.PathLike | None = None,
-    strategy: Any = "auto",
-    precision: str = "auto",
-    jit_compile: bool | str = "auto",
-    overwrite: bool = False,
-    **kwargs: Any,
-) -> Learner:
-    """Build a learner (backbone + new softmax head); with ``data`` also train it.
-
-    ``weights="auto"`` means ImageNet where published (Keras Applications, and tl_kit names
-    with a Keras twin such as ``"resnet50"``), else random initialisation. Offline without
-    the cached file, ImageNet fails at once naming the file and the folder to put it in.
-    ``strategy``, ``precision``, ``jit_compile`` and ``overwrite`` are :class:`Learner`'s
-    (rerunning the same call on the same ``run_dir`` after a crash resumes it).
-
-    Example:
-    ```python
-    learner = tl_kit.finetune(backbone="lenet5", weights=None, data=(x, y))
-    ```
-    """
-    learner = Learner(backbone, num_classes, regime=regime, recipe=recipe, weights=weights,
-                      image_size=image_size, run_dir=run_dir, strategy=strategy,
-                      precision=precision, jit_compile=jit_compile, overwrite=overwrite, **kwargs)
-    if data is not None:
-        learner.fit(data)
-    return learner
