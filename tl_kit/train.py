@@ -922,14 +922,25 @@ class Learner:
         lr = WarmupCosine(stage.learning_rate, stage.warmup_epochs * steps_per_epoch, total,
                           cosine=stage.schedule == "cosine")
         wd = stage.weight_decay or None
+        # EMA: the model takes the averaged weights at each epoch's end (see Stage.ema)
+        ema = {"use_ema": True, "ema_momentum": stage.ema,
+               "ema_overwrite_frequency": max(steps_per_epoch, 1)} if stage.ema else {}
         if stage.optimizer == "adam":
-            opt = keras.optimizers.Adam(lr, weight_decay=wd)
+            opt = keras.optimizers.Adam(lr, weight_decay=wd, **ema)
         elif stage.optimizer == "adamw":
-            opt = keras.optimizers.AdamW(lr, weight_decay=wd or 1e-4)
+            opt = keras.optimizers.AdamW(lr, weight_decay=wd or 1e-4, **ema)
         elif stage.optimizer == "sgd":
-            opt = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd)
+            opt = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd, **ema)
         else:
-            opt = keras.optimizers.RMSprop(lr, weight_decay=wd)
+            opt = keras.optimizers.RMSprop(lr, weight_decay=wd, **ema)
+        if stage.layer_decay is not None or stage.block_lr is not None:
+            from tl_kit import block_lr
+
+            mults = block_lr.block_multipliers(self.backbone, self.blocks, layer_decay=stage.layer_decay,
+                                               block_lr=stage.block_lr, head=[self._dense])
+            block_lr.scale_learning_rates(opt, mults)
+            self._log(f"stage {stage.name!r}: per-block learning rates: "
+                      f"{block_lr.describe(self.backbone, self.blocks, mults)}")
         if self.precision == "mixed_float16":
             opt = keras.optimizers.LossScaleOptimizer(opt)
         return opt
