@@ -75,6 +75,15 @@ class Stage:
         weight_decay: the optimizer's decoupled weight decay (Keras ``weight_decay``: every
             trainable weight shrinks by ``lr * weight_decay`` each step), not an L2 loss term.
         label_smoothing: for the categorical cross-entropy.
+        layer_decay: per-block learning rates by layer-wise decay (:mod:`tl_kit.block_lr`):
+            the head trains at ``learning_rate``, the last backbone block at
+            ``layer_decay`` times it, the one before at ``layer_decay**2``, ... (e.g. 0.75).
+        block_lr: explicit per-block multipliers of ``learning_rate``, keyed by block
+            declaration or ``"head"`` (``{head = 1.0, block5 = 0.3}``); blocks not named x1.
+        ema: keep an exponential moving average of the weights with this momentum (e.g.
+            0.99; Keras's ``use_ema``): the model takes the averaged weights at every
+            epoch's end (so validation, best-epoch choice and checkpoints see them) and at
+            the stage's end.
         augment: augmentation policy (``tl_kit.augment.POLICIES``) or ``"none"``.
         batch_size: global batch size (split across replicas).
         early_stopping: patience in epochs on validation loss; 0 turns it off.
@@ -100,6 +109,9 @@ class Stage:
     schedule: str = "cosine"
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    layer_decay: float | None = None
+    block_lr: dict[str, float] | None = None
+    ema: float | None = None
     augment: str = "light"
     batch_size: int = 32
     early_stopping: int = 5
@@ -129,6 +141,14 @@ class Stage:
             raise _err("Stage.batch_size must be >= 1.", batch_size=self.batch_size)
         if not 0 <= self.label_smoothing < 1:
             raise _err("Stage.label_smoothing must be in [0, 1).", label_smoothing=self.label_smoothing)
+        self._check_rates()
+
+    def _check_rates(self) -> None:
+        from tl_kit.block_lr import check_block_lr
+
+        check_block_lr(self.layer_decay, self.block_lr)
+        if self.ema is not None and (isinstance(self.ema, bool) or not 0 < self.ema < 1):
+            raise _err("Stage.ema must be a momentum in (0, 1), e.g. 0.99.", ema=self.ema)
 
     @property
     def head_only(self) -> bool:
@@ -177,6 +197,7 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (no None values, so it writes to TOML as is)."""
         d = dataclasses.asdict(self)
+        d["stages"] = [{k: v for k, v in st.items() if v is not None} for st in d["stages"]]
         return {k: v for k, v in d.items() if v is not None}
 
     def to_toml(self) -> str:

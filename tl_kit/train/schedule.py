@@ -12,6 +12,7 @@ saved it (``tl_kit>WarmupCosine`` in an optimizer's config) load through its reg
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
 
@@ -49,20 +50,22 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
                 "total_steps": self.total_steps, "cosine": self.cosine}
 
 
-def make_optimizer(name: str, learning_rate, weight_decay: float = 0.0) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, learning_rate, weight_decay: float = 0.0,
+                   **ema: Any) -> keras.optimizers.Optimizer:
     """``"adam"``, ``"adamw"`` (weight decay 1e-4 unless given), ``"sgd"`` (momentum 0.9,
-    Nesterov), ``"sgd_plain"`` or ``"rmsprop"`` at ``learning_rate`` (a float or a schedule)."""
+    Nesterov), ``"sgd_plain"`` or ``"rmsprop"`` at ``learning_rate`` (a float or a schedule);
+    ``ema`` passes Keras's ``use_ema`` / ``ema_momentum`` / ``ema_overwrite_frequency``."""
     wd = weight_decay or None
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate, weight_decay=wd)
+        return keras.optimizers.Adam(learning_rate, weight_decay=wd, **ema)
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=wd or 1e-4)
+        return keras.optimizers.AdamW(learning_rate, weight_decay=wd or 1e-4, **ema)
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, weight_decay=wd)
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, weight_decay=wd, **ema)
     if name == "sgd_plain":
-        return keras.optimizers.SGD(learning_rate, weight_decay=wd)
+        return keras.optimizers.SGD(learning_rate, weight_decay=wd, **ema)
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate, weight_decay=wd)
+        return keras.optimizers.RMSprop(learning_rate, weight_decay=wd, **ema)
     raise UserError(f"Unknown optimizer {name!r}: adam, adamw, sgd, sgd_plain or rmsprop. "
                     f"Received: optimizer={name!r}")
 
@@ -73,7 +76,10 @@ def stage_optimizer(stage: Stage, steps_per_epoch: int, precision: str) -> keras
     total = max(stage.epochs * steps_per_epoch, 1)
     lr = WarmupCosine(stage.learning_rate, stage.warmup_epochs * steps_per_epoch, total,
                       cosine=stage.schedule == "cosine")
-    opt = make_optimizer(stage.optimizer, lr, stage.weight_decay)
+    # EMA: the model takes the averaged weights at each epoch's end (see Stage.ema)
+    ema = {"use_ema": True, "ema_momentum": stage.ema,
+           "ema_overwrite_frequency": max(steps_per_epoch, 1)} if stage.ema else {}
+    opt = make_optimizer(stage.optimizer, lr, stage.weight_decay, **ema)
     if precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt

@@ -213,6 +213,20 @@ class StageRunner:
                                class_weight=class_weight(stage, data), after_train_epoch=recalibrate,
                                n_val=data.size("val") if val is not None else 0)
 
+    def block_rates(self, stage: Stage, optimizer: keras.optimizers.Optimizer) -> None:
+        """Per-block learning rates of ``stage`` (``layer_decay`` / ``block_lr``) applied to
+        ``optimizer`` (:mod:`tl_kit.block_lr`), and logged."""
+        if stage.layer_decay is None and stage.block_lr is None:
+            return
+        from tl_kit import block_lr
+
+        c = self.classifier
+        mults = block_lr.block_multipliers(c.backbone, c.blocks, layer_decay=stage.layer_decay,
+                                           block_lr=stage.block_lr, head=[c.dense])
+        block_lr.scale_learning_rates(optimizer, mults)
+        self.log(f"stage {stage.name!r}: per-block learning rates: "
+                 f"{block_lr.describe(c.backbone, c.blocks, mults)}")
+
     def custom_fit(self, model: keras.Model, stage: Stage, tag: str, train, val, *,
                    steps_per_epoch: int | None, optimizer_steps: int, class_weight, cached: bool = False,
                    after_train_epoch=None, steps_per_execution: int = 1, n_val: int = 0):
@@ -221,6 +235,7 @@ class StageRunner:
 
         with self.strategy.scope():
             optimizer = stage_optimizer(stage, optimizer_steps, self.precision)
+        self.block_rates(stage, optimizer)
         model.optimizer = optimizer  # callbacks (TensorBoard's learning rate) read it
         jit = dist.resolve_jit_compile(self.jit_compile, self.strategy, model)
         patience, restore, smoothing = early_stopping(stage, val is not None, n_val, self.log)
