@@ -11,7 +11,7 @@ call these functions.
 - :mod:`~tl_kit.evaluate.report`: the report's files (``metrics.json``,
   ``confusion_matrix.csv``, plots) and report folders (:func:`new_report_dir`);
 - :mod:`~tl_kit.evaluate.plots`: confusion matrix, worst predictions, training curves;
-- :mod:`~tl_kit.evaluate.ensemble`: :func:`ensemble`;
+- :mod:`~tl_kit.evaluate.ensembles`: :func:`ensemble`;
 - :mod:`~tl_kit.evaluate.sources`: which images to score (:func:`load_evaluation_data`);
 - :mod:`~tl_kit.evaluate.run`: :func:`evaluate_run`, behind ``tl-kit evaluate``.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from tl_kit._plots import pyplot
 from tl_kit.evaluate.batches import iter_batches
-from tl_kit.evaluate.ensemble import ensemble
+from tl_kit.evaluate.ensembles import ensemble
 from tl_kit.evaluate.metrics import WorstPredictions, classification_scores, evaluate_model
 from tl_kit.evaluate.plots import plot_confusion_matrix, plot_history, plot_worst
 from tl_kit.evaluate.report import merge_json, new_report_dir, write_report
