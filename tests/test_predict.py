@@ -61,3 +61,29 @@ def test_save_and_load_for_inference_from_run_dir(tmp_path):
         save_for_inference(model, ["a"], tmp_path / "bad")
     with pytest.raises(UserError, match="Received: path="):
         load_for_inference(tmp_path / "nothing_here")
+
+
+def test_collect_images_and_resize_to(tmp_path):
+    from tl_kit.predict import collect_images, resize_to
+
+    Image.new("RGB", (20, 12), (200, 0, 0)).save(tmp_path / "r.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    pil = Image.new("L", (5, 4), 7)
+    arrays, paths, failed = collect_images(
+        [str(tmp_path / "r.png"), str(tmp_path / "broken.png"), pil, np.zeros((3, 3))], 3)
+    assert paths == [str(tmp_path / "r.png"), str(tmp_path / "broken.png"), None, None]
+    assert arrays[0].shape == (12, 20, 3) and arrays[0].dtype == np.uint8
+    assert arrays[1] is None and set(failed) == {1}
+    assert arrays[2].shape == (4, 5, 3) and arrays[3].shape == (3, 3, 1)
+    batch, batch_paths, _ = collect_images(np.zeros((6, 6, 3)), 3)  # one (H, W, C) array
+    assert len(batch) == 1 and batch_paths == [None]
+    with pytest.raises(UserError, match=r"\(N, H, W, C\)"):
+        collect_images(np.zeros((2, 2)), 3)
+
+    same = resize_to(arrays[0], (12, 20))
+    assert same.dtype == np.float32 and np.array_equal(same, arrays[0])
+    from tl_kit.decode import resize_array
+
+    np.testing.assert_array_equal(resize_to(arrays[0], (6, 10)), resize_array(arrays[0], (6, 10)))
+    floats = resize_to(np.full((8, 8, 3), 100.0, np.float32), (4, 4))
+    assert floats.shape == (4, 4, 3) and np.allclose(floats, 100.0)
