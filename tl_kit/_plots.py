@@ -20,7 +20,7 @@ from typing import Any
 __all__ = ["pyplot", "figure", "save_figure"]
 
 
-def pyplot():
+def pyplot() -> Any:
     """``matplotlib.pyplot`` on the non-interactive Agg backend (unless one is already set)."""
     import matplotlib
 

@@ -26,7 +26,8 @@ def _backbones_module():
     return importlib.import_module("tl_kit.backbones")
 
 
-def build_from_name(name: str, input_shape, build_kwargs: dict[str, Any]):
+def build_from_name(name: str, input_shape: tuple[int, ...] | None,
+                    build_kwargs: dict[str, Any]) -> tuple[Any, str]:
     from tl_kit.models.registry import _REGISTRY, get_spec, list_models
 
     list_models()  # loads the registry
@@ -59,7 +60,7 @@ def build_from_name(name: str, input_shape, build_kwargs: dict[str, Any]):
                        "list the keras: ones", "name")
 
 
-def load_model_file(path: str):
+def load_model_file(path: str) -> Any:
     import keras
 
     if not os.path.exists(path):

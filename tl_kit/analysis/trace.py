@@ -24,7 +24,7 @@ class Tracer:
 
     # --- graph walking ---
 
-    def run_model(self, model, inputs, prefix: str, depth: int):
+    def run_model(self, model, inputs, prefix: str, depth: int) -> Any:
         import keras
 
         if isinstance(model, keras.Sequential):
@@ -41,7 +41,7 @@ class Tracer:
 
         return model._run_through_graph(inputs, operation_fn=operation_fn)
 
-    def call(self, op, args, kwargs, prefix: str, depth: int):
+    def call(self, op, args, kwargs, prefix: str, depth: int) -> Any:
         from keras import tree
 
         if is_graph_model(op):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,13 +33,14 @@ class Items:
     sizes: list[tuple[int, int]]
 
 
-def folded_feature_model(learner):
+def folded_feature_model(learner: Any) -> Any:
     """The learner's feature model with BatchNorm folded (what its feature cache runs); the
     doctor's one call into the learner's feature-model internals."""
     return learner._feature_model(fold=True)
 
 
-def feature_extractor(backbone: str, num_classes: int, image_size: tuple[int, int] | None):
+def feature_extractor(backbone: str, num_classes: int, image_size: tuple[int, int] | None
+                      ) -> tuple[Callable, tuple[int, int], str]:
     """``(extract(batch) -> features, image size, backbone name)`` of the learner's folded
     feature model (ImageNet weights); the learner's run folder is never written."""
     import tensorflow as tf

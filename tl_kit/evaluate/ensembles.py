@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tl_kit.errors import UserError
 from tl_kit.tta import model_image_size
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
 
 __all__ = ["ensemble"]
 
@@ -46,7 +50,7 @@ def ensemble(
     name: str = "ensemble",
     *,
     image_size: Sequence[int] | None = None,
-):
+) -> keras.Model:
     """Average (or weight) several classifiers' probabilities into one ``keras.Model``.
 
     The ensemble takes raw images at ``image_size`` (default: the largest member input)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def _default_split(data, source) -> str:
 
 
 def load_evaluation_data(source, *, image_size, channels: int, class_names, split: str | None = None,
-                         run_dir=None):
+                         run_dir=None) -> tuple[Any, str, str]:
     """Load ``source`` for evaluation -> ``(Data, split, how)``; nothing is written anywhere.
 
     * The run's own data (``source`` is the folder or tfds name the run in ``run_dir`` was

@@ -91,7 +91,8 @@ def _accuracy(fn, test, size) -> tuple[float, int]:
     return (correct / total if total else float("nan")), total
 
 
-def write_tflite(plain, out, calibration, check, reference, test, model, size) -> dict:
+def write_tflite(plain: Path, out: Path, calibration: np.ndarray, check: np.ndarray,
+                 reference: np.ndarray, test, model, size: tuple[int, int]) -> dict:
     """Convert, write and check ``model_<mode>.tflite`` for every mode -> ``{mode: entry}``
     (file, size, difference and top-1 agreement with the Keras ``reference`` on ``check``;
     with ``test``, the accuracy and its drop from the Keras model's)."""
