@@ -66,8 +66,8 @@ PARTS = (
     ("final_val_evaluation", "tl_kit.train.evaluation", None, "evaluate_split"),
     ("save_model", "tl_kit.predict", None, "save_for_inference"),
     ("evaluate_report", "tl_kit.train", "Learner", "evaluate"),
-    ("evaluate_plots", "tl_kit.evaluate", None, "plot_worst"),
-    ("evaluate_plots", "tl_kit.evaluate", None, "plot_confusion_matrix"),
+    ("evaluate_plots", "tl_kit.evaluate.plots", None, "plot_worst"),
+    ("evaluate_plots", "tl_kit.evaluate.plots", None, "plot_confusion_matrix"),
 )
 # custom_fit's own checkpoint writes are reported by the learner (metrics["checkpoints"]).
 

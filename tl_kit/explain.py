@@ -222,12 +222,12 @@ def explain(model, images, *, class_names: Sequence[str] | None = None, out: str
     ``"names"`` (the explained class names, with ``class_names``) and ``"files"``."""
     from PIL import Image
 
-    from tl_kit.predict import _collect, _resize
+    from tl_kit.predict import collect_images, resize_to
     from tl_kit.tta import model_image_size
 
     size = model_image_size(model)
     channels = int(model.input_shape[-1])
-    arrays, paths, failed = _collect(images, channels)
+    arrays, paths, failed = collect_images(images, channels)
     if failed:
         bad = "; ".join(f"{paths[i]}: {why}" for i, why in sorted(failed.items()))
         raise UserError(f"Cannot explain images that cannot be read: {bad}")
@@ -235,7 +235,7 @@ def explain(model, images, *, class_names: Sequence[str] | None = None, out: str
         raise UserError(f"No images to explain. Received: images={images!r}")
     if size is None:
         size = arrays[0].shape[:2]
-    batch = np.stack([_resize(a, size) for a in arrays])
+    batch = np.stack([resize_to(a, size) for a in arrays])
     result = gradcam(model, batch, classes=classes, layer=layer, blocks=blocks)
     result["paths"] = paths
     names = [str(class_names[c]) if class_names is not None else str(c) for c in result["classes"]]

@@ -29,6 +29,8 @@ __all__ = [
     "expand_inputs",
     "ExportedModel",
     "load_image",
+    "collect_images",
+    "resize_to",
 ]
 
 MODEL_FILE = "model.keras"
@@ -39,7 +41,10 @@ LABELS_FILE = "labels.txt"
 # === Images ===
 
 
-def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_to(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``array`` (H, W, C) or (N, H, W, C) as float32 at ``size``: uint8 pixels with
+    training's resize (rounded, :func:`tl_kit.decode.resize_array`), others bilinear with
+    antialiasing; unchanged (but float32) when already that size."""
     if tuple(array.shape[-3:-1]) == tuple(size):
         return array.astype(np.float32)
     if array.dtype == np.uint8:  # decoded file: training's resize (tl_kit.decode), rounded
@@ -121,8 +126,8 @@ def _read_failure(error: UserError) -> str:
     return " ".join(text.split()) or type(cause or error).__name__
 
 
-def _collect(inputs, channels: int) -> tuple[list[np.ndarray | None], list[str | None],
-                                            dict[int, str]]:
+def collect_images(inputs, channels: int) -> tuple[list[np.ndarray | None], list[str | None],
+                                                  dict[int, str]]:
     """Turn paths / arrays / PIL images into (H, W, C) arrays and their paths; a file that
     cannot be read gets ``None`` and its reason (in the returned dict, by position)."""
     failed: dict[int, str] = {}
@@ -198,36 +203,20 @@ def predict_images(
     ```
     """
     class_names = [str(name) for name in class_names]
-    size = model_image_size(model)
     channels = int(model.input_shape[-1])
-    images, paths, failed = _collect(inputs, channels)
-    if not images:
-        raise UserError(f"No images to predict. Received: inputs={inputs!r}")
-    if len(failed) == len(images):
-        first = next(iter(failed))
-        raise UserError(
-            f"None of the {len(images)} image(s) could be read ({paths[first]}: "
-            f"{failed[first]}). Received: inputs={paths[:3]!r}"
-            + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""))
-    read = [i for i, image in enumerate(images) if image is not None]
+    images, paths, failed = collect_images(inputs, channels)
+    read = _readable(images, paths, failed, inputs)
     images = [images[i] for i in read]
     for image in images:
         if image.shape[-1] != channels:
             raise UserError(
                 f"The model takes {channels}-channel images. Received: shape={image.shape}"
             )
-    if size is None:
-        shapes = {image.shape[:2] for image in images}
-        if len(shapes) > 1:
-            raise UserError(
-                "The model has no fixed input size and the images differ in size. "
-                f"Received: sizes={sorted(shapes)}"
-            )
-        size = next(iter(shapes))
+    size = _input_size(model, images)
     load_size = size
     if tta == "multicrop":
         load_size = tuple(round(side / DEFAULT_CROP_FRACTION) for side in size)
-    batch = np.stack([_resize(image, load_size) for image in images])
+    batch = np.stack([resize_to(image, load_size) for image in images])
     probs = predict_tta(model, batch, tta, batch_size=batch_size)
     if probs.shape[-1] != len(class_names):
         raise UserError(
@@ -245,6 +234,33 @@ def predict_images(
             "probs": {name: float(p) for name, p in zip(class_names, row, strict=True)},
         }
     return results
+
+
+def _readable(images: list, paths: list, failed: dict[int, str], inputs) -> list[int]:
+    """Positions of the images that could be read; a UserError when there are none."""
+    if not images:
+        raise UserError(f"No images to predict. Received: inputs={inputs!r}")
+    if len(failed) == len(images):
+        first = next(iter(failed))
+        raise UserError(
+            f"None of the {len(images)} image(s) could be read ({paths[first]}: "
+            f"{failed[first]}). Received: inputs={paths[:3]!r}"
+            + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""))
+    return [i for i, image in enumerate(images) if image is not None]
+
+
+def _input_size(model, images: list[np.ndarray]) -> tuple[int, int]:
+    """The model's input size, or the images' one size for a model without a fixed size."""
+    size = model_image_size(model)
+    if size is not None:
+        return size
+    shapes = {image.shape[:2] for image in images}
+    if len(shapes) > 1:
+        raise UserError(
+            "The model has no fixed input size and the images differ in size. "
+            f"Received: sizes={sorted(shapes)}"
+        )
+    return next(iter(shapes))
 
 
 def format_predictions(predictions: Sequence[dict], as_json: bool = False) -> str:

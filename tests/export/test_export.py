@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _paths import TEXTURES
 from PIL import Image
 
 from tl_kit.decode import resize_array
@@ -197,7 +198,7 @@ def test_versions_never_overwrite_unless_asked(tmp_path):
 
 
 def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
-    import tl_kit.export as export_module
+    import tl_kit.export.onnx as onnx_export
 
     model, base = _model(16, seed=2), tmp_path / "m"
     export_model(model, base, NAMES)
@@ -206,7 +207,7 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise ExportError("simulated converter failure")
 
-    monkeypatch.setattr(export_module, "_write_onnx", broken)
+    monkeypatch.setattr(onnx_export, "write_onnx", broken)
     for kwargs in ({}, {"version": 1, "overwrite": True}):
         with pytest.raises(ExportError, match="simulated"):
             export_model(model, base, NAMES, formats=("saved_model", "onnx"), **kwargs)
@@ -249,12 +250,10 @@ FRESH_JPEG_SCRIPT = textwrap.dedent("""
 def test_real_jpeg_bytes_give_training_pixels_in_a_fresh_process(tmp_path, channels):
     """Train/serve skew: the same JPEG bytes give the very same pixels in training
     (Data.dataset, no augmentation), in learner.predict and in serving_default."""
-    from pathlib import Path
-
     import tl_kit
     from tl_kit.data import load_data
 
-    root = Path(__file__).resolve().parent.parent / "data" / "textures"
+    root = TEXTURES
     files = sorted(root.glob("*/*.jpg"))[::10]  # 12 real photographs, three classes
     assert len(files) >= 9 and all(f.read_bytes()[:3] == b"\xff\xd8\xff" for f in files)
     learner = tl_kit.finetune(backbone="lenet5", num_classes=3, weights=None, image_size=32,

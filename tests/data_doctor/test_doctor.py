@@ -188,3 +188,29 @@ def test_robust_z_outlier_and_constant():
     z = stats.robust_z(np.log([100, 110, 95, 105, 100, 5000]))
     assert np.argmax(np.abs(z)) == 5 and abs(z[5]) > stats.OUTLIER_Z and np.all(np.abs(z[:5]) < 2)
     assert not stats.robust_z(np.ones(5)).any()
+
+
+def test_scan_hashes_every_image_once_in_split_order(tmp_path):
+    """One pass: features from the extractor given, byte and pixel keys, sizes per image."""
+    import tensorflow as tf
+
+    from tl_kit.data import load_data
+    from tl_kit.data_doctor.scan import scan
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("test", 2)):
+        for cls in ("a", "b"):
+            for i in range(n):
+                _save(rng.integers(0, 255, (20 + i, 24, 3)), tmp_path / split / cls / f"{i}.jpg")
+    (tmp_path / "train" / "a" / "copy.jpg").write_bytes((tmp_path / "train" / "a" / "0.jpg").read_bytes())
+    data = load_data(str(tmp_path), image_size=(16, 16), validation_split=0.0, test_split=0.0,
+                     record=False, hygiene_index=False)
+    items = scan(data, tmp_path, lambda x: tf.reduce_mean(x, axis=(1, 2)), batch_size=4)
+    assert len(items.rels) == 11 and items.features.shape == (11, 3)
+    assert items.splits == ["train"] * 7 + ["test"] * 4
+    assert all(r.startswith(("train/", "test/")) for r in items.rels)
+    assert sorted(items.labels.tolist()) == [0] * 6 + [1] * 5
+    copy, first = items.rels.index("train/a/copy.jpg"), items.rels.index("train/a/0.jpg")
+    assert items.file_keys[copy] == items.file_keys[first]
+    assert items.pixel_keys[copy] == items.pixel_keys[first]
+    assert items.sizes[first] == (24, 20) and items.hashes.dtype == np.uint64
