@@ -1,69 +1,12 @@
-"""Distribution, precision and a distributed-safe training loop for tl_kit.
+"""The distributed-safe training loop: ``custom_fit`` and what it returns (``FitResult``).
 
-One job: decide *where* and *how* a model trains (strategy, precision, XLA) and provide
-a training loop that behaves the same on one device, several GPUs and several machines.
-
-Strategies (``resolve_strategy``)
-    ``"auto"`` picks ``tf.distribute.MultiWorkerMirroredStrategy`` when ``TF_CONFIG``
-    describes a cluster with more than one task, ``tf.distribute.MirroredStrategy`` when
-    more than one GPU is visible, otherwise the default strategy. Batch sizes are GLOBAL:
-    a dataset passed to ``distribute_dataset``/``custom_fit`` is batched by the global
-    batch size and split across replicas by TensorFlow.
-
-Precision (``resolve_precision``)
-    ``"auto"`` gives ``"mixed_bfloat16"`` on GPUs with compute capability >= 8.0 (Ampere,
-    Hopper: same tensor-core rate as float16 but float32's exponent range, so no loss
-    scaling, no skipped steps, no overflow), ``"mixed_float16"`` on 7.x GPUs (Volta,
-    Turing: tensor cores but no bfloat16; Keras wraps the optimizer in a
-    ``LossScaleOptimizer``), and ``"float32"`` on CPUs and older GPUs. The softmax head of
-    the learner's model is built with ``dtype="float32"`` so probabilities stay float32.
-
-XLA (``resolve_jit_compile``)
-    ``"auto"`` turns XLA on where a GPU is visible and every layer of the model supports
-    it. Keras's own ``"auto"`` switches XLA off under any ``tf.distribute`` strategy and
-    for layers such as ``RandomRotation``; tl_kit keeps augmentation in the input pipeline
-    (outside the model), and ``custom_fit`` compiles only the per-replica forward/backward
-    pass (the cross-replica gradient all-reduce stays outside XLA), so XLA stays on under
-    every strategy for ``custom_fit``. For Keras ``model.fit`` (``loop="fit"``) tl_kit
-    follows Keras and keeps XLA off under a non-default strategy.
-
-Training loop (``custom_fit``)
-    Keras 3's ``fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585:
-    ``_maybe_symbolic_build`` reduces a ``PerReplica`` batch and raises "Attempt to convert
-    a value (PerReplica...) to a Tensor"; past that, the per-replica metric reduction
-    fails). ``custom_fit`` follows TensorFlow's documented custom-training-loop pattern
-    (``strategy.run`` + ``strategy.reduce``, loss averaged over the GLOBAL batch) and adds
-    what ``fit`` plus tl_kit's callbacks give: checkpoints at epoch ends on a policy that
-    bounds their time and bytes (``checkpoint_interval``), resume from the epoch of the last
-    checkpoint, early stopping (optionally on a smoothed monitor) with best-weights restore,
-    a stop on a non-finite loss,
-    one progress line per epoch, and a Keras-like history. It works for every strategy,
-    so single- and multi-worker runs produce the same artefacts.
-
-Example:
-```python
-from tl_kit import distribute as dist
-
-strategy = dist.resolve_strategy("auto")
-dist.apply_precision(dist.resolve_precision("auto"))
-with strategy.scope():                      # model, optimizer (and metrics) in the scope
-    model = build_my_model()
-    optimizer = keras.optimizers.SGD(dist.scale_learning_rate(0.01, 512))
-result = dist.custom_fit(model, optimizer, "categorical_crossentropy", train_ds, val_ds,
-                         epochs=10, strategy=strategy,
-                         checkpoint_dir=dist.worker_dir("runs/x", strategy) + "/checkpoints",
-                         read_dir="runs/x/checkpoints", patience=3)
-result.history["val_accuracy"]
-```
+See the package docstring of :mod:`tl_kit.distribute` for why tl_kit has its own loop.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -73,344 +16,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tl_kit.distribute.strategy import distribute_dataset, gather_from_workers, is_chief, worker_dir
+from tl_kit.errors import UserError
 from tl_kit.rundir.stage import (
     check_writable,
     load_best,
-    prune,
     read_state,
     save_best,
     write_history_csv,
     write_state,
 )
 
-STRATEGIES = ("auto", "mirrored", "multiworker", "default")
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-LR_RULES = ("linear", "sqrt", None)
 
-# MultiWorkerMirroredStrategy may be created only once per process (it configures the
-# eager context's collective server), so the instance is reused.
-_MULTIWORKER: tf.distribute.Strategy | None = None
+def prune(*args: Any) -> None:
+    """:func:`tl_kit.rundir.stage.prune`, looked up on :mod:`tl_kit.distribute` at each call
+    (tests wrap ``tl_kit.distribute.prune`` to watch the checkpoints it leaves)."""
+    import tl_kit.distribute as package
 
-
-# === Strategy ===
-
-
-def _tf_config() -> dict:
-    raw = os.environ.get("TF_CONFIG", "")
-    if not raw.strip():
-        return {}
-    try:
-        config = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"The TF_CONFIG environment variable is not valid JSON ({exc}). Received: TF_CONFIG={raw!r}"
-        ) from None
-    if not isinstance(config, dict):
-        raise ValueError(f"TF_CONFIG must be a JSON object. Received: TF_CONFIG={raw!r}")
-    return config
-
-
-def cluster_size() -> int:
-    """Number of tasks (chief + workers) that ``TF_CONFIG`` describes; 0 without TF_CONFIG."""
-    cluster = _tf_config().get("cluster", {}) or {}
-    return sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
-
-
-def _multiworker() -> tf.distribute.Strategy:
-    global _MULTIWORKER
-    if _MULTIWORKER is None:
-        _MULTIWORKER = tf.distribute.MultiWorkerMirroredStrategy()
-    return _MULTIWORKER
-
-
-def resolve_strategy(
-    strategy: str | tf.distribute.Strategy | None = "auto",
-) -> tf.distribute.Strategy:
-    """Return the ``tf.distribute.Strategy`` to train under.
-
-    Args:
-        strategy: ``"auto"`` (``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` describes
-            a cluster with more than one task, ``MirroredStrategy`` when more than one GPU
-            is visible, otherwise the default strategy), ``"mirrored"`` (all local GPUs, or
-            the CPU), ``"multiworker"`` (cluster from ``TF_CONFIG``; one local worker
-            without it), ``"default"`` (the current/default strategy), ``None`` (same as
-            ``"default"``) or a ready ``tf.distribute.Strategy`` (returned as is).
-
-    Call this at the start of the program: ``MultiWorkerMirroredStrategy`` must be created
-    before TensorFlow runs other operations, and is created once per process.
-    """
-    if isinstance(strategy, tf.distribute.Strategy):
-        return strategy
-    if strategy is None:
-        strategy = "default"
-    if not isinstance(strategy, str) or strategy.lower() not in STRATEGIES:
-        raise ValueError(
-            f"`strategy` must be one of {', '.join(repr(s) for s in STRATEGIES)} or a "
-            f"tf.distribute.Strategy instance. Received: strategy={strategy!r}"
-        )
-    name = strategy.lower()
-    if name == "auto":
-        # Read TF_CONFIG before touching devices: listing devices initialises the runtime,
-        # after which MultiWorkerMirroredStrategy can no longer be created.
-        if cluster_size() > 1:
-            return _multiworker()
-        if len(tf.config.list_physical_devices("GPU")) > 1:
-            return tf.distribute.MirroredStrategy()
-        return tf.distribute.get_strategy()
-    if name == "multiworker":
-        return _multiworker()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def _task(strategy: tf.distribute.Strategy) -> tuple[str | None, int | None, dict]:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None:
-        return None, None, {}
-    spec = resolver.cluster_spec().as_dict() if resolver.cluster_spec() else {}
-    return resolver.task_type, resolver.task_id, spec
-
-
-def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
-    """True for the process that owns the run directory.
-
-    Every process is the chief except in a multi-worker cluster, where the chief is task
-    ``chief`` (if the cluster has one) or else ``worker`` 0 (TensorFlow's convention).
-    """
-    strategy = strategy if strategy is not None else tf.distribute.get_strategy()
-    task_type, task_id, spec = _task(strategy)
-    if task_type is None:
-        return True
-    if task_type == "chief":
-        return True
-    return task_type == "worker" and not spec.get("chief") and task_id == 0
-
-
-def worker_dir(run_dir: str | os.PathLike, strategy: tf.distribute.Strategy | None = None) -> str:
-    """Where this process may write: ``run_dir`` for the chief, a private temp dir otherwise.
-
-    Non-chief workers must still take part in saving (saving a mirrored variable is a
-    collective operation), but their files go to
-    ``<tmp>/tl_kit_workers/<hash of run_dir>/<task_type>_<task_id>`` (stable within a
-    machine, so a restarted worker finds its own files) and never into the run directory.
-    """
-    run_dir = os.fspath(run_dir)
-    strategy = strategy if strategy is not None else tf.distribute.get_strategy()
-    if is_chief(strategy):
-        return run_dir
-    task_type, task_id, _ = _task(strategy)
-    key = hashlib.sha1(os.path.abspath(run_dir).encode()).hexdigest()[:12]
-    return os.path.join(tempfile.gettempdir(), "tl_kit_workers", key, f"{task_type}_{task_id}")
-
-
-def gather_from_workers(strategy: tf.distribute.Strategy, value: int) -> list[int]:
-    """Every replica's ``value`` (replicas of one worker repeat that worker's value, workers in
-    task order), on every worker, by one all-gather. A single process (default strategy or
-    MirroredStrategy) returns ``[value]``. All workers must call it at the same point."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return [int(value)]
-    per_replica = strategy.run(lambda: tf.constant([int(value)], tf.int64))
-    return [int(v) for v in strategy.gather(per_replica, axis=0).numpy().tolist()]
-
-
-_FILE_READERS = (b"TFRecordDataset", b"TextLineDataset", b"FixedLengthRecordDataset")
-
-
-def _reads_files(dataset: tf.data.Dataset) -> bool:
-    try:
-        graph = dataset._as_serialized_graph().numpy()  # noqa: SLF001 (no public API)
-    except Exception:  # pragma: no cover - defensive: fall back to DATA sharding
-        return False
-    return any(op in graph for op in _FILE_READERS)
-
-
-def distribute_dataset(
-    strategy: tf.distribute.Strategy, dataset: tf.data.Dataset, *, sharding: str = "auto"
-) -> tf.distribute.DistributedDataset:
-    """Distribute a dataset batched by the GLOBAL batch size across ``strategy``'s replicas.
-
-    Args:
-        sharding: how workers of a multi-worker cluster split the data:
-            ``"data"`` (``AutoShardPolicy.DATA``: every worker reads the pipeline and keeps
-            its slice of each global batch; right for in-memory data and for images read
-            with ``tf.io.read_file`` inside a ``map``; every worker runs the same number of
-            steps), ``"file"`` (``AutoShardPolicy.FILE``: workers read disjoint files of a
-            file-reader dataset such as ``TFRecordDataset``; needs at least as many,
-            evenly sized, files as workers), ``"off"``, or ``"auto"``: FILE when the
-            pipeline reads files with a TFRecord/TextLine/FixedLengthRecord reader, DATA
-            otherwise. Within one machine (``MirroredStrategy``) sharding does not apply.
-    """
-    if isinstance(dataset, tf.distribute.DistributedDataset):
-        return dataset
-    if not isinstance(dataset, tf.data.Dataset):
-        raise TypeError(
-            f"`dataset` must be a tf.data.Dataset batched by the global batch size. "
-            f"Received: dataset={type(dataset).__name__}"
-        )
-    policies = {
-        "data": tf.data.experimental.AutoShardPolicy.DATA,
-        "file": tf.data.experimental.AutoShardPolicy.FILE,
-        "off": tf.data.experimental.AutoShardPolicy.OFF,
-    }
-    if sharding == "auto":
-        sharding = "file" if _reads_files(dataset) else "data"
-    if sharding not in policies:
-        raise ValueError(
-            f"`sharding` must be 'auto', 'data', 'file' or 'off'. Received: sharding={sharding!r}"
-        )
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = policies[sharding]
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
-
-
-def scale_learning_rate(
-    lr: float, global_batch: int, base_batch: int = 256, rule: str | None = "linear"
-) -> float:
-    """Scale a learning rate tuned for ``base_batch`` to ``global_batch``.
-
-    ``"linear"``: ``lr * global_batch / base_batch`` (Goyal et al. 2017, "Accurate, Large
-    Minibatch SGD", for SGD with momentum; pair with a warm-up at large batches).
-    ``"sqrt"``: ``lr * sqrt(global_batch / base_batch)`` (Krizhevsky 2014, "One weird
-    trick"; often the better choice for Adam-type optimizers). ``None``: unchanged.
-    Recipes state batch sizes globally, so adding GPUs or workers changes nothing unless
-    the global batch changes.
-    """
-    if rule not in LR_RULES:
-        raise ValueError(f"`rule` must be 'linear', 'sqrt' or None. Received: rule={rule!r}")
-    if global_batch <= 0 or base_batch <= 0:
-        raise ValueError(
-            "`global_batch` and `base_batch` must be positive. "
-            f"Received: global_batch={global_batch}, base_batch={base_batch}"
-        )
-    if rule is None:
-        return float(lr)
-    ratio = global_batch / base_batch
-    return float(lr * (ratio if rule == "linear" else math.sqrt(ratio)))
-
-
-# === Precision and XLA ===
-
-
-def gpu_compute_capabilities() -> list[tuple[int, int]]:
-    """Compute capabilities of the visible GPUs for the active Keras backend ([] on CPU)."""
-    backend = keras.backend.backend()
-    caps: list[tuple[int, int]] = []
-    try:
-        if backend == "jax":
-            import jax
-
-            for d in jax.devices():
-                if d.platform == "gpu":
-                    major, minor = str(getattr(d, "compute_capability", "0.0")).split(".")[:2]
-                    caps.append((int(major), int(minor)))
-        elif backend == "torch":
-            import torch
-
-            for i in range(torch.cuda.device_count()):
-                caps.append(tuple(torch.cuda.get_device_capability(i)))
-        else:
-            for gpu in tf.config.list_physical_devices("GPU"):
-                cap = tf.config.experimental.get_device_details(gpu).get("compute_capability")
-                caps.append(tuple(cap) if cap else (0, 0))
-    except Exception:  # pragma: no cover - a broken driver means "no usable GPU"
-        return []
-    return caps
-
-
-def resolve_precision(precision: str = "auto") -> str:
-    """Return a Keras dtype policy name: ``"float32"``, ``"mixed_float16"``, ``"mixed_bfloat16"``.
-
-    ``"auto"``: ``mixed_bfloat16`` when every visible GPU has compute capability >= 8.0,
-    ``mixed_float16`` when every GPU is >= 7.0, else ``float32`` (always on CPU).
-    bfloat16 is preferred from 8.0 on: the same tensor-core rate as float16 with
-    float32's exponent range, so no loss scaling is needed (no LossScaleOptimizer, no
-    skipped steps on overflow). Measured on an H100 (ResNet50, 224 px, batch 256, Keras
-    3.15 JAX backend, XLA): float32 3066 img/s, mixed_float16 5689, mixed_bfloat16 5454,
-    i.e. float16 was ~4% faster; tl_kit trades that for bfloat16's robustness.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"`precision` must be one of {', '.join(repr(p) for p in PRECISIONS)}. "
-            f"Received: precision={precision!r}"
-        )
-    if precision != "auto":
-        return precision
-    caps = gpu_compute_capabilities()
-    if not caps:
-        return "float32"
-    lowest = min(caps)
-    if lowest >= (8, 0):
-        return "mixed_bfloat16"
-    if lowest >= (7, 0):
-        return "mixed_float16"
-    return "float32"
-
-
-def apply_precision(policy: str) -> str:
-    """Set Keras's global dtype policy (call BEFORE building the model); returns its name."""
-    policy = resolve_precision(policy)
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
-
-
-def _is_default(strategy: tf.distribute.Strategy) -> bool:
-    return type(strategy).__name__ == "_DefaultDistributionStrategy"
-
-
-def _has_gpu() -> bool:
-    return bool(gpu_compute_capabilities())
-
-
-def resolve_jit_compile(
-    jit_compile: bool | str = "auto",
-    strategy: tf.distribute.Strategy | None = None,
-    model: keras.Model | None = None,
-    *,
-    loop: str = "custom",
-) -> bool:
-    """Decide whether to compile the training step with XLA.
-
-    ``True``/``False`` are returned as given (``True`` is refused, with ``False``, only for
-    a model holding layers that cannot be compiled). ``"auto"``: XLA when a GPU is visible,
-    every layer of ``model`` supports it (augmentation layers such as ``RandomRotation``
-    do not; tl_kit applies augmentation in the input pipeline instead) and op determinism
-    is off. Under a non-default ``tf.distribute`` strategy XLA stays on for ``custom_fit``
-    (``loop="custom"``: only the per-replica forward/backward pass is compiled) and off for
-    Keras ``fit`` (``loop="fit"``, Keras's own rule).
-    """
-    if jit_compile not in (True, False, "auto"):
-        raise ValueError(
-            f"`jit_compile` must be True, False or 'auto'. Received: jit_compile={jit_compile!r}"
-        )
-    if loop not in ("custom", "fit"):
-        raise ValueError(f"`loop` must be 'custom' or 'fit'. Received: loop={loop!r}")
-    supported = model is None or _model_supports_jit(model)
-    if jit_compile is False:
-        return False
-    if jit_compile is True:
-        return supported
-    if not supported or not _has_gpu():
-        return False
-    if keras.backend.backend() == "torch":
-        return False
-    strategy = strategy if strategy is not None else tf.distribute.get_strategy()
-    if not _is_default(strategy) and loop == "fit":
-        return False
-    return True
-
-
-def _model_supports_jit(model: keras.Model) -> bool:
-    if not all(getattr(layer, "supports_jit", True) for layer in model._flatten_layers()):  # noqa: SLF001
-        return False
-    if keras.backend.backend() == "tensorflow":
-        from tensorflow.python.framework.config import is_op_determinism_enabled
-
-        return not is_op_determinism_enabled()
-    return True
-
-
-# === Custom training loop ===
+    package.prune(*args)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -469,7 +92,7 @@ def _per_example_loss(loss_fn: Any) -> Callable:
         return loss_fn
     if callable(loss_fn):
         return loss_fn
-    raise ValueError(
+    raise UserError(
         "`loss_fn` must be a Keras loss name, a keras.losses.Loss or a callable "
         f"(y_true, y_pred) -> per-example losses. Received: loss_fn={loss_fn!r}"
     )
@@ -481,14 +104,14 @@ def _monitor_mode(monitor: str) -> str:
 
 def _unpack(batch: Any) -> tuple[Any, Any, Any]:
     if isinstance(batch, dict):
-        raise ValueError(
+        raise UserError(
             "custom_fit expects (images, labels[, sample_weight]) tuples. Received: dict batch"
         )
     if len(batch) == 2:
         return batch[0], batch[1], None
     if len(batch) == 3:
         return batch[0], batch[1], batch[2]
-    raise ValueError(
+    raise UserError(
         f"custom_fit expects (images, labels[, sample_weight]) batches. Received: {len(batch)}-tuple"
     )
 
@@ -599,19 +222,19 @@ def custom_fit(
             checkpoint (kept on disk) and the error names the epoch.
     """
     if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"`epochs` must be a positive integer. Received: epochs={epochs!r}")
+        raise UserError(f"`epochs` must be a positive integer. Received: epochs={epochs!r}")
     if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
-        raise ValueError("`steps_per_execution` must be a positive integer. "
+        raise UserError("`steps_per_execution` must be a positive integer. "
                          f"Received: steps_per_execution={steps_per_execution!r}")
     if not isinstance(keep_checkpoints, int) or keep_checkpoints < 1:
-        raise ValueError("`keep_checkpoints` must be a positive integer. "
+        raise UserError("`keep_checkpoints` must be a positive integer. "
                          f"Received: keep_checkpoints={keep_checkpoints!r}")
     if not isinstance(smoothing, int) or smoothing < 1:
-        raise ValueError(f"`smoothing` must be a positive integer. Received: smoothing={smoothing!r}")
+        raise UserError(f"`smoothing` must be a positive integer. Received: smoothing={smoothing!r}")
     if checkpoint_interval != "auto" and not (
         isinstance(checkpoint_interval, (int, float)) and checkpoint_interval >= 0
     ):
-        raise ValueError("`checkpoint_interval` must be 'auto' or a number of seconds >= 0. "
+        raise UserError("`checkpoint_interval` must be 'auto' or a number of seconds >= 0. "
                          f"Received: checkpoint_interval={checkpoint_interval!r}")
     strategy = strategy if strategy is not None else tf.distribute.get_strategy()
     chief = is_chief(strategy)
@@ -619,9 +242,9 @@ def custom_fit(
     if monitor == "auto":
         monitor = "val_loss" if val_ds is not None else "loss"
     if monitor.startswith("val_") and val_ds is None:
-        raise ValueError(f"`monitor` needs validation data (val_ds). Received: monitor={monitor!r}")
+        raise UserError(f"`monitor` needs validation data (val_ds). Received: monitor={monitor!r}")
     if monitor not in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        raise ValueError(
+        raise UserError(
             "`monitor` must be 'auto', 'loss', 'accuracy', 'val_loss' or 'val_accuracy'. "
             f"Received: monitor={monitor!r}"
         )
@@ -651,7 +274,7 @@ def custom_fit(
     cw = None
     if class_weight:
         if num_classes is None:
-            raise ValueError("`class_weight` needs a model with a known number of classes.")
+            raise UserError("`class_weight` needs a model with a known number of classes.")
         vec = np.ones(num_classes, dtype="float32")
         for k, v in class_weight.items():
             vec[int(k)] = float(v)
@@ -777,7 +400,7 @@ def custom_fit(
             if int(done) < k:
                 break
         if n == 0:
-            raise ValueError(
+            raise UserError(
                 "The dataset produced no batches; check its size against the batch size "
                 "(with drop_remainder=True a dataset smaller than one batch is empty)."
             )
@@ -795,7 +418,7 @@ def custom_fit(
     def _run(step, dist, steps, state):
         sums = [step(batch) for batch in _batches(dist, steps, state)]
         if not sums:
-            raise ValueError(
+            raise UserError(
                 "The dataset produced no batches; check its size against the batch size "
                 "(with drop_remainder=True a dataset smaller than one batch is empty)."
             )
