@@ -56,12 +56,8 @@ result.history["val_accuracy"]
 ```
 """
 
-from tl_kit.distribute.loop import (
-    AUTO_CHECKPOINT_SECONDS,
-    FitResult,
-    NonFiniteLossError,
-    custom_fit,
-)
+from tl_kit.distribute.callbacks import AUTO_CHECKPOINT_SECONDS, NonFiniteLossError
+from tl_kit.distribute.loop import FitCallbacks, custom_fit
 from tl_kit.distribute.precision import (
     PRECISIONS,
     apply_precision,
@@ -70,6 +66,7 @@ from tl_kit.distribute.precision import (
     resolve_jit_compile,
     resolve_precision,
 )
+from tl_kit.distribute.result import FitResult
 from tl_kit.distribute.strategy import (
     LR_RULES,
     STRATEGIES,
@@ -93,8 +90,8 @@ from tl_kit.rundir.stage import (
 )
 
 __all__ = [
-    "AUTO_CHECKPOINT_SECONDS", "FitResult", "LR_RULES", "NonFiniteLossError", "PRECISIONS",
-    "STRATEGIES", "apply_precision", "check_writable", "cluster_size", "custom_fit",
+    "AUTO_CHECKPOINT_SECONDS", "FitCallbacks", "FitResult", "LR_RULES", "NonFiniteLossError",
+    "PRECISIONS", "STRATEGIES", "apply_precision", "check_writable", "cluster_size", "custom_fit",
     "distribute_dataset", "gather_from_workers", "gpu_compute_capabilities", "is_chief",
     "load_best", "model_supports_jit", "multiworker_strategy", "prune", "read_state",
     "resolve_jit_compile", "resolve_precision", "resolve_strategy", "save_best",
