@@ -56,6 +56,21 @@ def _directories(
     return read_dir, write_dir
 
 
+def _runner(
+    strategy: tf.distribute.Strategy,
+    replica_fn: Callable,
+    dataset: tf.data.Dataset | None,
+    steps: int | None,
+    steps_per_execution: int,
+    sharding: str,
+) -> EpochRunner | None:
+    """An ``EpochRunner`` of ``replica_fn`` over ``dataset`` distributed (None without one)."""
+    if dataset is None:
+        return None
+    return EpochRunner(strategy, replica_fn, distribute_dataset(strategy, dataset, sharding=sharding),
+                       steps=steps, steps_per_execution=steps_per_execution)
+
+
 @dataclass
 class FitCallbacks:
     """tl_kit's callbacks of one ``custom_fit`` call and the ``FitResult`` they add up to.
@@ -267,16 +282,11 @@ def custom_fit(
     loss = per_example_loss(loss_fn)
     monitor = resolve_monitor(monitor, val_ds is not None)
     read_dir, write_dir = _directories(checkpoint_dir, history_csv, strategy, chief)
-
     optimizer = prepare_optimizer(model, optimizer, strategy)
     replica = ReplicaSteps(model, optimizer, loss, strategy, class_weight=class_weight,
                            jit_compile=jit_compile)
-    train = EpochRunner(strategy, replica.train, distribute_dataset(strategy, train_ds, sharding=sharding),
-                        steps=steps_per_epoch, steps_per_execution=steps_per_execution)
-    val = None if val_ds is None else EpochRunner(
-        strategy, replica.evaluate, distribute_dataset(strategy, val_ds, sharding=sharding),
-        steps=validation_steps, steps_per_execution=steps_per_execution)
-
+    train = _runner(strategy, replica.train, train_ds, steps_per_epoch, steps_per_execution, sharding)
+    val = _runner(strategy, replica.evaluate, val_ds, validation_steps, steps_per_execution, sharding)
     ours = FitCallbacks.create(
         model, optimizer, strategy, read_dir, write_dir, epochs=epochs, monitor=monitor,
         patience=patience, min_delta=min_delta, smoothing=smoothing,
