@@ -1,8 +1,9 @@
-"""Multi-device scenarios for tests/test_distribute.py, each run in its own process.
+"""Multi-device scenarios for the tests in tests/distribute/, each run in its own process.
 
 Device layout (logical CPU devices) and MultiWorkerMirroredStrategy must be configured
 before TensorFlow initialises its runtime, so every scenario runs as
-``python tests/_dist_worker.py MODE OUT_JSON [RUN_DIR]`` in a fresh interpreter.
+``python tests/distribute/_dist_worker.py MODE OUT_JSON [RUN_DIR [EPOCHS]]`` in a fresh
+interpreter.
 
 Modes:
     mirrored        two logical CPUs: custom_fit (XLA off and on, steps_per_execution) and Keras fit under
@@ -11,6 +12,11 @@ Modes:
                     custom_fit of a tiny convnet into RUN_DIR/checkpoints + RUN_DIR/history.csv.
     keras_fit_mwms  one task running Keras's own model.fit under MultiWorkerMirroredStrategy
                     (records the upstream failure, keras-team/keras#20585).
+    learner_mirrored  two logical CPUs: a two-stage recipe through the Learner on one device
+                    and on two replicas -> max weight diff (run dirs under RUN_DIR).
+    learner_worker  one task of a multi-worker cluster: ``finetune`` of a recipe into RUN_DIR
+                    (stage 2 runs EPOCHS epochs; SLOW_EPOCHS=s in the environment sleeps s
+                    seconds after each epoch, so a test can kill the workers mid-stage).
 """
 
 from __future__ import annotations
@@ -183,6 +189,95 @@ def keras_fit_mwms(out: str, patched: bool = False) -> dict:
     return {"ok": True}
 
 
+# === The Learner (tests/distribute/test_learner_distributed.py) ===
+
+
+def _digits():
+    from tl_kit.demo import digits_32
+
+    x, y = digits_32()
+    keep = y < 3
+    return x[keep][:48], y[keep][:48]
+
+
+def _recipe():
+    from tl_kit.recipes import Recipe, Stage
+
+    # dropout 0: Dropout's random masks differ per replica; no augmentation for the same reason
+    return Recipe(name="dist", dropout=0.0, stages=[
+        Stage(name="head", epochs=1, cache_copies=0, early_stopping=0, augment="none", batch_size=16),
+        Stage(name="all", trainable="all", epochs=2, early_stopping=0, augment="none", batch_size=16,
+              optimizer="sgd", learning_rate=0.02)])
+
+
+def learner_mirrored(out: str, run_dir: str) -> dict:
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    import numpy as np
+
+    from tl_kit.train import Learner
+
+    x, y = _digits()
+    weights, logs = {}, {}
+    for name, strategy in (("one", "default"), ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+        keras.backend.clear_session()
+        learner = Learner("lenet5", 3, weights=None, recipe=_recipe(), run_dir=os.path.join(run_dir, name),
+                          strategy=strategy, verbose=0, tensorboard=False, seed=3)
+        learner.fit((x, y))
+        weights[name] = learner.model.get_weights()
+        logs[name] = learner.strategy.num_replicas_in_sync
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(weights["one"], weights["two"], strict=True))
+    return {"replicas": logs, "max_diff": diff}
+
+
+def _slow_epochs(seconds: float) -> None:
+    """Every ``custom_fit`` of this process sleeps ``seconds`` after each epoch (the Learner
+    calls ``tl_kit.distribute.custom_fit``, so wrapping it reaches every stage)."""
+    import time
+
+    import keras
+
+    from tl_kit import distribute as dist
+
+    class Slow(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(seconds)
+
+    original = dist.custom_fit
+
+    def custom_fit(*args, callbacks=None, **kwargs):
+        return original(*args, callbacks=[*(callbacks or []), Slow()], **kwargs)
+
+    dist.custom_fit = custom_fit
+
+
+def learner_worker(out: str, run_dir: str, epochs: int = 2) -> dict:
+    import tensorflow as tf
+
+    from tl_kit import distribute as dist
+    from tl_kit import train as T  # the Learner resolves strategy="auto" first: MWMS
+
+    if os.environ.get("SLOW_EPOCHS"):  # the resume test kills the workers mid-stage
+        _slow_epochs(float(os.environ["SLOW_EPOCHS"]))
+    x, y = _digits()
+    recipe = _recipe()
+    recipe.stages[1].epochs = epochs
+    learner = T.finetune("lenet5", data=(x, y), weights=None, recipe=recipe, run_dir=run_dir,
+                         verbose=1, tensorboard=False, seed=3)
+    written = dist.worker_dir(learner.run_dir, learner.strategy)  # where THIS process wrote
+    return {
+        "mwms": isinstance(learner.strategy, tf.distribute.MultiWorkerMirroredStrategy),
+        "replicas": learner.strategy.num_replicas_in_sync,
+        "out": str(written),
+        "out_files": sorted(os.listdir(written)),
+        "history": [(r["stage"], r["epoch"]) for r in learner.history],
+        "kernel_sum": float(learner.model.get_layer("predictions").get_weights()[0].sum()),
+    }
+
+
 if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
     if mode == "mirrored":
@@ -191,6 +286,10 @@ if __name__ == "__main__":
         report = worker(out, sys.argv[3])
     elif mode in ("keras_fit_mwms", "keras_fit_mwms_patched"):
         report = keras_fit_mwms(out, patched=mode.endswith("patched"))
+    elif mode == "learner_mirrored":
+        report = learner_mirrored(out, sys.argv[3])
+    elif mode == "learner_worker":
+        report = learner_worker(out, sys.argv[3], *(int(a) for a in sys.argv[4:]))
     else:
         raise SystemExit(f"unknown mode: {mode}")
     with open(out, "w", encoding="utf-8") as fh:

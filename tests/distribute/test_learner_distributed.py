@@ -2,14 +2,13 @@
 processes on 127.0.0.1 (MultiWorkerMirroredStrategy from TF_CONFIG).
 
 Devices and MultiWorkerMirroredStrategy must be configured before TensorFlow starts, so
-each scenario runs this file as a script in a fresh interpreter:
-``python tests/test_learner_distributed.py MODE OUT_JSON [RUN_DIR]``.
+each scenario runs tests/distribute/_dist_worker.py (modes ``learner_mirrored`` and
+``learner_worker``) in a fresh interpreter.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -19,77 +18,7 @@ from pathlib import Path
 
 from _subproc import communicate_all, free_port, subprocess_env
 
-HERE = Path(__file__).resolve()
-
-
-def _data():
-    from tl_kit.demo import digits_32
-
-    x, y = digits_32()
-    keep = y < 3
-    return x[keep][:48], y[keep][:48]
-
-
-def _recipe():
-    from tl_kit.recipes import Recipe, Stage
-
-    # dropout 0: Dropout's random masks differ per replica; no augmentation for the same reason
-    return Recipe(name="dist", dropout=0.0, stages=[
-        Stage(name="head", epochs=1, cache_copies=0, early_stopping=0, augment="none", batch_size=16),
-        Stage(name="all", trainable="all", epochs=2, early_stopping=0, augment="none", batch_size=16,
-              optimizer="sgd", learning_rate=0.02)])
-
-
-def mirrored(out: str, run_dir: str) -> dict:
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
-    import numpy as np
-
-    from tl_kit.train import Learner
-
-    x, y = _data()
-    weights, logs = {}, {}
-    for name, strategy in (("one", "default"), ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-        keras.backend.clear_session()
-        learner = Learner("lenet5", 3, weights=None, recipe=_recipe(), run_dir=os.path.join(run_dir, name),
-                          strategy=strategy, verbose=0, tensorboard=False, seed=3)
-        learner.fit((x, y))
-        weights[name] = learner.model.get_weights()
-        logs[name] = learner.strategy.num_replicas_in_sync
-    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(weights["one"], weights["two"], strict=True))
-    return {"replicas": logs, "max_diff": diff}
-
-
-def worker(out: str, run_dir: str, epochs: int = 2) -> dict:
-    import tensorflow as tf
-
-    from tl_kit import train as T  # the Learner resolves strategy="auto" first: MWMS
-
-    if os.environ.get("SLOW_EPOCHS"):  # the resume test kills the workers mid-stage
-        import keras
-
-        class Slow(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                time.sleep(float(os.environ["SLOW_EPOCHS"]))
-
-        original = T.Learner._callbacks
-        T.Learner._callbacks = lambda self, *a, **k: original(self, *a, **k) + [Slow()]
-    x, y = _data()
-    recipe = _recipe()
-    recipe.stages[1].epochs = epochs
-    learner = T.finetune("lenet5", data=(x, y), weights=None, recipe=recipe, run_dir=run_dir,
-                         verbose=1, tensorboard=False, seed=3)
-    return {
-        "mwms": isinstance(learner.strategy, tf.distribute.MultiWorkerMirroredStrategy),
-        "replicas": learner.strategy.num_replicas_in_sync,
-        "out": str(learner._out),
-        "out_files": sorted(os.listdir(learner._out)),
-        "history": [(r["stage"], r["epoch"]) for r in learner.history],
-        "kernel_sum": float(learner.model.get_layer("predictions").get_weights()[0].sum()),
-    }
+WORKER = Path(__file__).with_name("_dist_worker.py")
 
 
 # === Tests ===
@@ -99,7 +28,7 @@ def test_learner_on_two_cpu_replicas_matches_one_device(tmp_path):
     """Same global batch (16), fixed data order, no dropout: the final weights of a
     head-cached stage + a full SGD stage agree within 1e-5 (abs; float32 sums in another order)."""
     out = tmp_path / "mirrored.json"
-    proc = subprocess.run([sys.executable, str(HERE), "mirrored", str(out), str(tmp_path / "runs")],
+    proc = subprocess.run([sys.executable, str(WORKER), "learner_mirrored", str(out), str(tmp_path / "runs")],
                           env=subprocess_env(), cwd=tmp_path, capture_output=True, text=True, timeout=150)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -147,7 +76,7 @@ def _start_workers(tmp_path: Path, run: Path, tag: str, *extra: str, **env: str)
         tmp = tmp_path / f"tmp{i}"  # the same TMPDIR on restart: a worker finds its own files
         tmp.mkdir(exist_ok=True)
         procs.append(subprocess.Popen(
-            [sys.executable, str(HERE), "worker", str(tmp_path / f"{tag}{i}.json"), str(run), *extra],
+            [sys.executable, str(WORKER), "learner_worker", str(tmp_path / f"{tag}{i}.json"), str(run), *extra],
             env=subprocess_env(TF_CONFIG=tf_config, TMPDIR=str(tmp), **env), cwd=tmp_path,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     return procs
@@ -205,11 +134,3 @@ def test_two_workers_killed_mid_stage_resume_together(tmp_path):
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
     assert len((run / "history.csv").read_text().splitlines()) == 5  # header + 4 epochs, once each
 
-
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    mode, out_path = sys.argv[1], sys.argv[2]
-    args = [int(a) for a in sys.argv[4:]]
-    report = {"mirrored": mirrored, "worker": worker}[mode](out_path, sys.argv[3], *args)
-    with open(out_path, "w", encoding="utf-8") as fh:
-        json.dump(report, fh)

@@ -1,7 +1,7 @@
 """Tests for tl_kit.distribute: strategies, precision, XLA choice and custom_fit.
 
 Multi-device scenarios (two logical CPUs, two worker processes) run in fresh processes
-through tests/_dist_worker.py, because device layout and MultiWorkerMirroredStrategy must
+through tests/distribute/_dist_worker.py, because device layout and MultiWorkerMirroredStrategy must
 be set before TensorFlow initialises.
 """
 
@@ -19,12 +19,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _paths import ROOT
 from _subproc import communicate_all, free_port, subprocess_env
 
 from tl_kit import distribute as dist
+from tl_kit.distribute import precision
 
 WORKER = Path(__file__).with_name("_dist_worker.py")
-REPO = WORKER.parent.parent
 
 
 # === Multi-device (subprocesses) ===
@@ -204,7 +205,7 @@ def test_scale_learning_rate():
     ],
 )
 def test_resolve_precision_auto(monkeypatch, caps, expected):
-    monkeypatch.setattr(dist, "gpu_compute_capabilities", lambda: caps)
+    monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: caps)
     assert dist.resolve_precision("auto") == expected
 
 
@@ -242,7 +243,7 @@ def test_resolve_jit_compile(monkeypatch):
     assert dist.resolve_jit_compile(True, None, plain) is True
     assert dist.resolve_jit_compile(True, None, rotating) is False  # cannot compile
     assert dist.resolve_jit_compile(False, None, plain) is False
-    monkeypatch.setattr(dist, "gpu_compute_capabilities", lambda: [(9, 0)])
+    monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: [(9, 0)])
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
     assert dist.resolve_jit_compile("auto", None, plain) is True
     assert dist.resolve_jit_compile("auto", None, rotating) is False
@@ -442,7 +443,7 @@ def test_gpu_bench_quick_runs_on_cpu_and_writes_json(tmp_path):
     proc = subprocess.run(
         [
             sys.executable,
-            str(REPO / "benchmarks" / "gpu_bench.py"),
+            str(ROOT / "benchmarks" / "gpu_bench.py"),
             "--quick",
             "--model",
             "tiny",
