@@ -88,6 +88,10 @@ def test_hygiene_index_skips_unchanged_files_and_rechecks_changed_ones(messy, tm
     assert second.info.skipped == first.info.skipped
     # changed, added and removed files
     good = root / "apple" / "img1.jpg"
+    from tl_kit.data.uri import FileStamp, stat_file
+
+    kept = stat_file(str(good))  # what the index keeps per file: size and mtime only
+    assert isinstance(kept, FileStamp) and kept == (good.stat().st_size, good.stat().st_mtime_ns)
     (root / "apple" / "img2.jpg").write_bytes(good.read_bytes()[:40])  # now truncated
     Image.new("RGB", (20, 24), (200, 30, 30)).save(root / "apple" / "new.jpg")
     (root / "banana" / "img3.png").unlink()
@@ -123,6 +127,8 @@ def test_in_memory_pixels_are_kept_beside_the_index_until_a_file_changes(messy, 
         monkeypatch.setattr(dec, "decode_file", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
         again = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
         assert calls == []  # nothing decoded: pixels and verdicts from beside the index
+        base = again.examples("train").x.base  # the pixels read back, split as views: one array
+        assert base is not None and again.examples("val").x.base is base
         for s in ("train", "val"):
             assert again.paths(s) == first.paths(s)
             np.testing.assert_array_equal(again.arrays(s)[0], first.arrays(s)[0])

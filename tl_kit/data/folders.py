@@ -78,6 +78,7 @@ def load_folder(root, *, size, channels, resize, fracs, seed, run_dir, num_class
     if index is not None:
         changed = index.dirty()
         index.save()
+        del index  # its per-file entries go before the split's per-file tables come
     records = [HygieneRecord(p, "", "skipped", why) for p, why in stray] + records
     if run_dir is not None and record:
         write_hygiene(run_dir, records, root, changed=changed or bool(stray))
@@ -89,8 +90,10 @@ def load_folder(root, *, size, channels, resize, fracs, seed, run_dir, num_class
     if skipped:
         warn(f"Skipped {len(skipped)} unreadable file(s) in {root}:\n" + hygiene_table(records))
     prefix = folder_prefix(root)
-    rels = [relative(files[i][0], prefix) for i in ok]
-    all_rels = {relative(p, prefix) for p, _ in files}
+    listed = [relative(p, prefix) for p, _ in files]
+    rels = [listed[i] for i in ok]  # the same strings, not a second set of them
+    all_rels = set(listed)
+    del listed
     idx, problems = folder_split(rels, labels_all, classes, fracs, seed, run_dir, root, all_rels,
                                  record)
     skipped += problems

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tl_kit.data.uri import FileStamp
+
 __all__ = ["HygieneIndex", "index_location"]
 
 INDEX_VERSION = 1
@@ -108,8 +110,9 @@ class HygieneIndex:
         return self._changed or len(self._seen) != len(self._entries) or bool(
             set(self._entries) - self._seen)
 
-    def lookup(self, file: str, stat: os.stat_result) -> tuple[str, str, str] | None:
-        """``(status, reason, decoder)`` of ``file`` if unchanged since it was checked."""
+    def lookup(self, file: str, stat: FileStamp | os.stat_result) -> tuple[str, str, str] | None:
+        """``(status, reason, decoder)`` of ``file`` if unchanged since it was checked
+        (``stat``: its :func:`~tl_kit.data.uri.stat_file` now)."""
         key = self._key(file)
         with self._lock:
             self._seen.add(key)
@@ -120,7 +123,8 @@ class HygieneIndex:
             self.hits += 1
         return entry[2], entry[3], entry[4]
 
-    def put(self, file: str, stat: os.stat_result, status: str, reason: str, decoder: str) -> None:
+    def put(self, file: str, stat: FileStamp | os.stat_result, status: str, reason: str,
+            decoder: str) -> None:
         """Record the verdict of ``file`` as it was when ``stat`` was taken."""
         key = self._key(file)
         entry = [stat.st_size, stat.st_mtime_ns, status, reason, decoder]

@@ -5,8 +5,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["URIPath", "as_path", "folder_prefix", "is_uri", "join", "relative", "stat_file", "walk"]
+__all__ = ["FileStamp", "URIPath", "as_path", "folder_prefix", "is_uri", "join", "relative",
+           "stat_file", "walk"]
+
+
+class FileStamp(NamedTuple):
+    """What the hygiene index keys a file's verdict on: its size and modification time.
+
+    A 2-tuple (about 140 bytes a file) rather than an ``os.stat_result`` (about 650): a
+    folder load keeps one per file while it scans."""
+
+    st_size: int
+    st_mtime_ns: int
 
 
 class URIPath:
@@ -95,16 +107,15 @@ def join(dirpath: str, name: str) -> str:
     return f"{dirpath}/{name}" if "://" in dirpath else os.path.join(dirpath, name)
 
 
-def stat_file(path: str):
-    """``os.stat`` of a local file; for a URI, ``tf.io.gfile.stat`` as (st_size, st_mtime_ns)."""
+def stat_file(path: str) -> FileStamp:
+    """Size and mtime of a file: ``os.stat``, or ``tf.io.gfile.stat`` for a URI."""
     if "://" not in path:
-        return os.stat(path)
-    import types
-
+        st = os.stat(path)
+        return FileStamp(st.st_size, st.st_mtime_ns)
     import tensorflow as tf
 
     st = tf.io.gfile.stat(path)
-    return types.SimpleNamespace(st_size=int(st.length), st_mtime_ns=int(st.mtime_nsec))
+    return FileStamp(int(st.length), int(st.mtime_nsec))
 
 
 def folder_prefix(root) -> str:
