@@ -3,6 +3,7 @@
     python benchmarks/bench_data.py --files 20000            # generates the folder once
     python benchmarks/bench_data.py --files 100000 --sides tl_stream,keras
     python benchmarks/bench_data.py --files 20000 --sides tl_memory --before /tmp/old_checkout
+    python benchmarks/bench_data.py --files 100000 --sides tl_memory --loads-only
 
 Generates N small JPEGs (96 px, 10 classes; in parallel processes, cached under
 ``/tmp/tl_kit_bench_data/n<N>`` across runs) and measures, each side in its own fresh
@@ -96,7 +97,7 @@ def _epoch(ds) -> tuple[float, int]:
     return time.perf_counter() - t, n
 
 
-def _side_tl(root: Path, streaming: bool) -> dict:
+def _side_tl(root: Path, streaming: bool, epoch: bool = True) -> dict:
     import keras  # noqa: F401 - imported as on the Keras side, so the RSS baselines compare
 
     import tl_kit.data as D
@@ -118,13 +119,14 @@ def _side_tl(root: Path, streaming: bool) -> dict:
         data = D.load_data(str(root), image_size=LOAD_PX, validation_split=0.1, run_dir=work / "run",
                            hygiene_index=index)
         second = time.perf_counter() - t
-        ds = data.dataset("train", batch_size=BATCH, training=True, augment="standard")
-        secs, n = _epoch(ds)
-        return {"first_load_s": first, "second_load_s": second, "epoch_s": secs, "epoch_images": n,
-                "epoch_images_per_s": n / secs, "peak_rss_after_first_load_mb": rss_first,
-                "rss_before_load_mb": rss_before,
-                "cached_pixel_mb": pixels / 2**20 if not streaming else 0.0,
-                "peak_rss_mb": _peak_rss_mb()}
+        out = {"first_load_s": first, "second_load_s": second,
+               "peak_rss_after_first_load_mb": rss_first, "rss_before_load_mb": rss_before,
+               "cached_pixel_mb": pixels / 2**20 if not streaming else 0.0}
+        if epoch:
+            ds = data.dataset("train", batch_size=BATCH, training=True, augment="standard")
+            secs, n = _epoch(ds)
+            out.update(epoch_s=secs, epoch_images=n, epoch_images_per_s=n / secs)
+        return {**out, "peak_rss_mb": _peak_rss_mb()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -178,22 +180,24 @@ def _side_decode_once(root: Path) -> dict:
             "peak_rss_mb": _peak_rss_mb()}
 
 
-def run_side(side: str, root: Path) -> dict:
+def run_side(side: str, root: Path, epoch: bool = True) -> dict:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
     if side == "tl_stream":
-        return _side_tl(root, True)
+        return _side_tl(root, True, epoch)
     if side == "tl_memory":
-        return _side_tl(root, False)
+        return _side_tl(root, False, epoch)
     if side == "keras":
         return _side_keras(root)
     return _side_decode_once(root)
 
 
-def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | None = None) -> dict:
+def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | None = None,
+               epoch: bool = True) -> dict:
     """Generate (or reuse) the folder, run every side in its own subprocess, return figures
-    (``before``: also each tl_kit side with the tl_kit found in that folder)."""
+    (``before``: also each tl_kit side with the tl_kit found in that folder; ``epoch=False``:
+    the tl_kit sides measure the loads only)."""
     t = time.perf_counter()
     root = generate(files)
     gen = time.perf_counter() - t
@@ -206,7 +210,7 @@ def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | N
             runs.append((f"{side}@before", side, str(Path(before).resolve())))
         runs.append((side, side, here))
     for name, side, path in runs:
-        out["sides"][name] = _run_side(side, root, path)
+        out["sides"][name] = _run_side(side, root, path, epoch)
         print(f"[bench_data] {name}: {out['sides'][name]}", flush=True)
     if before:
         out["before"] = str(Path(before).resolve())
@@ -214,11 +218,12 @@ def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | N
     return _ratios(out)
 
 
-def _run_side(side: str, root: Path, pythonpath: str) -> dict:
+def _run_side(side: str, root: Path, pythonpath: str, epoch: bool = True) -> dict:
     """One side in a fresh subprocess importing tl_kit from ``pythonpath``."""
     env = dict(os.environ, PYTHONPATH=pythonpath)
-    proc = subprocess.run([sys.executable, __file__, "--side", side, "--root", str(root)],
-                          capture_output=True, text=True, env=env)
+    cmd = [sys.executable, __file__, "--side", side, "--root", str(root)]
+    proc = subprocess.run(cmd + ([] if epoch else ["--loads-only"]), capture_output=True,
+                          text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"error": (proc.stderr or proc.stdout)[-2000:]}
@@ -262,11 +267,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--before", default=None,
                     help="a folder with another tl_kit/ checkout: its tl_kit sides run too")
+    ap.add_argument("--loads-only", action="store_true",
+                    help="tl_kit sides: first and second load and their RSS, no epoch")
     args = ap.parse_args(argv)
     if args.side:  # one side, in this (fresh) process
-        print(json.dumps(run_side(args.side, Path(args.root))), flush=True)
+        print(json.dumps(run_side(args.side, Path(args.root), not args.loads_only)), flush=True)
         return None
-    out = bench_data(args.files, args.sides, args.before)
+    out = bench_data(args.files, args.sides, args.before, not args.loads_only)
     print(json.dumps(out, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2))
