@@ -2,6 +2,8 @@
 
     python benchmarks/bench_data.py --files 20000            # generates the folder once
     python benchmarks/bench_data.py --files 100000 --sides tl_stream,keras
+    python benchmarks/bench_data.py --files 20000 --sides tl_memory --before /tmp/old_checkout
+    python benchmarks/bench_data.py --files 100000 --sides tl_memory --loads-only
 
 Generates N small JPEGs (96 px, 10 classes; in parallel processes, cached under
 ``/tmp/tl_kit_bench_data/n<N>`` across runs) and measures, each side in its own fresh
@@ -17,6 +19,10 @@ subprocess (so the peak RSS, ``VmHWM``, is that side's alone), at 64 px, batch 6
 
 Per side: first load (no hygiene index), second load (same folder, unchanged), one training
 epoch with the standard policy (``augment="standard"``) and the peak RSS.
+
+``--before DIR`` (a folder holding another checkout's ``tl_kit/``, e.g. from ``git archive``)
+also runs each tl_kit side with that tl_kit, as ``<side>@before``, one after the other in the
+same run, so a change is measured side by side with what it replaced.
 """
 
 from __future__ import annotations
@@ -91,7 +97,7 @@ def _epoch(ds) -> tuple[float, int]:
     return time.perf_counter() - t, n
 
 
-def _side_tl(root: Path, streaming: bool) -> dict:
+def _side_tl(root: Path, streaming: bool, epoch: bool = True) -> dict:
     import keras  # noqa: F401 - imported as on the Keras side, so the RSS baselines compare
 
     import tl_kit.data as D
@@ -113,13 +119,14 @@ def _side_tl(root: Path, streaming: bool) -> dict:
         data = D.load_data(str(root), image_size=LOAD_PX, validation_split=0.1, run_dir=work / "run",
                            hygiene_index=index)
         second = time.perf_counter() - t
-        ds = data.dataset("train", batch_size=BATCH, training=True, augment="standard")
-        secs, n = _epoch(ds)
-        return {"first_load_s": first, "second_load_s": second, "epoch_s": secs, "epoch_images": n,
-                "epoch_images_per_s": n / secs, "peak_rss_after_first_load_mb": rss_first,
-                "rss_before_load_mb": rss_before,
-                "cached_pixel_mb": pixels / 2**20 if not streaming else 0.0,
-                "peak_rss_mb": _peak_rss_mb()}
+        out = {"first_load_s": first, "second_load_s": second,
+               "peak_rss_after_first_load_mb": rss_first, "rss_before_load_mb": rss_before,
+               "cached_pixel_mb": pixels / 2**20 if not streaming else 0.0}
+        if epoch:
+            ds = data.dataset("train", batch_size=BATCH, training=True, augment="standard")
+            secs, n = _epoch(ds)
+            out.update(epoch_s=secs, epoch_images=n, epoch_images_per_s=n / secs)
+        return {**out, "peak_rss_mb": _peak_rss_mb()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -173,39 +180,54 @@ def _side_decode_once(root: Path) -> dict:
             "peak_rss_mb": _peak_rss_mb()}
 
 
-def run_side(side: str, root: Path) -> dict:
+def run_side(side: str, root: Path, epoch: bool = True) -> dict:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
     if side == "tl_stream":
-        return _side_tl(root, True)
+        return _side_tl(root, True, epoch)
     if side == "tl_memory":
-        return _side_tl(root, False)
+        return _side_tl(root, False, epoch)
     if side == "keras":
         return _side_keras(root)
     return _side_decode_once(root)
 
 
-def bench_data(files: int = 20000, sides: str = ",".join(SIDES)) -> dict:
-    """Generate (or reuse) the folder, run every side in its own subprocess, return figures."""
+def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | None = None,
+               epoch: bool = True) -> dict:
+    """Generate (or reuse) the folder, run every side in its own subprocess, return figures
+    (``before``: also each tl_kit side with the tl_kit found in that folder; ``epoch=False``:
+    the tl_kit sides measure the loads only)."""
     t = time.perf_counter()
     root = generate(files)
     gen = time.perf_counter() - t
     out: dict = {"files": files, "source_px": SRC_PX, "load_px": LOAD_PX, "batch": BATCH,
                  "generate_s": round(gen, 1), "load_before": os.getloadavg(), "sides": {}}
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    here = str(Path(__file__).resolve().parent.parent)
+    runs = []
     for side in [s for s in sides.split(",") if s]:
-        proc = subprocess.run([sys.executable, __file__, "--side", side, "--root", str(root)],
-                              capture_output=True, text=True, env=env)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            out["sides"][side] = {"error": (proc.stderr or proc.stdout)[-2000:]}
-        else:
-            out["sides"][side] = {k: round(v, 3) if isinstance(v, float) else v
-                                  for k, v in json.loads(lines[-1]).items()}
-        print(f"[bench_data] {side}: {out['sides'][side]}", flush=True)
+        if before and side.startswith("tl_"):
+            runs.append((f"{side}@before", side, str(Path(before).resolve())))
+        runs.append((side, side, here))
+    for name, side, path in runs:
+        out["sides"][name] = _run_side(side, root, path, epoch)
+        print(f"[bench_data] {name}: {out['sides'][name]}", flush=True)
+    if before:
+        out["before"] = str(Path(before).resolve())
     out["load_after"] = os.getloadavg()
     return _ratios(out)
+
+
+def _run_side(side: str, root: Path, pythonpath: str, epoch: bool = True) -> dict:
+    """One side in a fresh subprocess importing tl_kit from ``pythonpath``."""
+    env = dict(os.environ, PYTHONPATH=pythonpath)
+    cmd = [sys.executable, __file__, "--side", side, "--root", str(root)]
+    proc = subprocess.run(cmd + ([] if epoch else ["--loads-only"]), capture_output=True,
+                          text=True, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr or proc.stdout)[-2000:]}
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in json.loads(lines[-1]).items()}
 
 
 def _ratios(out: dict) -> dict:
@@ -218,13 +240,22 @@ def _ratios(out: dict) -> dict:
         r["first_load_vs_decode_once"] = round(d["decode_once_s"] / tl["first_load_s"], 3)
     if "first_load_s" in m and "decode_once_s" in d:
         r["memory_first_load_vs_decode_once"] = round(d["decode_once_s"] / m["first_load_s"], 3)
-    if m.get("cached_pixel_mb"):
-        r["memory_peak_over_pixels"] = round(m["peak_rss_after_first_load_mb"] / m["cached_pixel_mb"], 3)
-        if "rss_before_load_mb" in m:  # what the load added, over the imported libraries
-            r["memory_added_over_pixels"] = round(
-                (m["peak_rss_after_first_load_mb"] - m["rss_before_load_mb"]) / m["cached_pixel_mb"], 3)
+    for name in ("tl_memory", "tl_memory@before"):
+        r.update(_memory_ratios(s.get(name, {}), name.replace("tl_memory", "memory")))
     out["ratios"] = r
     return out
+
+
+def _memory_ratios(m: dict, prefix: str) -> dict:
+    """Peak RSS of an in-memory side over its cached pixel bytes: in total, and what the
+    load added over the imported libraries."""
+    if not m.get("cached_pixel_mb"):
+        return {}
+    r = {f"{prefix}_peak_over_pixels": round(m["peak_rss_after_first_load_mb"] / m["cached_pixel_mb"], 3)}
+    if "rss_before_load_mb" in m:
+        r[f"{prefix}_added_over_pixels"] = round(
+            (m["peak_rss_after_first_load_mb"] - m["rss_before_load_mb"]) / m["cached_pixel_mb"], 3)
+    return r
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -234,11 +265,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--root", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--before", default=None,
+                    help="a folder with another tl_kit/ checkout: its tl_kit sides run too")
+    ap.add_argument("--loads-only", action="store_true",
+                    help="tl_kit sides: first and second load and their RSS, no epoch")
     args = ap.parse_args(argv)
     if args.side:  # one side, in this (fresh) process
-        print(json.dumps(run_side(args.side, Path(args.root))), flush=True)
+        print(json.dumps(run_side(args.side, Path(args.root), not args.loads_only)), flush=True)
         return None
-    out = bench_data(args.files, args.sides)
+    out = bench_data(args.files, args.sides, args.before, not args.loads_only)
     print(json.dumps(out, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2))

@@ -1,0 +1,143 @@
+"""tl_kit.data.hygiene and hygiene_index: one decoder recorded, verdicts and pixels kept."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tl_kit.data import hygiene_table, load_data
+
+SIZE = (16, 16)
+
+
+# === One decoder (tl_kit.decode) in every path ===
+
+
+def _pixels_by_path(data, split):
+    x = np.concatenate([b[0].numpy() for b in data.dataset(split, batch_size=64, shuffle=False)])
+    return dict(zip(data.paths(split), x, strict=True))
+
+
+def test_decoder_recorded_and_streaming_equals_cached_exactly(messy, monkeypatch):
+    import tl_kit.data as D
+    from tl_kit.decode import decode_file
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cached = load_data(messy, image_size=SIZE, validation_split=0.0)
+        monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)
+        streamed = load_data(messy, image_size=SIZE, validation_split=0.0)
+    assert cached.examples("train").x is not None and streamed.examples("train").x is None
+    decoder = {Path(r.path).name: r.decoder for r in cached.hygiene if r.status == "ok"}
+    for name in ("rotated.jpg", "cmyk.jpg", "transparent.png"):
+        assert decoder[name] == "pil", name  # TF would show these differently
+    for name in ("img0.jpg", "img0.png", "img0.bmp", "grey.png", "really_png.jpg", "pic.WebP"):
+        assert decoder[name] == "tf", name
+    assert "decoded with PIL" in hygiene_table(cached.hygiene)
+    # In-graph streaming (TF ops, Pillow files through numpy_function) == the scan's cache
+    a, b = _pixels_by_path(cached, "train"), _pixels_by_path(streamed, "train")
+    assert a.keys() == b.keys()
+    for path in a:
+        np.testing.assert_array_equal(a[path], b[path], err_msg=path)
+        np.testing.assert_array_equal(a[path], decode_file(path, SIZE)[0], err_msg=path)
+
+
+# === Hygiene index (tl_kit.data.hygiene_index): a second load only lists and stats ===
+
+
+def test_hygiene_index_skips_unchanged_files_and_rechecks_changed_ones(messy, tmp_path, monkeypatch):
+    import os
+
+    import tl_kit.data as D
+    import tl_kit.decode as dec
+
+    monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)  # streaming: pixels not needed at load
+    monkeypatch.setenv("TL_KIT_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "photos"
+    import shutil
+
+    shutil.copytree(messy, root)
+    decoded = []
+    real = dec.decode_file
+    monkeypatch.setattr(dec, "decode_file", lambda p, *a, **k: decoded.append(Path(p).name) or real(p, *a, **k))
+
+    def load():
+        decoded.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_data(root, image_size=SIZE, validation_split=0.0)
+
+    first = load()
+    n_files = len(decoded)
+    assert n_files == len(first.hygiene) - 1  # every file checked once (stray.txt is listed only)
+    index_files = list((tmp_path / "cache" / "hygiene").glob("*.json"))
+    assert len(index_files) == 1
+    stamp = index_files[0].stat().st_mtime_ns
+    os.chmod(root, 0o555)  # a read-only data folder works: nothing is written there
+    try:
+        second = load()
+    finally:
+        os.chmod(root, 0o755)
+    assert decoded == []  # unchanged folder: listed and stat'ed, nothing decoded
+    assert index_files[0].stat().st_mtime_ns == stamp  # and the index not rewritten
+    assert [(r.path, r.status, r.reason, r.decoder) for r in second.hygiene] == \
+        [(r.path, r.status, r.reason, r.decoder) for r in first.hygiene]
+    assert second.info.skipped == first.info.skipped
+    # changed, added and removed files
+    good = root / "apple" / "img1.jpg"
+    from tl_kit.data.uri import FileStamp, stat_file
+
+    kept = stat_file(str(good))  # what the index keeps per file: size and mtime only
+    assert isinstance(kept, FileStamp) and kept == (good.stat().st_size, good.stat().st_mtime_ns)
+    (root / "apple" / "img2.jpg").write_bytes(good.read_bytes()[:40])  # now truncated
+    Image.new("RGB", (20, 24), (200, 30, 30)).save(root / "apple" / "new.jpg")
+    (root / "banana" / "img3.png").unlink()
+    third = load()
+    assert sorted(decoded) == ["img2.jpg", "new.jpg"]
+    skipped = {Path(p).name for p, _ in third.info.skipped}
+    assert "img2.jpg" in skipped and "new.jpg" in {Path(p).name for p in third.paths("train")}
+    (root / "banana" / "img3.png").write_bytes((root / "banana" / "img0.png").read_bytes())
+    load()
+    assert decoded == ["img3.png"]  # a removed file that comes back is checked again
+    # the in-memory path needs pixels: it decodes, and the verdicts agree
+    monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 1 << 30)
+    cached = load()
+    assert len(decoded) == n_files + 1 and cached.examples("train").x is not None  # + new.jpg
+
+
+def test_in_memory_pixels_are_kept_beside_the_index_until_a_file_changes(messy, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import tl_kit.decode as dec
+
+    root = tmp_path / "photos"
+    shutil.copytree(messy, root)
+    index = tmp_path / "index.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
+        kept = list(tmp_path.glob("index-16x16-stretch.npy"))
+        assert len(kept) == 1
+        real = dec.decode_file
+        calls = []
+        monkeypatch.setattr(dec, "decode_file", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+        again = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
+        assert calls == []  # nothing decoded: pixels and verdicts from beside the index
+        base = again.examples("train").x.base  # the pixels read back, split as views: one array
+        assert base is not None and again.examples("val").x.base is base
+        for s in ("train", "val"):
+            assert again.paths(s) == first.paths(s)
+            np.testing.assert_array_equal(again.arrays(s)[0], first.arrays(s)[0])
+        assert [r.reason for r in again.hygiene] == [r.reason for r in first.hygiene]
+        changed = root / "apple" / "img0.png"
+        Image.new("RGB", (20, 24), (1, 2, 3)).save(changed)
+        os.utime(changed, ns=(1, 1))
+        third = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
+    assert len(calls) > 1  # the listing changed: decoded again
+    i = third.paths("train" if str(changed) in third.paths("train") else "val").index(str(changed))
+    split = "train" if str(changed) in third.paths("train") else "val"
+    np.testing.assert_array_equal(third.arrays(split)[0][i], dec.decode_file(changed, SIZE)[0])

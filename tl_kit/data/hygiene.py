@@ -1,0 +1,203 @@
+"""The hygiene scan of a folder: every file decoded once, bad ones skipped and reported.
+
+Every file is decoded once, in parallel threads, by :mod:`tl_kit.decode` (the decoder
+training, ``evaluate``, ``predict`` and the SavedModel's ``serving_default`` share). A file
+that fails to decode fully (corrupt, truncated, not an image) is skipped and listed, so
+training never meets it mid-epoch; one read with Pillow or converted is recorded as such.
+The verdicts are :class:`HygieneRecord` rows; :func:`hygiene_table` formats them and
+:func:`write_hygiene` saves them as ``hygiene.csv`` and ``hygiene.json``.
+
+With a hygiene index (:mod:`tl_kit.data.hygiene_index`), a file whose size and mtime did not
+change keeps its verdict without being decoded again, and the in-memory path's pixels are
+read back from beside the index when nothing in the listing changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tl_kit import decode as _dec
+from tl_kit._io import write_json_atomic
+from tl_kit.data.decoding import worker_count
+from tl_kit.data.uri import stat_file
+
+__all__ = ["HygieneRecord", "check_file", "hygiene_table", "listing_digest", "open_index", "scan",
+           "write_hygiene"]
+
+
+@dataclass
+class HygieneRecord:
+    """One row of the hygiene report."""
+
+    path: str
+    label: str
+    status: str  # "ok" | "skipped"
+    reason: str = ""  # why skipped, or the conversions applied ("CMYK->RGB; exif rotate")
+    decoder: str = ""  # "tf" | "pil" (tl_kit.decode) for files read, "" for skipped ones
+
+
+def hygiene_table(records: list[HygieneRecord], *, only_problems: bool = True) -> str:
+    """Format a hygiene report as a plain-text table (skipped and converted files)."""
+    rows = [r for r in records if not only_problems or r.status != "ok" or r.reason]
+    n_skip = sum(r.status == "skipped" for r in records)
+    n_conv = sum(r.status == "ok" and bool(r.reason) for r in records)
+    head = f"hygiene: {len(records)} files, {n_skip} skipped, {n_conv} converted"
+    if not rows:
+        return head
+    w = min(max(len(r.path) for r in rows), 70)
+    lines = [head, f"{'status':<8} {'file':<{w}} reason"]
+    for r in rows:
+        p = r.path if len(r.path) <= w else "..." + r.path[-(w - 3):]
+        lines.append(f"{r.status:<8} {p:<{w}} {r.reason}")
+    return "\n".join(lines)
+
+
+def check_file(path: str, label: str, size, channels, resize, out=None, i: int = 0) -> HygieneRecord:
+    """Decode one file: its hygiene record; its pixels go to ``out[i]`` when ``out`` is given."""
+    try:
+        arr, notes, decoder = _dec.decode_file(path, size, channels, resize)
+    except Exception as e:
+        reason = str(e) or type(e).__name__
+        if "cannot identify image file" in reason:
+            reason = "not an image (content not recognised)"
+        elif "truncated" in reason.lower():
+            reason = f"truncated: {reason}"
+        else:
+            reason = f"corrupt: {type(e).__name__}: {reason}"
+        return HygieneRecord(path, label, "skipped", reason)
+    if out is not None:
+        out[i] = arr
+    return HygieneRecord(path, label, "ok", notes, decoder)
+
+
+def scan(files: list[tuple[str, int]], classes: list[str], size, channels, resize, keep: bool,
+         workers=None, index=None) -> tuple[list[HygieneRecord], np.ndarray | None]:
+    """Verdicts of every ``(path, label)`` file, and (``keep``) its pixels in ONE
+    preallocated uint8 array ``(N, H, W, C)`` filled in place (no per-file arrays held twice;
+    rows of skipped files stay zero). With a :class:`~tl_kit.data.hygiene_index.HygieneIndex`,
+    an unchanged file keeps its verdict from a stat alone (unless its pixels are needed);
+    only the rest are decoded, in parallel threads."""
+    out = np.zeros((len(files), size[0], size[1], channels), np.uint8) if keep else None
+    records, stats, todo, known_all = _known_verdicts(files, classes, keep, index)
+    key = digest = None
+    if keep and index is not None:  # the in-memory path: pixels saved by the last load?
+        key, digest = f"{size[0]}x{size[1]}-{resize}", listing_digest(files, stats)
+        saved = index.load_pixels(key, digest, out.shape) if known_all else None
+        if saved is not None:
+            return records, saved
+    _check_all(todo, files, classes, (size, channels, resize), out, records, stats, index, workers)
+    if key is not None and all(st is not None for st in stats):
+        index.save_pixels(key, digest, out)
+    return records, out
+
+
+def _known_verdicts(files, classes, keep: bool, index):
+    """``(records, stats, todo, known_all)``: the index's verdicts of unchanged files (a stat
+    and a dict lookup per file, serial), and which files must be decoded."""
+    n = len(files)
+    records: list[HygieneRecord | None] = [None] * n
+    stats: list = [None] * n
+    todo: list[int] = []
+    known_all = index is not None
+    for i, (path, k) in enumerate(files):
+        if index is not None:
+            stats[i] = _stat_or_none(path)
+            known = index.lookup(path, stats[i]) if stats[i] is not None else None
+            if known is not None:
+                records[i] = HygieneRecord(path, classes[k], *known)
+                if not keep:
+                    continue
+            else:
+                known_all = False
+        todo.append(i)
+    return records, stats, todo, known_all
+
+
+def _stat_or_none(path: str):
+    try:
+        return stat_file(path)
+    except Exception:  # noqa: BLE001 - OSError, or tf.errors for a URI
+        return None
+
+
+def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, stats: list,
+               index, workers) -> None:
+    """Decode the files ``todo`` in threads (a few hundred per task, no future per file):
+    their records into ``records``, verdicts into ``index``, pixels into ``out``."""
+    if not todo:
+        return
+    size, channels, resize = how
+
+    def run(chunk):
+        for i in chunk:
+            path, k = files[i]
+            records[i] = rec = check_file(path, classes[k], size, channels, resize, out, i)
+            if index is not None and stats[i] is not None:
+                index.put(path, stats[i], rec.status, rec.reason, rec.decoder)
+
+    n_workers = worker_count(workers)
+    step = max(1, min(256, len(todo) // (4 * n_workers) or 1))
+    with ThreadPoolExecutor(n_workers) as ex:
+        list(ex.map(run, [todo[j:j + step] for j in range(0, len(todo), step)]))
+
+
+def listing_digest(files: list[tuple[str, int]], stats: list) -> str:
+    """One hash of every file's path, label, size and mtime, in listing order."""
+    h = hashlib.sha1()
+    for (path, k), st in zip(files, stats, strict=True):
+        h.update(f"{path}\0{k}\0{st.st_size if st else -1}\0{st.st_mtime_ns if st else -1}\n".encode())
+    return h.hexdigest()
+
+
+def open_index(root: Path, channels: int, run_dir, record: bool, explicit):
+    """The hygiene index a load of ``root`` uses (:mod:`tl_kit.data.hygiene_index`), or None."""
+    from tl_kit.data.hygiene_index import HygieneIndex, index_location
+
+    where = index_location(root, channels, run_dir=run_dir, explicit=explicit)
+    if where is None:
+        return None
+    in_run = run_dir is not None and explicit in (None, True)
+    return HygieneIndex(where, root, channels, writable=record or not in_run)
+
+
+def write_hygiene(run_dir, records: list[HygieneRecord], root: Path, changed: bool = True) -> None:
+    """``hygiene.csv`` (one row per file) and ``hygiene.json`` (counts, and the records of the
+    files that were skipped, converted or decoded with Pillow). Not rewritten when
+    ``changed`` is False (the hygiene index saw no change) and both exist for as many files."""
+    d = Path(run_dir)
+    if not changed and (d / "hygiene.csv").is_file():
+        prev = _read_json_quiet(d / "hygiene.json")
+        if prev is not None and prev.get("files") == len(records) and prev.get("source") == str(root):
+            return
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / "hygiene.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "class", "status", "reason", "decoder"])
+        w.writerows((r.path, r.label, r.status, r.reason, r.decoder) for r in records)
+    os.replace(tmp, d / "hygiene.csv")
+    notable = [r for r in records if r.status != "ok" or r.reason or r.decoder == "pil"]
+    summary = {
+        "source": str(root), "files": len(records),
+        "skipped": sum(r.status == "skipped" for r in records),
+        "converted": sum(r.status == "ok" and bool(r.reason) for r in records),
+        "decoded_with_pil": sum(r.decoder == "pil" for r in records),
+        "records": [{"path": r.path, "label": r.label, "status": r.status, "reason": r.reason,
+                     "decoder": r.decoder} for r in notable],
+    }
+    write_json_atomic(d / "hygiene.json", summary)
+
+
+def _read_json_quiet(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,190 @@
+"""Hygiene once per file: an index of the scan's verdicts keyed by path, size and mtime.
+
+A folder scan (:func:`tl_kit.data.hygiene.scan`, run by :func:`tl_kit.data.load_data`)
+decodes every file to find the corrupt, truncated and non-image ones. With an index, a file whose size and modification time
+(nanoseconds) match its entry keeps its verdict (status, reason, decoder) without being
+opened: a second load of an unchanged folder only lists and stats it. A changed or added
+file is checked again; a removed file's entry is dropped, so it is checked again if it
+comes back. The index is written only when something changed, atomically.
+
+Where it lives (never in the data folder, so read-only data folders work), first match:
+
+1. ``hygiene_index=PATH`` given to ``load_data``: that file (``False``: no index);
+2. a run directory: ``run_dir/hygiene_index/<hash of the folder's absolute path>-c<channels>.json``
+   (read; written only by training, not by evaluation or export, which never change a
+   run's records);
+3. ``$TL_KIT_CACHE_DIR/hygiene/<hash of the folder's absolute path>-c<channels>.json``
+   when that variable is set.
+
+The in-memory path needs every file's pixels for its cache: the first load decodes each file
+(that decode is the cache fill) and saves the uint8 pixels beside the index
+(``<index name>-<H>x<W>-<resize>.npy``, with a digest of the listing: every path, label,
+size and mtime in order); the next load of the same unchanged listing at the same size
+reads them back instead of decoding. Any change (a file added, removed or touched) decodes
+again and replaces them. Verdicts depend on ``channels`` (conversion notes), not on the
+image size or resize mode; an index written for other channels is not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from tl_kit.data.uri import FileStamp
+
+__all__ = ["HygieneIndex", "index_location"]
+
+INDEX_VERSION = 1
+INDEX_DIR = "hygiene_index"
+
+
+def index_location(root: Path, channels: int, run_dir=None, explicit=None) -> Path | None:
+    """Which index file a load of ``root`` uses (see the module docstring), or None."""
+    if explicit is False:
+        return None
+    if explicit is not None and explicit is not True:
+        return Path(explicit)
+    key = hashlib.sha1(_where(root).encode()).hexdigest()[:16]
+    name = f"{key}-c{int(channels)}.json"
+    if run_dir is not None:
+        return Path(run_dir) / INDEX_DIR / name
+    cache = os.environ.get("TL_KIT_CACHE_DIR")
+    return Path(cache) / "hygiene" / name if cache else None
+
+
+def _where(root) -> str:
+    """The folder's key: its absolute path, or its URI (``gs://...``, ``ram://...``) as given."""
+    text = str(root)
+    return text if "://" in text else str(Path(text).resolve())
+
+
+class HygieneIndex:
+    """Verdicts of one folder's files: ``{relative path: (size, mtime_ns, status, reason,
+    decoder)}``; :meth:`lookup` before decoding, :meth:`put` after, :meth:`save` at the end."""
+
+    def __init__(self, path: Path | None, root: Path, channels: int, writable: bool = True):
+        self.path = path
+        self.root = root if "://" in str(root) else Path(root)
+        self._prefix = f"{self.root}/" if "://" in str(root) else os.path.join(str(self.root), "")
+        self.channels = int(channels)
+        self.writable = writable and path is not None
+        self._entries: dict[str, list] = {}
+        self._pixels: dict[str, str] = {}  # "HxW-mode" -> digest of the listing it holds
+        self._seen: set[str] = set()
+        self._changed = False
+        self._lock = threading.Lock()
+        self.hits = 0
+        if path is not None and path.is_file():
+            self._read(path)
+
+    def _read(self, path: Path) -> None:
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return  # unreadable index: every file is checked again and the index rewritten
+        if (isinstance(found, dict) and found.get("version") == INDEX_VERSION
+                and found.get("channels") == self.channels
+                and found.get("root") == _where(self.root)):
+            self._entries = dict(found.get("files", {}))
+            self._pixels = dict(found.get("pixels", {}))
+
+    def _key(self, file: str) -> str:
+        file = os.fspath(file)
+        prefix = self._prefix
+        if file.startswith(prefix):  # string slicing: no Path object per file
+            rel = file[len(prefix):]
+            return rel if os.sep == "/" else rel.replace(os.sep, "/")
+        try:
+            return Path(file).relative_to(self.root).as_posix()
+        except ValueError:
+            return str(Path(file).resolve())
+
+    def dirty(self) -> bool:
+        """Whether :meth:`save` would change the index (a verdict added or changed, or a
+        file gone since it was written)."""
+        return self._changed or len(self._seen) != len(self._entries) or bool(
+            set(self._entries) - self._seen)
+
+    def lookup(self, file: str, stat: FileStamp | os.stat_result) -> tuple[str, str, str] | None:
+        """``(status, reason, decoder)`` of ``file`` if unchanged since it was checked
+        (``stat``: its :func:`~tl_kit.data.uri.stat_file` now)."""
+        key = self._key(file)
+        with self._lock:
+            self._seen.add(key)
+            entry = self._entries.get(key)
+        if entry is None or entry[0] != stat.st_size or entry[1] != stat.st_mtime_ns:
+            return None
+        with self._lock:
+            self.hits += 1
+        return entry[2], entry[3], entry[4]
+
+    def put(self, file: str, stat: FileStamp | os.stat_result, status: str, reason: str,
+            decoder: str) -> None:
+        """Record the verdict of ``file`` as it was when ``stat`` was taken."""
+        key = self._key(file)
+        entry = [stat.st_size, stat.st_mtime_ns, status, reason, decoder]
+        with self._lock:
+            self._seen.add(key)
+            if self._entries.get(key) != entry:
+                self._entries[key] = entry
+                self._changed = True
+
+    # --- the in-memory path's decoded pixels, kept beside the index ---
+
+    def _pixel_file(self, key: str) -> Path:
+        return self.path.with_name(f"{self.path.stem}-{key}.npy")
+
+    def load_pixels(self, key: str, digest: str, shape: tuple) -> np.ndarray | None:
+        """The uint8 pixels saved for this exact listing (``digest``: every file's path, size
+        and mtime in order), or None (other files, other size, unreadable)."""
+        if self.path is None or self._pixels.get(key) != digest:
+            return None
+        try:
+            arr = np.load(self._pixel_file(key), allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        return arr if arr.shape == tuple(shape) and arr.dtype == np.uint8 else None
+
+    def save_pixels(self, key: str, digest: str, pixels: np.ndarray) -> bool:
+        """Keep ``pixels`` for the next load of the same listing (written atomically)."""
+        if not self.writable:
+            return False
+        target = self._pixel_file(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npy")
+            np.save(tmp, pixels, allow_pickle=False)
+            os.replace(tmp, target)
+        except OSError:
+            return False
+        with self._lock:
+            self._pixels[key] = digest
+            self._changed = True
+        return True
+
+    def save(self) -> bool:
+        """Write the index (files of this listing only) if anything changed; False when
+        nothing was written (unchanged, read-only, or the location is not writable)."""
+        gone = set(self._entries) - self._seen
+        if gone:
+            for key in gone:
+                del self._entries[key]
+            self._changed = True
+        if not (self.writable and self._changed):
+            return False
+        payload = {"version": INDEX_VERSION, "root": _where(self.root),
+                   "channels": self.channels, "files": self._entries, "pixels": self._pixels}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(payload, separators=(",", ":")))
+            os.replace(tmp, self.path)
+        except OSError:
+            return False  # an index is an optimisation: loading goes on without it
+        self._changed = False
+        return True
