@@ -215,3 +215,30 @@ def test_augment_does_not_import_the_data_layer():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("policy", ["light", "standard", "strong",
+                                    ["brightness", "flip", "contrast", "flip", "random_crop", "pca_color"]])
+def test_pending_work_gives_the_pixels_of_the_ops_one_at_a_time(policy):
+    """The tf backend defers full-size work (flips and a crop as one resampling, offsets,
+    contrast and clipping as one scale/shift/clamp); applying the pixels after every op, with
+    the same random draws, must give the same images."""
+    from tl_kit.augment import tf_ops
+
+    x, _ = _batch(n=8, lo=0, hi=256)
+    ops = [o for o in policy_ops(policy, "tf") if o["name"] not in ("mixup", "cutmix")]
+    ops = [{**o, "p": 0.5} for o in ops]  # some images picked, some not, by every op
+
+    def run(step_by_step):
+        keys = tf_ops.Keys(tf.constant([7, 11], tf.int64))
+        st, g = tf_ops.Pending(tf.constant(x)), tf_ops.geom(tf.constant(x))
+        for op in ops:
+            tf_ops.apply_image_op(op, st, g, keys)
+            if step_by_step:
+                st.images()
+        return st.images().numpy()
+
+    fused, stepwise = run(False), run(True)
+    assert fused.min() >= 0 and fused.max() <= 255
+    np.testing.assert_allclose(fused, stepwise, atol=2e-3)
+    assert not np.array_equal(fused, x)

@@ -34,8 +34,10 @@ the batch reversed. Pixel results are clipped to [0, 255].
 Backends:
     * ``"tf"`` (default): TF image ops, vectorised over the batch, inside the tf.data graph
       (parallel, no Python); random numbers come from a ``tf.random.Generator`` so
-      augmentations differ every epoch. Rotation uses ``ImageProjectiveTransformV3``; the
-      other ops are plain arithmetic/``crop_and_resize`` (XLA-compilable).
+      augmentations differ every epoch, each image drawing its own parameters. Full-size work
+      is deferred and merged (:mod:`~tl_kit.augment.tf_pending`): flips and a crop run as
+      one ``crop_and_resize``; colour offsets, brightness, contrast and the clipping as one
+      scale, shift and clamp; rotation uses ``ImageProjectiveTransformV3``.
     * ``"albumentations"``: per-image ops run with albumentations (OpenCV) on uint8 images
       through ``tf.numpy_function`` -- on the CPU, with several batches in flight thanks
       to ``num_parallel_calls`` (OpenCV releases the GIL). It adds ``clahe`` and

@@ -54,9 +54,11 @@ def build_augmenter(policy: str | list | None, *, image_size, backend: str = "tf
             shape = x.shape
             x = tf.numpy_function(albu, [x], tf.float32, stateful=True)
             x.set_shape(shape)
-        else:
+        elif per_image:
+            st, g = tf_ops.Pending(x), tf_ops.geom(x)
             for op in per_image:
-                x = tf_ops.apply_image_op(op, x, keys)
+                tf_ops.apply_image_op(op, st, g, keys)
+            x = st.images()
         for op in batch_ops:
             x, labels = tf_ops.apply_batch_op(op, x, labels, keys)
         return x, labels

@@ -1,8 +1,10 @@
 """The ``"tf"`` backend: each op as TF ops on a batch, inside the tf.data graph.
 
-Every per-image op is one small function ``(op, x, geom, keys) -> new images`` in
-:data:`IMAGE_OPS`; :func:`apply_image_op` applies it to the images its probability picks and
-clips to [0, 255]. The batch-level ops (mixup, cutmix) are ``(op, x, geom, keys, apply, lam,
+Every per-image op is one small function in :data:`IMAGE_OPS`; :func:`apply_image_op` draws
+which images it applies to and the function records its effect on a
+:class:`~tl_kit.augment.tf_pending.Pending` batch, which does the full-size work in as few
+passes as it can (flips and a crop in one ``crop_and_resize``; offsets, contrast and clipping
+in one scale, shift and clamp). The batch-level ops (mixup, cutmix) are ``(op, x, geom, keys, apply, lam,
 x_partner) -> (x, lam)`` in :data:`BATCH_OP_FNS`, applied by :func:`apply_batch_op`. Random
 numbers come from stateless keys (:class:`Keys`), one per draw, folded from a per-call seed.
 
@@ -18,9 +20,11 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from tl_kit.augment.tf_pending import Pending
 from tl_kit.errors import UserError
 
-__all__ = ["BATCH_OP_FNS", "IMAGE_OPS", "Geom", "Keys", "apply_batch_op", "apply_image_op"]
+__all__ = ["BATCH_OP_FNS", "IMAGE_OPS", "Geom", "Keys", "Pending", "apply_batch_op", "apply_image_op",
+           "geom"]
 
 
 class Keys:
@@ -57,12 +61,6 @@ def _uniform(keys: Keys, shape, lo=0.0, hi=1.0):
     return tf.random.stateless_uniform(shape, keys(), minval=lo, maxval=hi)
 
 
-def _crop_boxes(x, boxes):
-    b = tf.shape(x)[0]
-    size = tf.shape(x)[1:3]
-    return tf.image.crop_and_resize(x, boxes, tf.range(b), size, method="bilinear")
-
-
 def _box_mask(g: Geom, y0, y1, x0, x1):
     """(B, H, W) bool: rows in ``[y0, y1)`` and columns in ``[x0, x1)``, per image (B,)."""
     rows = tf.range(g.hf)[None, :, None]
@@ -72,24 +70,26 @@ def _box_mask(g: Geom, y0, y1, x0, x1):
 
 
 # === per-image ops ===
+# Each is ``fn(op, st, g, keys, m)``: it records its effect on the images where ``m`` (B,)
+# in the :class:`~tl_kit.augment.tf_pending.Pending` batch ``st``, drawing its own random
+# parameters for every image.
 
 
-def _flip(op, x, g: Geom, keys: Keys):
-    return tf.reverse(x, [2])
+def _flip(op, st: Pending, g: Geom, keys: Keys, m) -> None:
+    st.flip(m)
 
 
-def _random_crop(op, x, g: Geom, keys: Keys):
+def _random_crop(op, st: Pending, g: Geom, keys: Keys, m) -> None:
     s = float(op["scale"])
     ch = tf.maximum(tf.round(g.hf * s), 1.0)
     cw = tf.maximum(tf.round(g.wf * s), 1.0)
     oy = tf.floor(_uniform(keys, [g.b]) * (g.hf - ch + 1))
     ox = tf.floor(_uniform(keys, [g.b]) * (g.wf - cw + 1))
     dy, dx = tf.maximum(g.hf - 1, 1.0), tf.maximum(g.wf - 1, 1.0)
-    boxes = tf.stack([oy / dy, ox / dx, (oy + ch - 1) / dy, (ox + cw - 1) / dx], axis=1)
-    return _crop_boxes(x, boxes)
+    st.crop(tf.stack([oy / dy, ox / dx, (oy + ch - 1) / dy, (ox + cw - 1) / dx], axis=1), m)
 
 
-def _random_resized_crop(op, x, g: Geom, keys: Keys):
+def _random_resized_crop(op, st: Pending, g: Geom, keys: Keys, m) -> None:
     lo, hi = (float(v) for v in op["scale"])
     rlo, rhi = (math.log(float(v)) for v in op["ratio"])
     area = _uniform(keys, [g.b], lo, hi)
@@ -98,64 +98,66 @@ def _random_resized_crop(op, x, g: Geom, keys: Keys):
     fw = tf.minimum(tf.sqrt(area * ar * g.hf / g.wf), 1.0)
     oy = _uniform(keys, [g.b]) * (1 - fh)
     ox = _uniform(keys, [g.b]) * (1 - fw)
-    return _crop_boxes(x, tf.stack([oy, ox, oy + fh, ox + fw], axis=1))
+    st.crop(tf.stack([oy, ox, oy + fh, ox + fw], axis=1), m)
 
 
-def _color_shift(op, x, g: Geom, keys: Keys):
+def _color_shift(op, st: Pending, g: Geom, keys: Keys, m) -> None:
     if op["offsets"] is not None:
-        off = tf.constant(np.asarray(op["offsets"], np.float32).reshape(1, 1, 1, -1))
+        off = np.asarray(op["offsets"], np.float32).reshape(1, 1, 1, -1)
         if off.shape[-1] not in (1, g.c):
             raise UserError(f"color_shift needs {g.c} offsets. Received: offsets={op['offsets']!r}")
+        off = tf.broadcast_to(tf.constant(off), [g.b, 1, 1, off.shape[-1]])
     else:
-        m = float(op["max_offset"])
-        off = _uniform(keys, [g.b, 1, 1, g.c], -m, m)
-    return x + off
+        mx = float(op["max_offset"])
+        off = _uniform(keys, [g.b, 1, 1, g.c], -mx, mx)
+    st.add(off, m)
 
 
-def _pca_color(op, x, g: Geom, keys: Keys):
+def _pca_color(op, st: Pending, g: Geom, keys: Keys, m) -> None:
     if g.c != 3:
-        return None  # RGB only: the images pass unchanged
+        return  # RGB only: the images pass unchanged
     vals = tf.constant(np.asarray(op["eigvals"], np.float32))
     vecs = tf.constant(np.asarray(op["eigvecs"], np.float32))
     alpha = tf.random.stateless_normal([g.b, 3], keys(), stddev=float(op["std"]))
     delta = tf.matmul(alpha * vals[None, :], vecs, transpose_b=True) * 255.0
-    return x + delta[:, None, None, :]
+    st.add(delta[:, None, None, :], m)
 
 
-def _rotation(op, x, g: Geom, keys: Keys):
+def _rotation(op, st: Pending, g: Geom, keys: Keys, m) -> None:
     ang = _uniform(keys, [g.b], -1.0, 1.0) * (float(op["degrees"]) * math.pi / 180.0)
+    ang = tf.where(m, ang, 0.0)  # angle 0: the identity transform samples pixels exactly
     cos, sin = tf.cos(ang), tf.sin(ang)
     cx, cy = (g.wf - 1) / 2, (g.hf - 1) / 2
     zeros = tf.zeros_like(ang)
     transforms = tf.stack([cos, -sin, cx - cx * cos + cy * sin,
                            sin, cos, cy - cx * sin - cy * cos, zeros, zeros], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
+    x = st.images()
+    st.replace(tf.raw_ops.ImageProjectiveTransformV3(
         images=x, transforms=transforms, output_shape=tf.shape(x)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT"))
+    st.clip(m)
 
 
-def _brightness(op, x, g: Geom, keys: Keys):
+def _brightness(op, st: Pending, g: Geom, keys: Keys, m) -> None:
     d = float(op["max_delta"]) * 255.0
-    return x + _uniform(keys, [g.b, 1, 1, 1], -d, d)
+    st.add(_uniform(keys, [g.b, 1, 1, 1], -d, d), m)
 
 
-def _contrast(op, x, g: Geom, keys: Keys):
-    f = _uniform(keys, [g.b, 1, 1, 1], float(op["lower"]), float(op["upper"]))
-    mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-    return (x - mean) * f + mean
+def _contrast(op, st: Pending, g: Geom, keys: Keys, m) -> None:
+    st.scale_around_mean(_uniform(keys, [g.b, 1, 1, 1], float(op["lower"]), float(op["upper"])), m)
 
 
-def _coarse_dropout(op, x, g: Geom, keys: Keys):
+def _coarse_dropout(op, st: Pending, g: Geom, keys: Keys, m) -> None:
     s = float(op["size"])
     ch = tf.maximum(tf.round(g.hf * s), 1.0)
     cw = tf.maximum(tf.round(g.wf * s), 1.0)
     y0 = tf.floor(_uniform(keys, [g.b]) * (g.hf - ch + 1))
     x0 = tf.floor(_uniform(keys, [g.b]) * (g.wf - cw + 1))
-    hole = _box_mask(g, y0, y0 + ch, x0, x0 + cw)
-    return tf.where(hole[..., None], 0.0, x)
+    hole = _box_mask(g, y0, y0 + ch, x0, x0 + cw) & m[:, None, None]
+    st.replace(tf.where(hole[..., None], 0.0, st.images()))  # zeros or the pixels: no clip needed
 
 
-#: Per-image op name -> ``fn(op, x, geom, keys)`` giving the augmented batch (or None: unchanged).
+#: Per-image op name -> ``fn(op, pending, geom, keys, mask)`` (see above).
 IMAGE_OPS: dict[str, Callable] = {
     "flip": _flip,
     "random_crop": _random_crop,
@@ -169,18 +171,14 @@ IMAGE_OPS: dict[str, Callable] = {
 }
 
 
-def apply_image_op(op: dict, x, keys: Keys):
-    """``x`` with ``op`` applied to each image with probability ``op["p"]``, clipped to [0, 255]."""
+def apply_image_op(op: dict, st: Pending, g: Geom, keys: Keys) -> None:
+    """Record ``op`` on the batch ``st``, for each image with probability ``op["p"]``; results
+    are clipped to [0, 255]. ``st.images()`` gives the pixels."""
     fn = IMAGE_OPS.get(op["name"])
-    g = geom(x)
-    mask = tf.reshape(_uniform(keys, [g.b]) < float(op["p"]), [g.b, 1, 1, 1])
+    m = _uniform(keys, [g.b]) < float(op["p"])
     if fn is None:  # albumentations-only ops are rejected by policy_ops
         raise UserError(f"Op {op['name']!r} needs backend='albumentations'. Received: op={op['name']!r}")
-    new = fn(op, x, g, keys)
-    if new is None:
-        return x
-    new = tf.clip_by_value(new, 0.0, 255.0)
-    return tf.where(mask, new, x)
+    fn(op, st, g, keys, m)
 
 
 # === batch-level ops ===
