@@ -126,12 +126,40 @@ class Pending:
         x = self._x
         if self.boxes is not None:
             x = self._geometry(x)
-        if self.scale is not None:
-            x = x * self.scale
-        if self.shift is not None:
-            x = x + self.shift
-        if self.lo is not None:
-            x = tf.minimum(tf.maximum(x, self.lo), self.hi)
+        if self.scale is not None or self.shift is not None or self.lo is not None:
+            x = _pointwise(x, self.scale, self.shift, self.lo, self.hi)
         self._x = x
         self._reset()
         return x
+
+
+def _pointwise(x, scale, shift, lo, hi):
+    """``clamp(x * scale + shift, lo, hi)`` with per-image (B, 1, 1, 1) or per-channel
+    (B, 1, 1, C) parameters (None: left out).
+
+    TF broadcasts a (B, 1, 1, C) operand over NHWC slowly; with two or more per-channel
+    operands the batch is worked on as rows of one image channel each (B * C, H * W), where
+    every operand is one value per row (a fast column broadcast), at the cost of two
+    transposes.
+    """
+    parts = [scale, shift, lo, hi]
+    c = x.shape[-1]
+    per_channel = sum(1 for t in parts if t is not None and t.shape[-1] != 1)
+    if c is None or per_channel < 2:
+        return _affine_clamp(x, *parts)
+    shape = tf.shape(x)
+    b = shape[0]
+    rows = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [b * c, -1])
+    cols = [None if t is None else tf.reshape(tf.broadcast_to(t, [b, 1, 1, c]), [b * c, 1]) for t in parts]
+    rows = _affine_clamp(rows, *cols)
+    return tf.transpose(tf.reshape(rows, [b, c, shape[1], shape[2]]), [0, 2, 3, 1])
+
+
+def _affine_clamp(x, scale, shift, lo, hi):
+    if scale is not None:
+        x = x * scale
+    if shift is not None:
+        x = x + shift
+    if lo is not None:
+        x = tf.minimum(tf.maximum(x, lo), hi)
+    return x
