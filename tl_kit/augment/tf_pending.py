@@ -9,10 +9,10 @@ pixels, or at the end of the policy):
   samples its pixels exactly); flips alone are one row ``Select`` of the mirrored batch;
 * pointwise: additive offsets (colour shift, PCA colour, brightness), a per-image contrast
   factor and the clipping to [0, 255] of the images an op changed become ``x * scale +
-  shift`` clamped to per-image bounds. Clipping composes exactly:
+  shift`` clamped to per-image (per-channel) bounds. Clipping composes:
   ``clip(clamp(t, lo, hi) + d) == clamp(t + d, clip(lo + d), clip(hi + d))``, so each image
-  gets exactly the sequence of ops its draws picked, and an image no op picked is unchanged
-  (scale 1, shift 0, bounds +-inf).
+  gets the sequence of ops its draws picked (to float rounding, ~1e-3 of 255), and an image
+  no op picked is unchanged bit for bit (scale 1, shift 0, bounds +-inf).
 
 Flips commute with pointwise maps, so a flip may join the geometry after pointwise work; a
 crop may not (interpolation and clipping do not commute): it first applies what is pending.
