@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from _paths import ROOT
 
 from tl_kit.augment import (
     IMAGENET_EIGVECS,
@@ -13,6 +18,7 @@ from tl_kit.augment import (
     build_augmenter,
     pca_eigen,
     policy_ops,
+    save_augmentation_grid,
     save_augmentation_preview,
 )
 from tl_kit.data import load_data
@@ -180,3 +186,59 @@ def test_data_pipeline_augments_training_only_and_differs_per_epoch(tmp_path):
         assert e1.shape == x.shape and not np.array_equal(e1, x) and not np.array_equal(e1, e2)
     out = save_augmentation_preview(data, tmp_path / "plots" / "aug.png", policy="standard", n=6)
     assert out.exists() and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_preview_grid_from_arrays_and_from_a_loader(tmp_path):
+    x, _ = _batch(n=8)
+    labels = np.arange(8) % 2
+    out = save_augmentation_grid(x, labels, tmp_path / "grid.png", class_names=["a", "b"],
+                                 policy=["flip", "mixup"], n=5, columns=2)
+    assert out.exists() and out.read_bytes()[:4] == b"\x89PNG"
+    calls = []
+
+    def load(source, **kw):
+        calls.append((source, kw))
+        return load_data((x, labels), image_size=(H, W), validation_split=0.0)
+
+    out = save_augmentation_preview("some/folder", tmp_path / "p.png", policy="light", n=4,
+                                    image_size=(H, W), seed=3, load=load)
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert calls == [("some/folder", {"image_size": (H, W), "validation_split": 0.0, "seed": 3})]
+    with pytest.raises(UserError, match="n=0"):
+        save_augmentation_grid(x, labels, tmp_path / "g.png", class_names=["a", "b"], n=0)
+
+
+def test_augment_does_not_import_the_data_layer():
+    code = ("import sys, numpy as np, tl_kit.augment as A; "
+            "A.build_augmenter('standard', image_size=(8, 8), seed=0)(np.zeros((2, 8, 8, 3), 'f'), "
+            "np.eye(2, dtype='f')); print('tl_kit.data' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("policy", ["light", "standard", "strong",
+                                    ["brightness", "flip", "contrast", "flip", "random_crop", "pca_color"]])
+def test_pending_work_gives_the_pixels_of_the_ops_one_at_a_time(policy):
+    """The tf backend defers full-size work (flips and a crop as one resampling, offsets,
+    contrast and clipping as one scale/shift/clamp); applying the pixels after every op, with
+    the same random draws, must give the same images."""
+    from tl_kit.augment import tf_ops
+
+    x, _ = _batch(n=8, lo=0, hi=256)
+    ops = [o for o in policy_ops(policy, "tf") if o["name"] not in ("mixup", "cutmix")]
+    ops = [{**o, "p": 0.5} for o in ops]  # some images picked, some not, by every op
+
+    def run(step_by_step):
+        keys = tf_ops.Keys(tf.constant([7, 11], tf.int64))
+        st, g = tf_ops.Pending(tf.constant(x)), tf_ops.geom(tf.constant(x))
+        for op in ops:
+            tf_ops.apply_image_op(op, st, g, keys)
+            if step_by_step:
+                st.images()
+        return st.images().numpy()
+
+    fused, stepwise = run(False), run(True)
+    assert fused.min() >= 0 and fused.max() <= 255
+    np.testing.assert_allclose(fused, stepwise, atol=2e-3)
+    assert not np.array_equal(fused, x)
