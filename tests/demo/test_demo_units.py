@@ -83,8 +83,10 @@ def test_cells_restore_weights_and_reuse_one_traced_step():
     np.testing.assert_array_equal(frozen.numpy(), start[0])
     assert not np.allclose(tuned.numpy(), start[1]) and not np.allclose(net.dense.kernel.numpy(), start[2])
     net.reset(0)
-    for v, value in zip(net.variables, net.initial, strict=True):
+    for v, value in zip(net.variables, net.initial["weights"], strict=True):
         np.testing.assert_array_equal(v.numpy(), value)
+    assert net.snapshot()["streams"] and all(np.array_equal(a, b) for a, b in zip(
+        net.snapshot()["streams"], net.initial["streams"], strict=True))  # stochastic depth too
     runner.train(x[:3], onehot[:3], seed=1)  # another cell, another batch size: same graph
     assert runner.step.experimental_get_tracing_count() == 1
     net.reset(0)

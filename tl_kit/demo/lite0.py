@@ -73,22 +73,25 @@ class Lite0Classifier:
         self.model = keras.Model(image, self.dense(self.dropout(pooled)), name="lite0_classifier")
         # Weights in creation order (not model.weights after trainable flags change).
         self.variables = list(self.model.weights)
-        self.initial = [v.numpy() for v in self.variables]
-        # The random streams of the head's dropout and of Lite0's stochastic depth.
-        self._seed_states = [v for v in self.model.variables if "seed_generator_state" in v.path
-                             and v is not self.dropout.seed_generator.state]
+        # The random streams of Lite0's stochastic depth (the head's dropout is seeded per cell).
+        self._streams = [v for v in self.model.variables if "seed_generator_state" in v.path
+                         and v is not self.dropout.seed_generator.state]
+        self.initial = self.snapshot()
         self._predict = None
 
-    def reset(self, seed: int, weights: list[np.ndarray] | None = None) -> None:
-        """Every weight back to ``weights`` (default: as built; or another classifier's
-        ``initial``); every random stream restarted from ``seed`` (the head's dropout as
-        ``Dropout(seed=seed)`` starts), so a cell's result does not depend on the cells
-        before it."""
-        for v, value in zip(self.variables, self.initial if weights is None else weights, strict=True):
+    def snapshot(self) -> dict[str, list[np.ndarray]]:
+        """The weights and random-stream states now (what :meth:`reset` restores)."""
+        return {"weights": [v.numpy() for v in self.variables],
+                "streams": [v.numpy() for v in self._streams]}
+
+    def reset(self, seed: int, snapshot: dict[str, list[np.ndarray]] | None = None) -> None:
+        """Every weight and random stream back to ``snapshot`` (default: as built; or the
+        ``initial`` of a classifier built with another seed), the head's dropout stream as
+        ``Dropout(seed=seed)`` starts: a cell's result does not depend on the cells before it."""
+        snap = self.initial if snapshot is None else snapshot
+        for v, value in zip(self.variables + self._streams, snap["weights"] + snap["streams"], strict=True):
             v.assign(value)
         self.dropout.seed_generator.state.assign(np.array([seed, 0], "int64"))
-        for i, state in enumerate(self._seed_states, start=1):
-            state.assign(np.array([seed + 1000 * i, 0], "int64"))
 
     def head_model(self, features: int) -> keras.Model:
         """Pooled features -> the same dropout and Dense layers (the head-only stage)."""
@@ -107,8 +110,10 @@ class Lite0Classifier:
         return float(np.mean(pred.argmax(-1) == y))
 
 
-def random_init_weights(num_classes: int, image_size: int, dropout: float, seed: int) -> list[np.ndarray]:
-    """The weights a random Lite0 classifier gets with ``seed`` (built, copied, dropped)."""
+def random_init_weights(num_classes: int, image_size: int, dropout: float, seed: int) -> dict:
+    """The initial weights and random streams of a random Lite0 classifier built with
+    ``seed`` (as a ``Learner`` with that seed builds it), as a :meth:`Lite0Classifier.reset`
+    snapshot."""
     clf = Lite0Classifier(num_classes, image_size, None, dropout, train_bn=True, seed=seed)
     return clf.initial
 
