@@ -103,44 +103,42 @@ def import_graph(modules: dict[str, Path] | None = None) -> dict[str, set[str]]:
     return graph
 
 
-def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Cycles (``[a, b, ..., a]``) that together pass through every module on a cycle.
-
-    For each strongly connected component with more than one module: a shortest cycle
-    through its first module not yet on a reported cycle, until every member is covered.
-    """
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The components with more than one module (Tarjan's algorithm), each sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
-    on_stack: set[str] = set()
     components: list[list[str]] = []
 
-    def connect(v: str) -> None:  # Tarjan's algorithm
+    def connect(v: str) -> None:
         index[v] = low[v] = len(index)
         stack.append(v)
-        on_stack.add(v)
         for w in sorted(graph.get(v, ())):
             if w not in index:
                 connect(w)
                 low[v] = min(low[v], low[w])
-            elif w in on_stack:
+            elif w in stack:
                 low[v] = min(low[v], index[w])
         if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
+            component = stack[stack.index(v):]
+            del stack[stack.index(v):]
             if len(component) > 1:
                 components.append(sorted(component))
 
     for v in sorted(graph):
         if v not in index:
             connect(v)
+    return sorted(components)
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Cycles (``[a, b, ..., a]``) that together pass through every module on a cycle.
+
+    For each strongly connected component: a shortest cycle through its first module not
+    yet on a reported cycle, until every member is covered.
+    """
     cycles = []
-    for component in sorted(components):
+    for component in strongly_connected(graph):
         covered: set[str] = set()
         for start in component:
             if start not in covered:
