@@ -56,6 +56,28 @@ def test_siblings_share_the_declaration_of_the_tested_backbone():
         assert get_backbone(name).preprocess == get_backbone(sibling).preprocess, name
 
 
+def test_one_registration_per_backbone():
+    """tl_kit's builders and the Keras Applications are one registry; blocks shared by
+    networks with the same layer names are declared once."""
+    from tl_kit.models import get_spec
+    from tl_kit.models.efficientnet_lite import BLOCKS as LITE_BLOCKS
+    from tl_kit.models.resnet import BLOCKS as RESNET_BLOCKS
+    from tl_kit.models.vgg import BLOCKS as VGG_BLOCKS
+
+    for name in ("keras:resnet50", "keras:resnet101", "keras:resnet152", "resnet18", "resnet50"):
+        assert get_backbone(name).blocks is RESNET_BLOCKS, name
+    assert get_backbone("keras:vgg16").blocks is VGG_BLOCKS is get_backbone("vgg16").blocks
+    assert get_backbone("keras:efficientnetb0").blocks == LITE_BLOCKS
+    spec = get_spec("resnet50")
+    view = get_backbone("resnet50")
+    assert (view.default_size, view.min_size, view.preprocess, view.family, view.paper) == (
+        spec.default_size, spec.min_size, spec.preprocess, spec.family, spec.paper)
+    assert view.builder is spec.builder and view.imagenet_twin == "keras:resnet50"
+    assert get_backbone("keras:resnet50").keras_name == "ResNet50"
+    with pytest.raises(ValueError, match="Unknown model 'keras:resnet50'"):
+        get_spec("keras:resnet50")  # build_model / list_models: tl_kit's builders only
+
+
 def test_names_aliases_and_imagenet_twins():
     assert get_backbone("EfficientNetB0").name == "keras:efficientnetb0"
     assert get_backbone("keras:ResNet50V2").name == "keras:resnet50v2"

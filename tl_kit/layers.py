@@ -10,6 +10,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tl_kit.errors import UserError
+
 __all__ = ["PREPROCESS_MODES", "Preprocess"]
 
 PREPROCESS_MODES = ("unit", "tf", "caffe", "torch", "none")
@@ -44,7 +46,7 @@ class Preprocess(keras.layers.Layer):
     def __init__(self, mode: str = "unit", **kwargs):
         super().__init__(**kwargs)
         if mode not in PREPROCESS_MODES:
-            raise ValueError(f"`mode` must be one of {PREPROCESS_MODES}. Received: mode={mode!r}")
+            raise UserError(f"`mode` must be one of {PREPROCESS_MODES}. Received: mode={mode!r}")
         self.mode = mode
 
     def call(self, inputs):

@@ -179,19 +179,8 @@ def _bad(path: str, what: str) -> CheckpointError:
         f"{path!r} is not a legacy torch.save state dict ({what}). Received: path={path!r}")
 
 
-def load_state_dict(path: str | os.PathLike) -> collections.OrderedDict[str, np.ndarray]:
-    """The tensors of a legacy-format ``torch.save`` state dict, as NumPy arrays, in order.
-
-    Raises :class:`CheckpointError` for a file that asks for any Python global other than
-    the state-dict ones (nothing from the file is ever called), for the zip format, and for
-    truncated or malformed files.
-    """
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:4] == b"PK\x03\x04":
-        raise _bad(path, "it is the zip format of torch >= 1.6; re-save it with "
-                   "_use_new_zipfile_serialization=False")
+def _read_pickles(raw: bytes, path: str) -> tuple[dict, list, _RestrictedUnpickler, int]:
+    """The header streams, the state dict, the storage keys; and where the storage data starts."""
     f = io.BytesIO(raw)
     try:
         magic = _PlainUnpickler(f, path).load()
@@ -212,9 +201,14 @@ def load_state_dict(path: str | os.PathLike) -> collections.OrderedDict[str, np.
         raise _bad(path, f"{type(exc).__name__}: {exc}") from None
     if not isinstance(obj, dict):
         raise _bad(path, f"the pickled object is a {type(obj).__name__}, not a state dict")
-    offset = f.tell()
+    return obj, keys, unpickler, f.tell()
+
+
+def _fill_storages(raw: bytes, path: str, keys: list, storages: dict[str, _Storage],
+                   offset: int) -> None:
+    """Point each storage at its bytes: an int64 element count, then the raw data, per key."""
     for key in keys:
-        storage = unpickler.storages.get(str(key))
+        storage = storages.get(str(key))
         if storage is None:
             raise _bad(path, f"storage key {key!r} was never used by a tensor")
         if offset + 8 > len(raw):
@@ -227,6 +221,23 @@ def load_state_dict(path: str | os.PathLike) -> collections.OrderedDict[str, np.
                        f"{storage.numel} expected, or truncated")
         storage.data = np.frombuffer(raw, dtype=storage.dtype, count=numel, offset=offset)
         offset += nbytes
+
+
+def load_state_dict(path: str | os.PathLike) -> collections.OrderedDict[str, np.ndarray]:
+    """The tensors of a legacy-format ``torch.save`` state dict, as NumPy arrays, in order.
+
+    Raises :class:`CheckpointError` for a file that asks for any Python global other than
+    the state-dict ones (nothing from the file is ever called), for the zip format, and for
+    truncated or malformed files.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:4] == b"PK\x03\x04":
+        raise _bad(path, "it is the zip format of torch >= 1.6; re-save it with "
+                   "_use_new_zipfile_serialization=False")
+    obj, keys, unpickler, offset = _read_pickles(raw, path)
+    _fill_storages(raw, path, keys, unpickler.storages, offset)
     out: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
     for name, value in obj.items():
         if not isinstance(value, _TensorRef):

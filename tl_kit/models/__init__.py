@@ -1,12 +1,14 @@
 """Classic CNNs as Keras functional builders with the keras.applications signature.
 
-Importing this package registers every family with :mod:`tl_kit.models.registry`.
+Importing this package registers every family, and every Keras Application
+(:mod:`tl_kit.models.keras_apps`), with :mod:`tl_kit.models.registry`.
 """
 
 from tl_kit.models import (  # noqa: F401
     alexnet,
     efficientnet_lite,
     inception,
+    keras_apps,
     lenet,
     mobilenet,
     resnet,

@@ -8,7 +8,19 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from tl_kit.errors import UserError
+
 POOLING_VALUES = (None, "avg", "max", "flatten")
+
+
+def keras_cache_dir() -> str:
+    """Keras's cache folder, honouring ``KERAS_HOME`` (read now, not at import time)."""
+    home = os.environ.get("KERAS_HOME")
+    if not home:
+        from keras.src.backend import config as _config
+
+        home = _config.keras_home()
+    return os.path.expanduser(home)
 
 
 def validate_args(
@@ -22,12 +34,12 @@ def validate_args(
 ) -> None:
     """Reject bad arguments with messages that end with the offending value."""
     if not (weights in (None, "imagenet") or (isinstance(weights, (str, os.PathLike)) and str(weights))):
-        raise ValueError(
+        raise UserError(
             "The `weights` argument should be None, 'imagenet' or the path to a weights file. "
             f"Received: weights={weights!r}"
         )
     if weights == "imagenet" and not imagenet_ok:
-        raise ValueError(
+        raise UserError(
             f"No ImageNet weights are published for tl_kit's {name!r} builder. Use weights=None, "
             "a path to a weights file you trained, or a Keras Applications backbone "
             f"(tl_kit.list_backbones()). Received: weights={weights!r}"
@@ -35,9 +47,9 @@ def validate_args(
     if weights is not None and weights != "imagenet" and not os.path.exists(weights):
         raise FileNotFoundError(f"Weights file not found. Received: weights={weights!r}")
     if pooling not in POOLING_VALUES:
-        raise ValueError(f"The `pooling` argument should be one of {POOLING_VALUES}. Received: pooling={pooling!r}")
+        raise UserError(f"The `pooling` argument should be one of {POOLING_VALUES}. Received: pooling={pooling!r}")
     if include_top and (not isinstance(classes, int) or classes < 1):
-        raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
+        raise UserError(f"`classes` must be a positive integer. Received: classes={classes!r}")
 
 
 def resolve_input(
@@ -69,18 +81,18 @@ def resolve_input(
         input_shape = default_shape if fixed else (None, None, default_shape[2])
     input_shape = tuple(input_shape)
     if len(input_shape) != 3:
-        raise ValueError(
+        raise UserError(
             f"`input_shape` must be (height, width, channels) for {name!r}. Received: input_shape={input_shape!r}"
         )
     if include_top and not top_any_size and tuple(input_shape) != tuple(default_shape):
-        raise ValueError(
+        raise UserError(
             f"With include_top=True, {name!r} needs input_shape={tuple(default_shape)} (its fully "
             "connected classifier fixes the size); use include_top=False for other sizes. "
             f"Received: input_shape={input_shape!r}"
         )
     for dim in input_shape[:2]:
         if dim is not None and dim < min_size:
-            raise ValueError(
+            raise UserError(
                 f"{name!r} needs inputs of at least {min_size}x{min_size} pixels. "
                 f"Received: input_shape={input_shape!r}"
             )

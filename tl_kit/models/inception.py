@@ -145,6 +145,32 @@ def _aux_head(x, classes: int, classifier_activation: str | None, name: str, bn:
     return classifier(x, classes, classifier_activation, name=f"{name}_predictions")
 
 
+def _stem(x, *, bn: bool, lrn: bool):
+    """conv1 (7x7/2) and its pooling, conv2 (1x1 reduce, 3x3) and its pooling."""
+    x = _conv(x, 64, 7, "conv1", stride=2, bn=bn)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="conv1_pool")(x)
+    if lrn:
+        x = LocalResponseNorm(name="conv1_lrn")(x)
+    x = _conv(x, 64, 1, "conv2_reduce", bn=bn)
+    x = _conv(x, 192, 3, "conv2", bn=bn)
+    if lrn:
+        x = LocalResponseNorm(name="conv2_lrn")(x)
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="conv2_pool")(x)
+
+
+def _check_aux_input(img_input, name: str) -> None:
+    """The auxiliary heads pool 5x5 on the inception 4a map (input / 16): >= 65 px, fixed."""
+    side = list(img_input.shape[1:3])
+    for _ in range(4):  # conv1 /2, pool1 /2, pool2 /2, pool3 /2 -> inception 4a
+        side = [conv_out(s, 3, 2, "same") for s in side]
+    if any(s is None or s < 5 for s in side):
+        raise UserError(
+            f"{name!r} with aux_logits=True needs a fixed input of at least 65x65 pixels "
+            "(the auxiliary heads pool 5x5 on the inception 4a map, input/16). "
+            f"Received: input_shape={tuple(img_input.shape[1:])!r}"
+        )
+
+
 # === Functional Model ===
 
 
@@ -182,27 +208,8 @@ def _googlenet(
         pooling=pooling,
     )
     if aux_logits:
-        shape = tuple(img_input.shape[1:3])
-        side = [s for s in shape]
-        for _ in range(4):  # conv1 /2, pool1 /2, pool2 /2, pool3 /2 -> inception 4a
-            side = [conv_out(s, 3, 2, "same") for s in side]
-        if any(s is None or s < 5 for s in side):
-            raise UserError(
-                f"{name!r} with aux_logits=True needs a fixed input of at least 65x65 pixels "
-                "(the auxiliary heads pool 5x5 on the inception 4a map, input/16). "
-                f"Received: input_shape={tuple(img_input.shape[1:])!r}"
-            )
-
-    x = _conv(img_input, 64, 7, "conv1", stride=2, bn=bn)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="conv1_pool")(x)
-    if lrn:
-        x = LocalResponseNorm(name="conv1_lrn")(x)
-    x = _conv(x, 64, 1, "conv2_reduce", bn=bn)
-    x = _conv(x, 192, 3, "conv2", bn=bn)
-    if lrn:
-        x = LocalResponseNorm(name="conv2_lrn")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="conv2_pool")(x)
-
+        _check_aux_input(img_input, name)
+    x = _stem(img_input, bn=bn, lrn=lrn)
     aux_inputs = []
     for key, spec in _MODULES.items():
         if key == "4a":

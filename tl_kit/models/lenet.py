@@ -26,6 +26,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from tl_kit.errors import UserError
 from tl_kit.models._common import classifier, finish, resolve_input, validate_args
 from tl_kit.models.registry import ParamCheck, register_model
 
@@ -91,7 +92,7 @@ def LeNet5(
     ```
     """
     if variant not in VARIANTS:
-        raise ValueError(
+        raise UserError(
             f"`variant` must be one of {tuple(VARIANTS)} for 'lenet5'. Received: variant={variant!r}"
         )
     validate_args(
@@ -109,7 +110,7 @@ def LeNet5(
         name=name,
     )
     if include_top and tuple(img_input.shape[1:3]) != DEFAULT_SIZE[:2]:
-        raise ValueError(
+        raise UserError(
             f"With include_top=True, {name!r} needs 32x32 inputs (fc1 expects 400 features); "
             f"use include_top=False for other sizes. Received: input_shape={tuple(img_input.shape[1:])!r}"
         )

@@ -184,6 +184,7 @@ _V1_LAYERS = (
     paper=PAPER_V1,
     family="mobilenet",
     default_unfreeze=1,
+    imagenet_twin="keras:mobilenet",
 )
 def mobilenet_v1(
     include_top: bool = True,
@@ -295,6 +296,7 @@ def _inverted_res_block(x, expansion: int, filters: int, alpha: float, stride: i
     paper=PAPER_V2,
     family="mobilenet",
     default_unfreeze=2,
+    imagenet_twin="keras:mobilenetv2",
 )
 def mobilenet_v2(
     include_top: bool = True,

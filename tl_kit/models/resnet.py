@@ -27,6 +27,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from tl_kit.errors import UserError
 from tl_kit.models._common import classifier, finish, resolve_input, validate_args
 from tl_kit.models.registry import ParamCheck, register_model
 
@@ -111,7 +112,7 @@ def _resnet(
     plain: bool,
 ) -> keras.Model:
     if depth not in _DEPTHS:
-        raise ValueError(
+        raise UserError(
             f"ResNet depth must be one of {sorted(_DEPTHS)}. Received: depth={depth!r}"
         )
     validate_args(
@@ -208,6 +209,9 @@ def _make(depth: int, default_name: str, default_plain: bool):
 
 def _register(depth: int, expected: int, *, plain: bool, default_unfreeze: int = 1):
     name = f"plain{depth}" if plain else f"resnet{depth}"
+    # Keras Applications' ResNet50/101/152 are the same networks with published weights
+    # (their convolutions keep biases, so their files do not load here).
+    twin = f"keras:resnet{depth}" if not plain and depth >= 50 else ""
     fn = _make(depth, name, plain)
     fn.__module__ = __name__
     return register_model(
@@ -220,6 +224,7 @@ def _register(depth: int, expected: int, *, plain: bool, default_unfreeze: int =
         paper=PAPER,
         family="resnet",
         default_unfreeze=default_unfreeze,
+        imagenet_twin=twin,
     )(fn)
 
 

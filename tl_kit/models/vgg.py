@@ -21,7 +21,13 @@ import keras
 from keras import layers
 
 from tl_kit.errors import TLKitError, UserError
-from tl_kit.models._common import classifier, finish, resolve_input, validate_args
+from tl_kit.models._common import (
+    classifier,
+    finish,
+    keras_cache_dir,
+    resolve_input,
+    validate_args,
+)
 from tl_kit.models.registry import ParamCheck, register_model
 
 __all__ = ["VGG16", "VGG19", "VGG16BN", "VGG19BN", "IMAGENET_WEIGHTS"]
@@ -74,8 +80,7 @@ def imagenet_weights_path(config: str, include_top: bool) -> str:
     try:
         return keras.utils.get_file(fname, url, cache_subdir="models", file_hash=md5)
     except Exception as err:  # no network, proxy, bad hash, read-only cache ...
-        home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-        target = os.path.join(home, "models", fname)
+        target = os.path.join(keras_cache_dir(), "models", fname)
         raise TLKitError(
             f"Could not get the ImageNet weights for {config!r} ({err}). Download {url} on a "
             f"machine with network access and place it at {target} (md5 {md5}), or pass "
@@ -189,6 +194,7 @@ def _register(config: str, batch_norm: bool, checks: tuple[ParamCheck, ...]):
         paper=PAPER_BN if batch_norm else PAPER,
         family="vgg",
         default_unfreeze=1,
+        imagenet=not batch_norm,  # Keras Applications' files (IMAGENET_WEIGHTS)
     )
 
 

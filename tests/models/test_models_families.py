@@ -1,6 +1,6 @@
 """Family-specific checks for ResNet/plain, GoogLeNet and MobileNet v1/v2.
 
-The generic suite (tests/test_models.py) covers shapes, pooling, blocks, parameter
+The generic suite (tests/models/test_models.py) covers shapes, pooling, blocks, parameter
 counts, config and save/load for every registered name; this file checks what is
 particular to each family. Small inputs only, except two full-size GoogLeNet builds
 that count parameters.

@@ -1,4 +1,4 @@
-"""One suite over every registered classic builder (``tl_kit.models.list_models()``).
+"""One suite over every registered tl_kit builder (``tl_kit.models.list_models()``).
 
 Each model is built once at a small size without the top (module-scoped fixture), and
 that build is shared by the shape, block, config and save/load checks. Full-size builds
@@ -13,9 +13,9 @@ import pytest
 from conftest import assert_same_outputs, outputs, random_images, small_input_shape
 
 from tl_kit.models import registry
+from tl_kit.models.blocks import block_matcher
 from tl_kit.models.registry import (
     ParamCheck,
-    block_matcher,
     build_model,
     get_spec,
     list_models,

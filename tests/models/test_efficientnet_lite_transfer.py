@@ -13,13 +13,13 @@ import socket
 import keras
 import numpy as np
 import pytest
+from _paths import TEXTURES
 
 import tl_kit
 from tl_kit import weights as W
 from tl_kit.recipes import Recipe, Stage
 
 SIZE = 64
-TEXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "textures")
 
 
 @pytest.fixture(scope="module")
