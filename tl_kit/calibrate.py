@@ -192,7 +192,7 @@ def model_logits(model, data, *, split: str | None = None, batch_size: int = 64,
     of its ``predictions`` layer)."""
     import keras
 
-    from tl_kit.evaluate import iter_batches
+    from tl_kit.evaluate.batches import iter_batches
 
     dense = prediction_layer(model)
     if features_model is None:
@@ -244,9 +244,9 @@ def plot_reliability(probs_before: np.ndarray, probs_after: np.ndarray | None, l
                      out_png: str | os.PathLike, bins: int = ECE_BINS) -> Path:
     """Reliability diagram(s): accuracy per confidence bin against the diagonal, before and
     (when given) after calibration, each titled with its ECE."""
-    from tl_kit.evaluate import _pyplot
+    from tl_kit._plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     labels = _int_labels(labels)
     panels = [("before", probs_before)] + ([("after", probs_after)] if probs_after is not None else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)

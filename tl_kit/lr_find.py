@@ -179,9 +179,9 @@ def lr_sweep(model, dataset, *, loss=None, optimizer: str = "adam", weight_decay
 def plot_lr_find(result: LRFindResult, out_png: str | os.PathLike) -> Path:
     """Loss (raw, faint; smoothed, solid) against the learning rate (log scale), with the
     suggested rate marked."""
-    from tl_kit.evaluate import _pyplot
+    from tl_kit._plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     try:
         ax.plot(result.learning_rates, result.losses, color="tab:blue", alpha=0.3, label="loss")

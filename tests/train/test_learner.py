@@ -384,17 +384,17 @@ def test_run_directory_is_bounded_and_its_size_reported(tmp_path, digits):
 
 
 def test_checkpoint_every_epoch_still_keeps_one(tmp_path, digits, monkeypatch):
-    import tl_kit.distribute as dist
+    import tl_kit.distribute.callbacks.checkpoint as checkpoint
 
     x, y = digits
     seen = []
-    original = dist.prune
+    original = checkpoint.prune
 
     def spy(directory, manager, keep, best):
         original(directory, manager, keep, best)
         seen.append(sorted(n for n in os.listdir(directory) if n.startswith("ckpt-")))
 
-    monkeypatch.setattr(dist, "prune", spy)
+    monkeypatch.setattr(checkpoint, "prune", spy)  # what the epoch checkpoint calls
     finetune("lenet5", data=(x, y), weights=None, run_dir=tmp_path / "run", verbose=0,
              tensorboard=False, checkpoint_interval=0,
              recipe=one_stage(name="all", trainable="all", epochs=4, augment="none", early_stopping=0))

@@ -85,7 +85,7 @@ def fit_head_cached(runner, stage: Stage, data, tag: str):
              .shuffle(len(xtr), seed=runner.seed, reshuffle_each_iteration=True).batch(batch))
     val_ds = (tf.data.Dataset.from_tensor_slices((val[0].astype("float32"), val[1])).batch(max(batch, 64))
               if val is not None else None)
-    from tl_kit.train.stages import class_weight
+    from tl_kit.train.inputs import class_weight
 
     return runner.custom_fit(head, stage, tag, train, val_ds, steps_per_epoch=None,
                              optimizer_steps=math.ceil(len(xtr) / batch),

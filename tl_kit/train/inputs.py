@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tl_kit.errors import UserError
+from tl_kit.recipes import Stage
 from tl_kit.train import options
 
 __all__ = ["load_learner_data", "adopt_class_names"]
@@ -40,3 +41,11 @@ def adopt_class_names(learner, data) -> None:
             learner.log(f"class names from the data {info.source!r}: {names}")
         learner.class_names = names
         learner.placeholder_names = names == [str(i) for i in range(len(names))]
+
+
+def class_weight(stage: Stage, data) -> dict[int, float] | None:
+    """The data's balanced class weights when the stage asks for them."""
+    if not stage.class_weights:
+        return None
+    weights = data.info.class_weights
+    return {int(k): float(v) for k, v in weights.items()} if weights else None

@@ -29,6 +29,7 @@ from tl_kit.errors import UserError
 from tl_kit.recipes import Stage
 from tl_kit.train.callbacks import FastBatchNormMomentum, PreciseBatchNorm, RunHistory
 from tl_kit.train.head import Classifier
+from tl_kit.train.inputs import class_weight
 from tl_kit.train.schedule import stage_optimizer
 
 __all__ = ["StageRunner", "class_weight", "early_stopping", "EARLY_STOPPING_MIN_VAL",
@@ -41,14 +42,6 @@ __all__ = ["StageRunner", "class_weight", "early_stopping", "EARLY_STOPPING_MIN_
 # SMALL_VAL_SMOOTHING epochs (benchmarks/bench_stability.py).
 EARLY_STOPPING_MIN_VAL = 100
 SMALL_VAL_SMOOTHING = 3
-
-
-def class_weight(stage: Stage, data) -> dict[int, float] | None:
-    """The data's balanced class weights when the stage asks for them."""
-    if not stage.class_weights:
-        return None
-    weights = data.info.class_weights
-    return {int(k): float(v) for k, v in weights.items()} if weights else None
 
 
 def early_stopping(stage: Stage, has_val: bool, n_val: int,

@@ -21,7 +21,7 @@ from tl_kit.distribute.callbacks.early_stopping import SmoothedEarlyStopping
 from tl_kit.distribute.callbacks.history import EpochHistory
 from tl_kit.distribute.strategy import gather_from_workers
 from tl_kit.errors import UserError
-from tl_kit.rundir.stage import load_best, read_state, save_best, write_state
+from tl_kit.rundir.stage import load_best, prune, read_state, save_best, write_state
 
 # checkpoint_interval="auto": at least this many seconds between checkpoints (see custom_fit)
 AUTO_CHECKPOINT_SECONDS = 60.0
@@ -37,11 +37,7 @@ def check_interval(checkpoint_interval: float | str) -> None:
 
 
 def _prune(directory: str, manager: tf.train.CheckpointManager, keep: int, best: str | None) -> None:
-    # tl_kit.rundir.stage.prune, looked up on tl_kit.distribute (which re-exports it) at each
-    # call: tests wrap tl_kit.distribute.prune to see the checkpoints each write leaves.
-    import tl_kit.distribute as package
-
-    package.prune(directory, manager, keep, best)
+    prune(directory, manager, keep, best)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
