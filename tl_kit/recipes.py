@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tl_kit.errors import UserError
+
 __all__ = [
     "Stage",
     "Recipe",
@@ -40,6 +42,8 @@ __all__ = [
     "REGIME_THRESHOLDS",
     "load_recipe",
     "builtin_recipe",
+    "recipe_from_name",
+    "scratch_recipe",
     "choose_regime",
 ]
 
@@ -52,9 +56,7 @@ REGIME_THRESHOLDS: dict[str, int] = {"small": 0, "medium": 100, "large": 1000}
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
-def _err(msg: str, **received: Any) -> ValueError:
-    from tl_kit.errors import UserError
-
+def _err(msg: str, **received: Any) -> UserError:
     got = ", ".join(f"{k}={v!r}" for k, v in received.items())
     return UserError(f"{msg} Received: {got}")
 
@@ -224,6 +226,49 @@ class Recipe:
         """A copy with ``changes`` applied to every stage (``epochs=1``, ``batch_size=8``)."""
         return self.replace(stages=[dataclasses.replace(s, **changes) for s in self.stages])
 
+    def with_budget(
+        self,
+        *,
+        quick: bool = False,
+        epochs: int | None = None,
+        epochs_scale: float | None = None,
+        batch_size: int | None = None,
+    ) -> Recipe:
+        """A copy with a training budget applied to every stage (what ``tl-kit train
+        --quick / --epochs / --epochs-scale / --batch-size`` do).
+
+        Args:
+            quick: at most 1 epoch per stage and no augmented feature copies (a smoke run).
+            epochs: this many epochs for every stage (at least 1: 0 would save an untrained run).
+            epochs_scale: multiply every stage's epochs by this (> 0), rounding, at least 1
+                epoch per stage.
+            batch_size: this global batch size for every stage.
+
+        At most one of ``quick``, ``epochs`` and ``epochs_scale`` may be given.
+        """
+        given = {name: value for name, value in
+                 (("quick", quick), ("epochs", epochs), ("epochs_scale", epochs_scale))
+                 if value is not None and value is not False}
+        if len(given) > 1:
+            got = ", ".join(f"{name}={value!r}" for name, value in given.items())
+            raise UserError(f"Give at most one of quick, epochs and epochs_scale. Received: {got}")
+        if epochs is not None and epochs < 1:
+            raise UserError(f"`epochs` must be at least 1. Received: epochs={epochs}")
+        if epochs_scale is not None and epochs_scale <= 0:
+            raise UserError(f"`epochs_scale` must be positive. Received: epochs_scale={epochs_scale}")
+        common: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
+        stages = []
+        for stage in self.stages:
+            changes = dict(common)
+            if quick:
+                changes.update(epochs=min(stage.epochs, 1), cache_copies=0)
+            elif epochs is not None:
+                changes["epochs"] = epochs
+            elif epochs_scale is not None:
+                changes["epochs"] = max(1, round(stage.epochs * epochs_scale))
+            stages.append(dataclasses.replace(stage, **changes))
+        return self.replace(stages=stages)
+
 
 def _stage_from_dict(data: Mapping[str, Any]) -> Stage:
     known = {f.name for f in dataclasses.fields(Stage)}
@@ -301,6 +346,23 @@ def load_recipe(source: str | os.PathLike | Recipe | Mapping[str, Any]) -> Recip
     except tomllib.TOMLDecodeError as exc:
         raise _err(f"Recipe file {text!r} is not valid TOML ({exc}).", recipe=text) from exc
     return Recipe.from_dict(data)
+
+
+def recipe_from_name(name: str | os.PathLike, *, auto: bool = True) -> Recipe | None:
+    """The recipe a name on a command line stands for.
+
+    ``"auto"`` -> ``None`` (no recipe: ``Learner(regime="auto")`` chooses one from the
+    training images per class, see :func:`choose_regime`), ``"scratch"`` ->
+    :func:`scratch_recipe`, a built-in name (``"small"``, ``"medium"``, ``"large"``) or the
+    path of a TOML file -> :func:`load_recipe`. With ``auto=False`` (a caller that needs a
+    recipe now), ``"auto"`` is read as a file name like any other.
+    """
+    text = os.fspath(name)
+    if text == "auto" and auto:
+        return None
+    if text == "scratch":
+        return scratch_recipe()
+    return load_recipe(text)
 
 
 def choose_regime(images_per_class: int | float | Mapping[str, int]) -> tuple[str, str]:

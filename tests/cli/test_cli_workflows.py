@@ -12,10 +12,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _paths import TEXTURES
 
 from tl_kit.cli import SUBCOMMANDS, main
 
-TEXTURES = Path(__file__).resolve().parents[1] / "data" / "textures"
 PER_CLASS = 12
 
 
@@ -110,22 +110,33 @@ def test_train_user_errors_are_one_line(tmp_path, workspace, capsys):
     status = main(["train", "auto", "--data", data, "--backbone", "lenet5", "--quick"])
     _one_line_error(capsys, status, "named recipe")
 
+    status = main(["train", "small", "--data", data, "--backbone", "lenet5", "--epochs-scale", "0"])
+    _one_line_error(capsys, status, "--epochs-scale must be positive", "Received: --epochs-scale 0.0")
 
-def test_scaled_recipe_applies_the_budget_flags():
-    import argparse
 
-    from tl_kit.cli import _scaled_recipe
+def test_budget_flags_apply_to_every_stage():
+    """What --epochs-scale / --batch-size / --quick do to a recipe (Recipe.with_budget)."""
     from tl_kit.recipes import builtin_recipe
 
     medium = builtin_recipe("medium")
-    ns = argparse.Namespace(quick=False, epochs=None, epochs_scale=0.5, batch_size=8)
-    scaled = _scaled_recipe(medium, ns)
+    scaled = medium.with_budget(epochs_scale=0.5, batch_size=8)
     assert [s.epochs for s in scaled.stages] == [
         max(1, round(s.epochs * 0.5)) for s in medium.stages
     ]
     assert {s.batch_size for s in scaled.stages} == {8}
-    ns = argparse.Namespace(quick=True, epochs=None, epochs_scale=None, batch_size=None)
-    assert [s.epochs for s in _scaled_recipe(medium, ns).stages] == [1, 1]
+    assert [s.epochs for s in medium.with_budget(quick=True).stages] == [1, 1]
+
+
+def test_quick_reaches_the_trained_recipe(trained):
+    """`train small --quick`: the run's resolved recipe (config.toml) has 1 epoch per stage
+    and no augmented feature copies."""
+    import tomllib
+
+    from tl_kit.recipes import Recipe, builtin_recipe
+
+    recipe = Recipe.from_dict(tomllib.loads((trained["run"] / "config.toml").read_text())["recipe"])
+    assert builtin_recipe("small").stages[0].epochs > 1
+    assert [(s.epochs, s.cache_copies) for s in recipe.stages] == [(1, 0)]
 
 
 # === evaluate / predict / export on the trained run ===

@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _paths import ROOT, TEXTURES
 
 from tl_kit.cli import main
 from tl_kit.errors import UserError
 
-TEXTURES = Path(__file__).resolve().parents[1] / "data" / "textures"
 TRAIN = ["train", "small", "--backbone", "lenet5", "--weights", "none", "--image-size", "32",
          "--quick"]  # fmt: skip
 
@@ -43,7 +43,7 @@ def _entry_point() -> list[str]:
 
 def _tl_kit(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The installed ``tl-kit`` entry point, run as the user runs it."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([*_entry_point(), *argv], capture_output=True, text=True, timeout=300,
                           env=env, cwd=cwd)
 
