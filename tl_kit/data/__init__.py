@@ -88,8 +88,11 @@ print(data.info.class_names, data.info.class_weights)
 
 from __future__ import annotations
 
+import sys
+import types
+
+from tl_kit.data import cache
 from tl_kit.data.arrays import resolve_classes
-from tl_kit.data.cache import memory_budget
 from tl_kit.data.decoding import decode_image_file
 from tl_kit.data.examples import Examples
 from tl_kit.data.folders import (
@@ -147,9 +150,26 @@ __all__ = [
     "write_hygiene",
 ]
 
-#: Largest uint8 image cache (bytes) kept in memory; above it folders stream from disk.
-#: Read at each load (:func:`tl_kit.data.cache.cache_limit`), so setting it here applies.
-CACHE_LIMIT_BYTES: int = memory_budget()
+
+
+class _DataPackage(types.ModuleType):
+    """``tl_kit.data.CACHE_LIMIT_BYTES`` reads and sets :data:`tl_kit.data.cache.CACHE_LIMIT_BYTES`
+    (the value :mod:`tl_kit.data.cache` reads at each load), so the knob works from here
+    without the cache module importing its package."""
+
+    def __getattr__(self, name: str):
+        if name == "CACHE_LIMIT_BYTES":
+            return cache.CACHE_LIMIT_BYTES
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "CACHE_LIMIT_BYTES":
+            cache.CACHE_LIMIT_BYTES = int(value)
+        else:
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _DataPackage
 
 # Names other tl_kit modules import by their former private names.
 _make_info = make_info

@@ -1,6 +1,6 @@
 """The in-memory path: when a folder's pixels are cached, and the cache split into views.
 
-When the resized uint8 images of a folder fit in :data:`tl_kit.data.CACHE_LIMIT_BYTES`
+When the resized uint8 images of a folder fit in :data:`tl_kit.data.cache.CACHE_LIMIT_BYTES`
 (default ``min(2 GiB, 25% of RAM)``; set it on the package), the pixels decoded by the
 hygiene scan are kept as ONE uint8 array and the pipeline reads from memory; otherwise the
 pipeline decodes the known-good files in the tf.data graph each epoch (the streaming path).
@@ -15,7 +15,7 @@ import numpy as np
 from tl_kit.data.examples import Examples
 from tl_kit.data.split import SPLITS
 
-__all__ = ["cache_limit", "cache_splits", "memory_budget", "permute_rows", "pipeline_choice"]
+__all__ = ["CACHE_LIMIT_BYTES", "cache_limit", "cache_splits", "memory_budget", "permute_rows", "pipeline_choice"]
 
 
 def memory_budget() -> int:
@@ -27,11 +27,14 @@ def memory_budget() -> int:
     return int(min(2 << 30, total // 4))
 
 
-def cache_limit() -> int:
-    """The limit in force: ``tl_kit.data.CACHE_LIMIT_BYTES`` as set now."""
-    import tl_kit.data as package
+#: Largest uint8 image cache (bytes) kept in memory; above it folders stream from disk.
+#: Read at each load, so setting ``tl_kit.data.cache.CACHE_LIMIT_BYTES`` applies.
+CACHE_LIMIT_BYTES: int = memory_budget()
 
-    return int(package.CACHE_LIMIT_BYTES)
+
+def cache_limit() -> int:
+    """The limit in force: :data:`CACHE_LIMIT_BYTES` as set now."""
+    return int(CACHE_LIMIT_BYTES)
 
 
 def pipeline_choice(n_files: int, size, channels: int) -> tuple[bool, str]:
