@@ -140,8 +140,7 @@ FUNCS = {"overhead": bench_overhead, "cache": bench_cache, "pipeline": bench_pip
          "overhead_lite0": bench_overhead, "cache_lite0": bench_cache}
 
 
-def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:
-    """(benchmark, tl_kit, baseline, ratio, target, met) rows for the side-by-side table."""
+def _overhead_rows(results: dict) -> list[tuple]:
     rows = []
     for key, net in (("overhead", "MobileNetV2"), ("overhead_lite0", "ImageNet Lite0")):
         if key not in results:
@@ -151,6 +150,11 @@ def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str
             rows.append((f"1 overhead {regime} ({net} {r['image_size']}px, b{r['batch']})",
                          f"{v['tl_kit_images_per_s']:.1f} img/s", f"{v['guide_images_per_s']:.1f} img/s (guide)",
                          f"{v['ratio']:.3f}", ">= 0.95", _met(v["ratio"] >= 0.95)))
+    return rows
+
+
+def _cache_rows(results: dict) -> list[tuple]:
+    rows = []
     for key, net in (("cache", ""), ("cache_lite0", " ImageNet Lite0")):
         if key not in results:
             continue
@@ -162,39 +166,57 @@ def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str
         rows.append(("  per-epoch throughput", f"{r['cached_head_epoch_images_per_s']:.0f} img/s",
                      f"{r['guide_epoch_images_per_s']:.0f} img/s (guide)",
                      f"{r['cached_head_epoch_images_per_s'] / r['guide_epoch_images_per_s']:.0f}x", "-", ""))
-    if "pipeline" in results:
-        r = results["pipeline"]
-        for v in r["rows"]:
-            rows.append((f"3 pipeline {r['policy']} {v['backend']} / {v['backbone']} step",
-                         f"{v['pipeline_images_per_s']:.0f} img/s",
-                         f"{v['finetune_step_images_per_s']:.1f} img/s (fine-tune step)",
-                         f"{v['ratio_finetune']:.1f}x", ">= 1.5x", _met(v["ratio_finetune"] >= 1.5)))
-            rows.append(("  vs frozen-backbone step", "", f"{v['frozen_step_images_per_s']:.1f} img/s",
-                         f"{v['ratio_frozen']:.1f}x", "-", ""))
-    if "recipe" in results:
-        r = results["recipe"]
-        rows.append((f"4 recipe end to end (acc tl {r['tl_kit_test_accuracy']:.3f} / hand {r['hand_test_accuracy']:.3f})",
-                     f"{r['tl_kit_seconds']:.1f} s", f"{r['hand_seconds']:.1f} s (hand)",
-                     f"{r['ratio']:.2f}x", ">= 1.0 (>1 = tl_kit faster)", _met(r["ratio"] >= 1.0)))
-        if "checkpoint_share" in r:
-            rows.append(("  checkpoint writing / tl_kit wall time", "", "", f"{r['checkpoint_share']:.1%}",
-                         "< 10%", _met(r["checkpoint_share"] < 0.10)))
-    if "mirrored" in results:
-        r = results["mirrored"]
-        rows.append((f"5 MirroredStrategy/default (CPU, ResNet50 {r['image_size']}px b{r['batch']})",
-                     "", "", f"{r['ratio']:.3f}", "overhead ratio", ""))
-        g = r["gpu_h100_jax"]
-        if "float32_xla" in g and "mixed_float16_xla" in g:
-            rows.append(("5 H100 (Keras on JAX) ResNet50 224px b256, mixed f16+XLA / f32+XLA",
-                         f"{g['mixed_float16_xla']:.0f} img/s", f"{g['float32_xla']:.0f} img/s",
-                         f"{g['mixed_float16_xla'] / g['float32_xla']:.2f}x", "recorded", ""))
-    if "stability" in results:
-        r = results["stability"]
-        b, a = r["before"], r["after"]
-        rows.append((f"6 stability: test acc over {r['seeds']} seeds ({r['backbone']} {r['image_size']}px, "
-                     f"{r['test_images']} test photos)", f"{a['mean']:.3f} +- {a['std']:.3f}",
-                     f"{b['mean']:.3f} +- {b['std']:.3f} (early stop on {r['runs']['before'][0]['val_images']} val)",
-                     "", "std <= 0.05", _met(a["std"] <= 0.05)))
+    return rows
+
+
+def _pipeline_rows(r: dict) -> list[tuple]:
+    rows = []
+    for v in r["rows"]:
+        rows.append((f"3 pipeline {r['policy']} {v['backend']} / {v['backbone']} step",
+                     f"{v['pipeline_images_per_s']:.0f} img/s",
+                     f"{v['finetune_step_images_per_s']:.1f} img/s (fine-tune step)",
+                     f"{v['ratio_finetune']:.1f}x", ">= 1.5x", _met(v["ratio_finetune"] >= 1.5)))
+        rows.append(("  vs frozen-backbone step", "", f"{v['frozen_step_images_per_s']:.1f} img/s",
+                     f"{v['ratio_frozen']:.1f}x", "-", ""))
+    return rows
+
+
+def _recipe_rows(r: dict) -> list[tuple]:
+    rows = [(f"4 recipe end to end (acc tl {r['tl_kit_test_accuracy']:.3f} / hand {r['hand_test_accuracy']:.3f})",
+             f"{r['tl_kit_seconds']:.1f} s", f"{r['hand_seconds']:.1f} s (hand)",
+             f"{r['ratio']:.2f}x", ">= 1.0 (>1 = tl_kit faster)", _met(r["ratio"] >= 1.0))]
+    if "checkpoint_share" in r:
+        rows.append(("  checkpoint writing / tl_kit wall time", "", "", f"{r['checkpoint_share']:.1%}",
+                     "< 10%", _met(r["checkpoint_share"] < 0.10)))
+    return rows
+
+
+def _mirrored_rows(r: dict) -> list[tuple]:
+    rows = [(f"5 MirroredStrategy/default (CPU, ResNet50 {r['image_size']}px b{r['batch']})",
+             "", "", f"{r['ratio']:.3f}", "overhead ratio", "")]
+    g = r["gpu_h100_jax"]
+    if "float32_xla" in g and "mixed_float16_xla" in g:
+        rows.append(("5 H100 (Keras on JAX) ResNet50 224px b256, mixed f16+XLA / f32+XLA",
+                     f"{g['mixed_float16_xla']:.0f} img/s", f"{g['float32_xla']:.0f} img/s",
+                     f"{g['mixed_float16_xla'] / g['float32_xla']:.2f}x", "recorded", ""))
+    return rows
+
+
+def _stability_rows(r: dict) -> list[tuple]:
+    b, a = r["before"], r["after"]
+    return [(f"6 stability: test acc over {r['seeds']} seeds ({r['backbone']} {r['image_size']}px, "
+             f"{r['test_images']} test photos)", f"{a['mean']:.3f} +- {a['std']:.3f}",
+             f"{b['mean']:.3f} +- {b['std']:.3f} (early stop on {r['runs']['before'][0]['val_images']} val)",
+             "", "std <= 0.05", _met(a["std"] <= 0.05))]
+
+
+def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:
+    """(benchmark, tl_kit, baseline, ratio, target, met) rows for the side-by-side table."""
+    rows = _overhead_rows(results) + _cache_rows(results)
+    for key, make in (("pipeline", _pipeline_rows), ("recipe", _recipe_rows),
+                      ("mirrored", _mirrored_rows), ("stability", _stability_rows)):
+        if key in results:
+            rows += make(results[key])
     return rows
 
 
