@@ -26,7 +26,7 @@ Blocks (for "unfreeze the last N") are declared with each registration and read 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,13 +134,20 @@ class BackboneSpec:
                 f"`input_shape` must be (height, width, channels) for {self.name!r}. "
                 f"Received: input_shape={input_shape!r}"
             )
-        for dim in shape[:2]:
+        self.check_input_size(shape)
+        return shape
+
+    def check_input_size(self, size: Sequence[int | None], *, argument: str = "input_shape",
+                         received: str | None = None) -> None:
+        """A one-line UserError when a side of ``size`` ((H, W) or (H, W, C)) is below
+        :attr:`min_size`; ``argument``/``received`` say what the user gave. Builds nothing."""
+        for dim in tuple(size)[:2]:
             if dim is not None and dim < self.min_size:
+                got = received if received is not None else repr(tuple(size))
                 raise UserError(
                     f"Backbone {self.name!r} needs inputs of at least {self.min_size}x{self.min_size} "
-                    f"pixels. Received: input_shape={shape!r}"
+                    f"pixels. Received: {argument}={got}"
                 )
-        return shape
 
 
 _VIEWS: dict[str, BackboneSpec] = {}

@@ -40,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     data = existing_dir(args.data, "data")
     size = image_size(args.image_size)
     from tl_kit.augment import POLICIES, save_augmentation_preview
+    from tl_kit.data import load_data
 
     if args.policy not in POLICIES:
         raise UserError(
@@ -55,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
             backend=args.backend,
             image_size=size,
             seed=args.seed,
+            load=load_data,  # the CLI loads; augment itself never imports the data layer
         )
     echo(str(path))
     return EXIT_OK

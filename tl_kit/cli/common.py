@@ -148,13 +148,7 @@ def image_size(value: str | None) -> tuple[int, int] | None:
 
 
 def check_min_size(spec, size: Sequence[int] | None) -> None:
-    """A one-line UserError when ``size`` (H, W) is below the backbone's minimum side.
-
-    ``BackboneSpec.build`` makes the same check when it builds; this one runs before
-    anything is loaded.
-    """
-    if size is not None and min(size) < spec.min_size:
-        raise UserError(
-            f"Backbone {spec.name!r} needs inputs of at least {spec.min_size}x{spec.min_size} "
-            f"pixels. Received: image_size={size[0]}x{size[1]}"
-        )
+    """The backbone's own size check (:meth:`tl_kit.backbones.BackboneSpec.check_input_size`,
+    the one ``build`` makes), run before anything is loaded."""
+    if size is not None:
+        spec.check_input_size(size, argument="image_size", received=f"{size[0]}x{size[1]}")

@@ -55,13 +55,10 @@ def _run(args: argparse.Namespace) -> int:
             "TFLite export calibrates the int8 model on training images: pass --data DIR. "
             f"Received: formats={args.formats}"
         )
-    from tl_kit.export import export_run, next_version
+    from tl_kit.export import export_run, resolve_version
 
     out = args.out if args.out is not None else str(Path(args.run) / "export")
-    version = args.version
-    if args.overwrite and version is None:  # --overwrite alone replaces the newest version
-        newest = next_version(out) - 1  # 0 when OUT holds no version (or is no folder)
-        version = newest if newest >= 1 else None
+    version = resolve_version(out, args.version, args.overwrite)  # --overwrite alone: the newest
     with spinner(f"exporting {args.run} as {', '.join(args.formats)}", quiet=args.json):
         report = export_run(
             args.run,
