@@ -39,6 +39,7 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = [
+    "read_bytes",
     "DCT_METHOD",
     "RESIZE_METHOD",
     "decode_bytes",
@@ -245,7 +246,7 @@ def decode_file(path, size, channels: int = 3, resize: str = "stretch") -> tuple
     ``decoder`` is ``"tf"`` or ``"pil"`` (see the module docstring); ``notes`` lists the
     conversions applied. Raises on corrupt, truncated or non-image files.
     """
-    arr, notes, decoder = _decode(_read_bytes(path), str(path), channels, size, resize)
+    arr, notes, decoder = _decode(read_bytes(path), str(path), channels, size, resize)
     return arr, "; ".join(notes), decoder
 
 
@@ -261,10 +262,11 @@ def read_image(path, channels: int = 3) -> np.ndarray:
 
     Resize it with :func:`resize_array` to get training's pixels at a given size.
     """
-    return _decode(_read_bytes(path), str(path), channels)[0]
+    return _decode(read_bytes(path), str(path), channels)[0]
 
 
-def _read_bytes(path) -> bytes:
+def read_bytes(path) -> bytes:
+    """The bytes of an image file, local or on any filesystem TensorFlow reads (``gs://``...)."""
     import tensorflow as tf
 
     p = os.fspath(path)

@@ -126,7 +126,7 @@ def _image_size(backbone: str, image_size) -> tuple[int, int]:
 def _result(root: Path, loaded, items: Items, dups, issues, settings: dict,
             timings: dict) -> DoctorResult:
     """The findings by relative path and class name, with the settings they were made at."""
-    from tl_kit.data import _split_subfolders
+    from tl_kit.data import split_subfolders
 
     names = loaded.class_names
     return DoctorResult(
@@ -141,7 +141,7 @@ def _result(root: Path, loaded, items: Items, dups, issues, settings: dict,
         data=str(root),
         settings={"backbone": settings["backbone"], "weights": "imagenet",
                   "image_size": settings["image_size"],
-                  "layout": "splits" if _split_subfolders(root) else "classes",
+                  "layout": "splits" if split_subfolders(root) else "classes",
                   "images": len(items.rels), "folds": settings["folds"],
                   "near_cosine": settings["near_cosine"], "phash_bits": settings["phash_bits"],
                   "tiny_class": _stats.TINY_CLASS, "outlier_z": _stats.OUTLIER_Z,

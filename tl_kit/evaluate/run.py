@@ -41,7 +41,7 @@ def _write_hygiene(folder: Path, report: dict, data, split: str | None, source) 
         return
     keep = set(data.paths(split) or []) if split is not None else set()
     hygiene = [r for r in hygiene if r.path in keep or r.status != "ok"]
-    from tl_kit.data import _write_hygiene as write_hygiene
+    from tl_kit.data import write_hygiene
 
     write_hygiene(folder, hygiene, Path(str(source)))
     report["files"]["hygiene_csv"] = str(folder / "hygiene.csv")

@@ -88,7 +88,7 @@ def load_evaluation_data(source, *, image_size, channels: int, class_names, spli
 
     ``how`` says which of these happened, for the report.
     """
-    from tl_kit.data import _split_subfolders, load_data
+    from tl_kit.data import load_data, split_subfolders
 
     manifest = _manifest(run_dir)
     own = source is None or is_training_data(source, run_dir)
@@ -101,7 +101,7 @@ def load_evaluation_data(source, *, image_size, channels: int, class_names, spli
     split = _check_split(split)
     names = [str(c) for c in class_names] if class_names else None
     common = dict(image_size=image_size, channels=channels, class_names=names)
-    layout = None if str(source).startswith("tfds:") else _split_subfolders(Path(source))
+    layout = None if str(source).startswith("tfds:") else split_subfolders(Path(source))
     if own and manifest is not None:
         data = load_data(source, **common, run_dir=str(run_dir), record=False,
                          seed=int(manifest.get("seed", 0)),
@@ -136,11 +136,11 @@ def _align_classes(data, names: list[str] | None, source):
         raise UserError(
             f"{source} has class folder(s) {unknown} that the model does not predict (it knows "
             f"{names}). Received: {unknown!r}")
-    from tl_kit.data import _make_info
+    from tl_kit.data import make_info
 
     remap = np.array([names.index(c) for c in data.class_names], np.int64)
     for part in data._splits.values():
         part.labels = remap[part.labels]
-    data.info = _make_info(names, data.info.channels, data.info.source,
+    data.info = make_info(names, data.info.channels, data.info.source,
                            {s: v.labels for s, v in data._splits.items()}, data.info.skipped)
     return data

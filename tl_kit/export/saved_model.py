@@ -108,12 +108,12 @@ def check_saved_model(out: Path, check: np.ndarray, reference: np.ndarray) -> di
 def _data_files(representative, count: int) -> list[tuple[str, bytes]]:
     """Up to ``count`` image files of a tl_kit ``Data`` that training decodes with TF ops."""
     for split in ("train", "val", "test"):
-        sp = representative._splits.get(split)
+        sp = representative.examples(split) if representative.has(split) else None
         if sp is None or sp.paths is None:
             continue
         chosen = [p for p, pil in zip(sp.paths, sp.pil, strict=True) if not pil][:count]
         if chosen:
-            return [(p, _dec._read_bytes(p)) for p in chosen]
+            return [(p, _dec.read_bytes(p)) for p in chosen]
     return []
 
 
