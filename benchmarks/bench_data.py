@@ -38,7 +38,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the tl_kit to measure: this checkout, or (a --before side) the one its parent process names
+sys.path.insert(0, os.environ.get("TL_KIT_BENCH_TL_PATH") or str(Path(__file__).resolve().parent.parent))
 
 SIDES = ("tl_stream", "tl_memory", "keras", "decode_once")
 GEN_ROOT = Path(tempfile.gettempdir()) / "tl_kit_bench_data"
@@ -126,7 +127,7 @@ def _side_tl(root: Path, streaming: bool, epoch: bool = True) -> dict:
             ds = data.dataset("train", batch_size=BATCH, training=True, augment="standard")
             secs, n = _epoch(ds)
             out.update(epoch_s=secs, epoch_images=n, epoch_images_per_s=n / secs)
-        return {**out, "peak_rss_mb": _peak_rss_mb()}
+        return {**out, "peak_rss_mb": _peak_rss_mb(), "tl_kit": str(Path(D.__file__).parent.parent)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -220,7 +221,7 @@ def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | N
 
 def _run_side(side: str, root: Path, pythonpath: str, epoch: bool = True) -> dict:
     """One side in a fresh subprocess importing tl_kit from ``pythonpath``."""
-    env = dict(os.environ, PYTHONPATH=pythonpath)
+    env = dict(os.environ, PYTHONPATH=pythonpath, TL_KIT_BENCH_TL_PATH=pythonpath)
     cmd = [sys.executable, __file__, "--side", side, "--root", str(root)]
     proc = subprocess.run(cmd + ([] if epoch else ["--loads-only"]), capture_output=True,
                           text=True, env=env)
