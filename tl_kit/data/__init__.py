@@ -157,16 +157,13 @@ class _DataPackage(types.ModuleType):
     (the value :mod:`tl_kit.data.cache` reads at each load), so the knob works from here
     without the cache module importing its package."""
 
-    def __getattr__(self, name: str):
-        if name == "CACHE_LIMIT_BYTES":
-            return cache.CACHE_LIMIT_BYTES
-        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+    @property
+    def CACHE_LIMIT_BYTES(self) -> int:  # noqa: N802 - the module constant's name
+        return cache.CACHE_LIMIT_BYTES
 
-    def __setattr__(self, name: str, value) -> None:
-        if name == "CACHE_LIMIT_BYTES":
-            cache.CACHE_LIMIT_BYTES = int(value)
-        else:
-            super().__setattr__(name, value)
+    @CACHE_LIMIT_BYTES.setter
+    def CACHE_LIMIT_BYTES(self, value: int) -> None:  # noqa: N802
+        cache.CACHE_LIMIT_BYTES = int(value)
 
 
 sys.modules[__name__].__class__ = _DataPackage
