@@ -200,3 +200,23 @@ def _main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     _main(sys.argv[1:])
+
+
+def test_cli_train_reads_per_block_rates_from_a_recipe_file(tmp_path, capsys):
+    """``tl-kit train recipe.toml``: the stage's layer_decay reaches the optimizer (the log
+    lists each trainable block's multiplier) and ema is accepted."""
+    from _paths import TEXTURES
+
+    from tl_kit.cli import main
+
+    recipe = tmp_path / "decay.toml"
+    recipe.write_text(
+        'name = "decay"\nimage_size = 32\ncalibrate = false\n'
+        '[[stages]]\nname = "all"\ntrainable = "all"\nepochs = 1\nbatch_size = 32\n'
+        'augment = "none"\ncache_features = false\nlayer_decay = 0.5\nema = 0.9\n')
+    run = tmp_path / "run"
+    assert main(["train", str(recipe), "--data", str(TEXTURES), "--backbone", "lenet5",
+                 "--weights", "none", "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    log = (run / "train.log").read_text()
+    assert "per-block learning rates: block1_ x0.25, block2_ x0.5" in log, log
