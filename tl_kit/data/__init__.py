@@ -167,11 +167,3 @@ class _DataPackage(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _DataPackage
-
-# Names other tl_kit modules import by their former private names.
-_make_info = make_info
-_split_subfolders = split_subfolders
-_write_hygiene = write_hygiene
-_worker_shard = worker_shard
-_URIPath = URIPath
-_Split = Examples

@@ -25,7 +25,6 @@ big = ensemble([model_a, model_b])   # a keras.Model again
 
 from __future__ import annotations
 
-from tl_kit._plots import pyplot
 from tl_kit.evaluate.batches import iter_batches
 from tl_kit.evaluate.ensembles import ensemble
 from tl_kit.evaluate.metrics import WorstPredictions, classification_scores, evaluate_model
@@ -33,10 +32,6 @@ from tl_kit.evaluate.plots import plot_confusion_matrix, plot_history, plot_wors
 from tl_kit.evaluate.report import merge_json, new_report_dir, write_report
 from tl_kit.evaluate.run import evaluate_run
 from tl_kit.evaluate.sources import is_training_data, load_evaluation_data
-
-# Former private names other modules import (tl_kit.train, tl_kit.calibrate, tl_kit.lr_find).
-_merge_json = merge_json
-_pyplot = pyplot
 
 __all__ = ["evaluate_model", "evaluate_run", "plot_history", "ensemble", "iter_batches",
            "load_evaluation_data", "is_training_data", "new_report_dir",
