@@ -16,3 +16,22 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> 
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=indent) + "\n")
     os.replace(tmp, path)
+
+
+def merge_json(path: str | os.PathLike, payload: dict) -> None:
+    """Write ``payload`` into the JSON object at ``path`` (atomically), keeping the keys
+    others wrote there; values JSON cannot hold (numpy numbers) are written as floats.
+
+    A run directory's ``metrics.json`` is shared: training writes its own figures
+    (``train_seconds``, ``val``) and evaluation adds its report beside them.
+    """
+    path = Path(path)
+    merged: dict = {}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+            merged = old if isinstance(old, dict) else {}
+        except (OSError, ValueError):
+            merged = {}
+    merged.update(json.loads(json.dumps(payload, default=float)))
+    write_json_atomic(path, merged)

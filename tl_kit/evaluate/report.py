@@ -5,14 +5,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from tl_kit._io import write_json_atomic
+from tl_kit._io import merge_json
 from tl_kit.evaluate import plots
 
 __all__ = ["write_report", "merge_json", "write_confusion_csv", "new_report_dir"]
@@ -45,24 +44,6 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, worst, *, model=None
     files["metrics_json"] = str(out / "metrics.json")
     merge_json(out / "metrics.json", metrics)
     return files
-
-
-def merge_json(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` into the JSON object at ``path``, keeping keys others wrote there.
-
-    A run directory's ``metrics.json`` is shared: training writes its own figures
-    (``train_seconds``, ``val``) and evaluation adds its report beside them.
-    """
-    path = Path(path)
-    merged: dict = {}
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-            merged = old if isinstance(old, dict) else {}
-        except (OSError, ValueError):
-            merged = {}
-    merged.update(payload)
-    write_json_atomic(path, merged)
 
 
 def write_confusion_csv(matrix: np.ndarray, class_names: Sequence[str], out: str | os.PathLike) -> Path:

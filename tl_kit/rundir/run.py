@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tl_kit._io import write_json_atomic
+from tl_kit._io import merge_json, write_json_atomic
 from tl_kit.errors import UserError
 from tl_kit.rundir.stage import STATE_FILE, probe_writable, read_state, write_rows_csv
 from tl_kit.rundir.undo import PreTrainingUndo
@@ -71,21 +71,6 @@ def config_differences(old: dict, new: dict) -> list[str]:
         if a.get(key, "<unset>") != b.get(key, "<unset>"):
             diffs.append(f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
     return diffs
-
-
-def merge_json(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` into the JSON object at ``path`` (atomically), keeping the keys
-    others wrote there; values JSON cannot hold (numpy numbers) are written as floats."""
-    path = Path(path)
-    merged: dict = {}
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-            merged = old if isinstance(old, dict) else {}
-        except (OSError, ValueError):
-            merged = {}
-    merged.update(json.loads(json.dumps(payload, default=float)))
-    write_json_atomic(path, merged)
 
 
 class RunDir:
