@@ -244,14 +244,12 @@ def plot_reliability(probs_before: np.ndarray, probs_after: np.ndarray | None, l
                      out_png: str | os.PathLike, bins: int = ECE_BINS) -> Path:
     """Reliability diagram(s): accuracy per confidence bin against the diagonal, before and
     (when given) after calibration, each titled with its ECE."""
-    from tl_kit._plots import pyplot
+    from tl_kit._plots import figure, save_figure
 
-    plt = pyplot()
     labels = _int_labels(labels)
     panels = [("before", probs_before)] + ([("after", probs_after)] if probs_after is not None else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
     edges = np.linspace(0, 1, bins + 1)
-    try:
+    with figure(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False) as (fig, axes):
         for ax, (title, probs) in zip(axes[0], panels, strict=True):
             probs = np.asarray(probs, np.float64)
             acc, conf, count = _bin_stats(probs, labels, bins)
@@ -265,12 +263,7 @@ def plot_reliability(probs_before: np.ndarray, probs_after: np.ndarray | None, l
             ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
                    title=f"{title} calibration: ECE {ece:.3f}")
             ax.legend(loc="upper left", fontsize=8)
-        fig.tight_layout()
-        Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_png, dpi=100)
-    finally:
-        plt.close(fig)
-    return Path(out_png)
+        return save_figure(fig, out_png)
 
 
 # === Learner integration ===

@@ -179,11 +179,9 @@ def lr_sweep(model, dataset, *, loss=None, optimizer: str = "adam", weight_decay
 def plot_lr_find(result: LRFindResult, out_png: str | os.PathLike) -> Path:
     """Loss (raw, faint; smoothed, solid) against the learning rate (log scale), with the
     suggested rate marked."""
-    from tl_kit._plots import pyplot
+    from tl_kit._plots import figure, save_figure
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    try:
+    with figure(figsize=(6, 4)) as (fig, ax):
         ax.plot(result.learning_rates, result.losses, color="tab:blue", alpha=0.3, label="loss")
         ax.plot(result.learning_rates, result.smoothed, color="tab:blue", label="smoothed loss")
         ax.axvline(result.suggested, color="tab:red", linestyle="--",
@@ -196,12 +194,7 @@ def plot_lr_find(result: LRFindResult, out_png: str | os.PathLike) -> Path:
         ax.set(xlabel="learning rate", ylabel="loss",
                title=f"learning-rate finder{' (' + result.stage + ')' if result.stage else ''}")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_png, dpi=100)
-    finally:
-        plt.close(fig)
-    return Path(out_png)
+        return save_figure(fig, out_png)
 
 
 # === Learner integration ===
