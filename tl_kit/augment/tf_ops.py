@@ -75,16 +75,22 @@ def _box_mask(g: Geom, y0, y1, x0, x1):
 # parameters for every image.
 
 
+def _random_box(keys: Keys, g: Geom, side: float):
+    """``(top, left, height, width)`` per image: a box ``side`` times the image's sides
+    (at least one pixel), placed uniformly at random inside it (top drawn first)."""
+    ch = tf.maximum(tf.round(g.hf * side), 1.0)
+    cw = tf.maximum(tf.round(g.wf * side), 1.0)
+    top = tf.floor(_uniform(keys, [g.b]) * (g.hf - ch + 1))
+    left = tf.floor(_uniform(keys, [g.b]) * (g.wf - cw + 1))
+    return top, left, ch, cw
+
+
 def _flip(op, st: Pending, g: Geom, keys: Keys, m) -> None:
     st.flip(m)
 
 
 def _random_crop(op, st: Pending, g: Geom, keys: Keys, m) -> None:
-    s = float(op["scale"])
-    ch = tf.maximum(tf.round(g.hf * s), 1.0)
-    cw = tf.maximum(tf.round(g.wf * s), 1.0)
-    oy = tf.floor(_uniform(keys, [g.b]) * (g.hf - ch + 1))
-    ox = tf.floor(_uniform(keys, [g.b]) * (g.wf - cw + 1))
+    oy, ox, ch, cw = _random_box(keys, g, float(op["scale"]))
     dy, dx = tf.maximum(g.hf - 1, 1.0), tf.maximum(g.wf - 1, 1.0)
     st.crop(tf.stack([oy / dy, ox / dx, (oy + ch - 1) / dy, (ox + cw - 1) / dx], axis=1), m)
 
@@ -148,11 +154,7 @@ def _contrast(op, st: Pending, g: Geom, keys: Keys, m) -> None:
 
 
 def _coarse_dropout(op, st: Pending, g: Geom, keys: Keys, m) -> None:
-    s = float(op["size"])
-    ch = tf.maximum(tf.round(g.hf * s), 1.0)
-    cw = tf.maximum(tf.round(g.wf * s), 1.0)
-    y0 = tf.floor(_uniform(keys, [g.b]) * (g.hf - ch + 1))
-    x0 = tf.floor(_uniform(keys, [g.b]) * (g.wf - cw + 1))
+    y0, x0, ch, cw = _random_box(keys, g, float(op["size"]))
     hole = _box_mask(g, y0, y0 + ch, x0, x0 + cw) & m[:, None, None]
     st.replace(tf.where(hole[..., None], 0.0, st.images()))  # zeros or the pixels: no clip needed
 
