@@ -2,7 +2,7 @@
 
 Device layout (logical CPU devices) and MultiWorkerMirroredStrategy must be configured
 before TensorFlow initialises its runtime, so every scenario runs as
-``python tests/distribute/_dist_worker.py MODE OUT_JSON [RUN_DIR [EPOCHS]]`` in a fresh
+``python tests/distribute/_dist_worker.py MODE OUT_JSON [RUN_DIR [EPOCHS | FOLDER]]`` in a fresh
 interpreter.
 
 Modes:
@@ -17,6 +17,8 @@ Modes:
     learner_worker  one task of a multi-worker cluster: ``finetune`` of a recipe into RUN_DIR
                     (stage 2 runs EPOCHS epochs; SLOW_EPOCHS=s in the environment sleeps s
                     seconds after each epoch, so a test can kill the workers mid-stage).
+    learner_worker_files  one task of a multi-worker cluster: ``finetune`` of the image folder
+                    FOLDER streamed from disk; records every file its pipelines decode.
 """
 
 from __future__ import annotations
@@ -278,6 +280,60 @@ def learner_worker(out: str, run_dir: str, epochs: int = 2) -> dict:
     }
 
 
+def _record_reads() -> list[str]:
+    """Every file the tf.data pipelines of this process decode, in order: the in-graph decoder
+    (``tl_kit.decode.load_path``, which every streamed RGB file goes through) is wrapped to
+    append the path to the returned list before it reads the file."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tl_kit import decode
+
+    reads: list[str] = []
+    original = decode.load_path
+
+    def note(p):
+        reads.append(p.decode() if isinstance(p, bytes) else str(p))
+        return np.int64(0)
+
+    def load_path(p, *args, **kwargs):
+        done = tf.numpy_function(note, [p], tf.int64, stateful=True)
+        with tf.control_dependencies([done]):
+            return original(tf.identity(p), *args, **kwargs)
+
+    decode.load_path = load_path
+    return reads
+
+
+def learner_worker_files(out: str, run_dir: str, folder: str) -> dict:
+    """One task of a multi-worker cluster: ``finetune`` of a folder streamed from disk
+    (in-memory cache off), recording every file this worker's pipelines decode."""
+    import tensorflow as tf
+
+    from tl_kit import train as T  # the Learner resolves strategy="auto" first: MWMS
+    from tl_kit.data import cache
+    from tl_kit.recipes import Recipe, Stage
+
+    cache.CACHE_LIMIT_BYTES = 0  # stream: every epoch decodes its files
+    reads = _record_reads()
+    recipe = Recipe(name="files", dropout=0.0, stages=[
+        Stage(name="head", epochs=1, cache_copies=0, early_stopping=0, augment="none", batch_size=8,
+              head_init="imprint"),
+        Stage(name="all", trainable="all", epochs=2, early_stopping=0, augment="light", batch_size=8,
+              optimizer="sgd", learning_rate=0.02)])
+    learner = T.finetune("lenet5", data=folder, weights=None, recipe=recipe, run_dir=run_dir,
+                         verbose=1, tensorboard=False, seed=3)
+    return {
+        "mwms": isinstance(learner.strategy, tf.distribute.MultiWorkerMirroredStrategy),
+        "train": learner.data.paths("train"),
+        "val": learner.data.paths("val"),
+        "reads": reads,
+        "history": [(r["stage"], r["epoch"]) for r in learner.history],
+        "kernel_sum": float(learner.model.get_layer("predictions").get_weights()[0].sum()),
+        "conv_sum": float(learner.model.get_weights()[0].sum()),
+    }
+
+
 if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
     if mode == "mirrored":
@@ -288,6 +344,8 @@ if __name__ == "__main__":
         report = keras_fit_mwms(out, patched=mode.endswith("patched"))
     elif mode == "learner_mirrored":
         report = learner_mirrored(out, sys.argv[3])
+    elif mode == "learner_worker_files":
+        report = learner_worker_files(out, sys.argv[3], sys.argv[4])
     elif mode == "learner_worker":
         report = learner_worker(out, sys.argv[3], *(int(a) for a in sys.argv[4:]))
     else:

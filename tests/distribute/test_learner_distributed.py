@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from _subproc import communicate_all, free_port, subprocess_env
@@ -68,7 +69,58 @@ def test_two_workers_run_a_recipe_and_only_the_chief_writes_the_run_dir(tmp_path
     assert "Epoch 2/2" in logs[0] and "Epoch 2/2" not in logs[1]  # progress: chief only
 
 
-def _start_workers(tmp_path: Path, run: Path, tag: str, *extra: str, **env: str) -> list[subprocess.Popen]:
+def _colour_folder(root: Path, per_class: int = 21) -> Path:
+    """Two classes of 32 px RGB PNGs, mostly dark or mostly bright (every 4th image of each
+    class looks like the other: the loss stays well above 0, so the weights keep moving)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    ranges = ((0, 110), (145, 255))
+    for c in range(2):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            lo, hi = ranges[c if i % 4 else 1 - c]
+            pixels = rng.integers(lo, hi, size=(32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / f"class{c}" / f"{i:02d}.png")
+    return root
+
+
+def test_two_workers_each_read_only_their_own_files(tmp_path):
+    """MultiWorkerMirroredStrategy over a streamed folder: a cached-feature head stage
+    (imprinted from both workers' features) and a full stage of 2 epochs. Every training
+    file is decoded by exactly one worker, once per pass (feature cache + 2 epochs); the
+    non-chief decodes only its validation files; the two models stay identical."""
+    folder = _colour_folder(tmp_path / "photos")
+    run = tmp_path / "run"
+    procs = _start_workers(tmp_path, run, "files", str(folder), mode="learner_worker_files")
+    logs = communicate_all(procs, timeout=200)
+    assert [p.returncode for p in procs] == [0, 0], "\n----\n".join(s[-2500:] for s in logs)
+    chief, other = (json.loads((tmp_path / f"files{i}.json").read_text()) for i in range(2))
+    assert chief["mwms"] and other["mwms"]
+    assert chief["train"] == other["train"] and chief["val"] == other["val"]  # one split, both workers
+    train, val = chief["train"], chief["val"]
+    assert len(train) >= 30 and len(val) >= 4
+    shards = [set(train[i::2]) for i in range(2)]
+    val_shards = [set(val[i::2]) for i in range(2)]
+    for worker, report in enumerate((chief, other)):
+        reads = Counter(report["reads"])
+        read_train = {p for p in reads if p in set(train)}
+        assert read_train == shards[worker], f"worker {worker} read other files"
+        assert {reads[p] for p in read_train} == {3}, "each of its files once per pass"
+    other_val = {p for p in other["reads"] if p in set(val)}
+    assert other_val == val_shards[1]  # and the chief decodes the rest (plus all of val once, at the end)
+    assert val_shards[0] <= set(chief["reads"])
+    assert chief["history"] == other["history"] == [["head", 1], ["all", 1], ["all", 2]]
+    assert abs(chief["kernel_sum"] - other["kernel_sum"]) < 1e-5  # one model, in sync
+    assert abs(chief["conv_sum"] - other["conv_sum"]) < 1e-5
+    log = (run / "train.log").read_text()
+    assert f"file-level sharding over 2 workers: worker 0 reads train {len(shards[0])} of {len(train)}" in log
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+
+def _start_workers(tmp_path: Path, run: Path, tag: str, *extra: str, mode: str = "learner_worker",
+                   **env: str) -> list[subprocess.Popen]:
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     procs = []
     for i in range(2):
@@ -76,7 +128,7 @@ def _start_workers(tmp_path: Path, run: Path, tag: str, *extra: str, **env: str)
         tmp = tmp_path / f"tmp{i}"  # the same TMPDIR on restart: a worker finds its own files
         tmp.mkdir(exist_ok=True)
         procs.append(subprocess.Popen(
-            [sys.executable, str(WORKER), "learner_worker", str(tmp_path / f"{tag}{i}.json"), str(run), *extra],
+            [sys.executable, str(WORKER), mode, str(tmp_path / f"{tag}{i}.json"), str(run), *extra],
             env=subprocess_env(TF_CONFIG=tf_config, TMPDIR=str(tmp), **env), cwd=tmp_path,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     return procs

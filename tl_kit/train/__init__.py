@@ -17,7 +17,9 @@ Modules (one job each):
   ``callbacks``: the run's history, TensorBoard, BatchNorm handling;
 * ``feature_cache``: features of the frozen backbone, the cached head fit, imprinting;
 * ``evaluation``: the split figures after fit, ``Learner.evaluate``, finishing a run;
-* ``inputs`` and ``options``: the learner's data, settings and checks before training.
+* ``inputs`` and ``options``: the learner's data, settings and checks before training;
+* ``worker_inputs``: under ``MultiWorkerMirroredStrategy``, one pipeline per worker of its
+  own files.
 
 Every fit writes a run directory (:class:`tl_kit.rundir.RunDir` owns its format):
 ``config.toml`` (resolved recipe and choices), ``history.csv`` (stage, epoch, metrics),

@@ -96,11 +96,13 @@ def finish_run(learner) -> None:
     """After the last stage (and calibration): the final model (BatchNorm in inference
     mode), its validation figures, ``model.keras``, the training curves, ``metrics.json``
     and the ``complete`` status with the run directory's size."""
+    from tl_kit import distribute as dist
     from tl_kit.predict import save_for_inference
 
     rundir, metrics = learner.rundir, learner.metrics
     learner.model = learner.classifier.assemble(train_bn=False)
-    if learner.data is not None and learner.data.has("val"):
+    if learner.data is not None and learner.data.has("val") and dist.is_chief(learner.strategy):
+        # the chief's metrics.json (other workers would only decode every val file again)
         metrics["val"] = evaluate_split(learner.model, learner.data, "val")
     if learner.save_model:  # model.keras + class_names.json: what load_for_inference reads
         save_for_inference(learner.model, learner.class_names, rundir.out)

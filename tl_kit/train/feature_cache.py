@@ -13,17 +13,20 @@ import numpy as np
 from tl_kit.recipes import Stage
 from tl_kit.train.head import Classifier
 
-__all__ = ["extract_features", "imprint", "fit_head_cached"]
+__all__ = ["class_statistics", "extract_features", "imprint", "fit_head_cached"]
 
 
 def extract_features(classifier: Classifier, data, splits: list[tuple[str, str | None, int]], *,
-                     seed: int = 0, log: Callable[[str], None] | None = None
+                     seed: int = 0, log: Callable[[str], None] | None = None,
+                     shards: dict[str, tuple[int, int]] | None = None
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Cached features and labels for each ``(split, augment, copies)``: one pass without
     augmentation plus ``copies`` augmented passes. One folded backbone and one compiled
     graph serve every split and batch (an eager call per batch ran ~2x slower than the
     guide's compiled frozen-backbone loop, and a second trace for validation cost as much
-    as the images: benchmarks/bench_cache.py)."""
+    as the images: benchmarks/bench_cache.py). ``shards``: ``{split: (num_workers,
+    worker_index)}``, the splits this worker reads only its own files of."""
+    shards = shards or {}
     import tensorflow as tf
 
     fm = classifier.feature_model(fold=True, log=log)
@@ -36,7 +39,7 @@ def extract_features(classifier: Classifier, data, splits: list[tuple[str, str |
         passes = [(False, None)] + [(True, augment)] * (copies if augment else 0)
         for i, (training, aug) in enumerate(passes):
             ds = data.dataset(split, batch_size=32, training=training, augment=aug, shuffle=False,
-                              seed=seed + i)
+                              seed=seed + i, shard=shards.get(split))
             for x, y in ds:
                 feats.append(extract(x).numpy())
                 labels.append(y.numpy())
@@ -44,15 +47,39 @@ def extract_features(classifier: Classifier, data, splits: list[tuple[str, str |
     return out
 
 
-def imprint(dense, feats: np.ndarray, onehot: np.ndarray) -> None:
+def class_statistics(feats: np.ndarray, onehot: np.ndarray, num_classes: int) -> np.ndarray:
+    """What imprinting needs of ``feats``, as one float64 vector that sums over disjoint sets
+    of examples: the per-class feature sums ``(K * D)``, the class counts ``(K)``, the sum of
+    squared feature norms and the number of examples."""
+    labels = onehot.argmax(axis=1)
+    f = feats.astype(np.float64)
+    sums = np.zeros((num_classes, f.shape[1]))
+    np.add.at(sums, labels, f)
+    return np.concatenate([sums.ravel(), np.bincount(labels, minlength=num_classes),
+                           [np.sum(f * f), len(f)]])
+
+
+def imprint(dense, feats: np.ndarray, onehot: np.ndarray,
+            total: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
     """Set ``dense`` (the head) to the nearest-class-mean classifier of ``feats`` (weight
     imprinting): logit_c = a * (f . mu_c - |mu_c|^2 / 2), i.e. -a/2 |f - mu_c|^2 up to a
-    constant."""
+    constant, with a = 2 / (mean squared distance of a feature to its class mean).
+
+    ``total``: sums an array over the workers of a cluster whose workers each hold the
+    features of their own files (:func:`tl_kit.train.worker_inputs.sum_over_workers`); the
+    class means and the spread are then those of all the features, the same on every worker.
+    """
     num_classes = int(dense.units)
-    labels = onehot.argmax(axis=1)
-    mu = np.stack([feats[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(feats.shape[1])
-                   for c in range(num_classes)])
-    within = float(np.mean(np.sum((feats - mu[labels]) ** 2, axis=1))) or 1.0
+    stats = class_statistics(feats, onehot, num_classes)
+    if total is not None:
+        stats = total(stats)
+    d = (len(stats) - 2 - num_classes) // num_classes
+    sums = stats[:num_classes * d].reshape(num_classes, d)
+    counts = stats[sums.size:sums.size + num_classes]
+    sq, n = stats[-2], stats[-1]
+    mu = sums / np.maximum(counts, 1)[:, None]
+    # sum over examples of |f - mu_label|^2 = sum |f|^2 - sum_c n_c |mu_c|^2
+    within = max(0.0, float((sq - np.sum(counts * np.sum(mu * mu, axis=1))) / max(n, 1))) or 1.0
     a = 2.0 / within
     dense.kernel.assign((a * mu.T).astype("float32"))
     dense.bias.assign((-0.5 * a * np.sum(mu**2, axis=1)).astype("float32"))
@@ -61,33 +88,53 @@ def imprint(dense, feats: np.ndarray, onehot: np.ndarray) -> None:
 def fit_head_cached(runner, stage: Stage, data, tag: str):
     """Head-only stage of ``runner`` (a :class:`tl_kit.train.stages.StageRunner`) on cached
     features; a whole epoch of small head steps per graph call (``steps_per_execution``:
-    from Python each step cost more than its arithmetic)."""
+    from Python each step cost more than its arithmetic). Under a multi-worker cluster each
+    worker caches and trains on the features of its own files
+    (:mod:`tl_kit.train.worker_inputs`); imprinting sums the class statistics over the workers."""
     import tensorflow as tf
 
-    aug = None if stage.augment in (None, "none") else stage.augment
-    t0 = time.perf_counter()
-    splits = [("train", aug, stage.cache_copies)] + ([("val", None, 0)] if data.has("val") else [])
-    cached = extract_features(runner.classifier, data, splits, seed=runner.seed, log=runner.log)
-    (xtr, ytr), val = cached[0], (cached[1] if len(cached) > 1 else None)
-    runner.log(f"feature cache: {len(xtr)} train vectors of {xtr.shape[1:]} "
-               f"({stage.cache_copies if aug else 0} augmented copies) in {time.perf_counter() - t0:.1f}s")
-    if stage.head_init == "imprint":
-        imprint(runner.classifier.dense, xtr, ytr)
-        runner.log(f"head imprinted with the class means of {len(xtr)} cached feature vectors")
-    xtr = xtr.astype("float32")
-    batch = min(stage.batch_size, len(xtr))
-    if stage.min_steps_per_epoch > math.ceil(len(xtr) / batch):  # cycle tiny caches
-        reps = math.ceil(stage.min_steps_per_epoch * batch / len(xtr))
-        xtr, ytr = np.concatenate([xtr] * reps), np.concatenate([ytr] * reps)
-    with runner.strategy.scope():
-        head = runner.classifier.head_model(xtr.shape[1:])
-    train = (tf.data.Dataset.from_tensor_slices((xtr, ytr))
-             .shuffle(len(xtr), seed=runner.seed, reshuffle_each_iteration=True).batch(batch))
-    val_ds = (tf.data.Dataset.from_tensor_slices((val[0].astype("float32"), val[1])).batch(max(batch, 64))
-              if val is not None else None)
+    from tl_kit.train import worker_inputs as wi
     from tl_kit.train.inputs import class_weight
 
-    return runner.custom_fit(head, stage, tag, train, val_ds, steps_per_epoch=None,
-                             optimizer_steps=math.ceil(len(xtr) / batch),
-                             class_weight=class_weight(stage, data), cached=True,
-                             steps_per_execution=64, n_val=len(val[0]) if val is not None else 0)
+    strategy = runner.strategy
+    aug = None if stage.augment in (None, "none") else stage.augment
+    passes = 1 + (stage.cache_copies if aug else 0)
+    t0 = time.perf_counter()
+    splits = [("train", aug, stage.cache_copies)] + ([("val", None, 0)] if data.has("val") else [])
+    shard = (wi.num_workers(strategy), wi.worker_index(strategy))
+    shards = {s: shard for s, _, _ in splits if wi.uses_file_sharding(strategy, data, s)}
+    cached = extract_features(runner.classifier, data, splits, seed=runner.seed, log=runner.log, shards=shards)
+    (xtr, ytr), val = cached[0], (cached[1] if len(cached) > 1 else None)
+    mine = " (this worker's files)" if "train" in shards else ""
+    runner.log(f"feature cache: {len(xtr)} train vectors of {xtr.shape[1:]}{mine} "
+               f"({stage.cache_copies if aug else 0} augmented copies) in {time.perf_counter() - t0:.1f}s")
+    if stage.head_init == "imprint":
+        total = (lambda a: wi.sum_over_workers(strategy, a)) if "train" in shards else None
+        imprint(runner.classifier.dense, xtr, ytr, total=total)
+        runner.log(f"head imprinted with the class means of {data.size('train') * passes} cached "
+                   "feature vectors")
+    n_all = data.size("train") * passes  # the same on every worker
+    batch = min(stage.batch_size, n_all)
+    if "train" in shards:
+        batch = wi.global_batch(strategy, batch, runner.log)
+    xtr, reps = xtr.astype("float32"), 1
+    if stage.min_steps_per_epoch > math.ceil(n_all / batch):  # cycle tiny caches
+        reps = math.ceil(stage.min_steps_per_epoch * batch / n_all)
+        xtr, ytr = np.concatenate([xtr] * reps), np.concatenate([ytr] * reps)
+    steps = (wi.sharded_steps(n_all * reps, strategy, batch) if "train" in shards
+             else math.ceil(n_all * reps / batch))
+    with strategy.scope():
+        head = runner.classifier.head_model(xtr.shape[1:])
+
+    def train_ds(b: int, shard=None):
+        return (tf.data.Dataset.from_tensor_slices((xtr, ytr))
+                .shuffle(len(xtr), seed=runner.seed, reshuffle_each_iteration=True).batch(b))
+
+    def val_ds(b: int, shard=None):
+        return tf.data.Dataset.from_tensor_slices((val[0].astype("float32"), val[1])).batch(b)
+
+    train = runner.pipeline(data, "train", train_ds, batch)  # per worker under a cluster
+    val_pipe = runner.pipeline(data, "val", val_ds, max(batch, 64)) if val is not None else None
+    return runner.custom_fit(head, stage, tag, train, val_pipe, steps_per_epoch=None,
+                             optimizer_steps=steps, class_weight=class_weight(stage, data), cached=True,
+                             steps_per_execution=64, n_val=data.size("val") if val is not None else 0)

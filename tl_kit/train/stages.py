@@ -27,6 +27,7 @@ import numpy as np
 from tl_kit.backbones import set_trainable_blocks, trainable_params
 from tl_kit.errors import UserError
 from tl_kit.recipes import Stage
+from tl_kit.train import worker_inputs
 from tl_kit.train.callbacks import FastBatchNormMomentum, PreciseBatchNorm, RunHistory
 from tl_kit.train.head import Classifier
 from tl_kit.train.inputs import class_weight
@@ -195,9 +196,23 @@ class StageRunner:
         cycle = stage.min_steps_per_epoch > steps
         steps = max(steps, stage.min_steps_per_epoch)
         aug = None if stage.augment in (None, "none") else stage.augment
-        train = data.dataset("train", batch_size=batch, training=True, augment=aug, seed=self.seed,
-                             repeat=cycle)
-        val = data.dataset("val", batch_size=max(batch, 64)) if data.has("val") else None
+
+        def train_ds(b: int, shard=None):
+            return data.dataset("train", batch_size=b, training=True, augment=aug, seed=self.seed,
+                                repeat=cycle, shard=shard)
+
+        def val_ds(b: int, shard=None):
+            return data.dataset("val", batch_size=b, shard=shard)
+
+        vbatch = max(batch, 64)
+        if worker_inputs.uses_file_sharding(self.strategy, data, "train"):
+            batch = worker_inputs.global_batch(self.strategy, batch, self.log)
+            vbatch = batch * math.ceil(64 / batch)  # a multiple of the replicas, as the train batch
+            if not cycle:
+                steps = worker_inputs.sharded_steps(n_train, self.strategy, batch)
+            self.log_sharding(data)
+        train = self.pipeline(data, "train", train_ds, batch)
+        val = self.pipeline(data, "val", val_ds, vbatch) if data.has("val") else None
         recalibrate = None
         if stage.train_bn and self.strategy.num_replicas_in_sync == 1:
             recalibrate = PreciseBatchNorm(self.model, self.classifier.batchnorm_layers(), data, batch)
@@ -205,6 +220,23 @@ class StageRunner:
                                steps_per_epoch=steps if cycle else None, optimizer_steps=steps,
                                class_weight=class_weight(stage, data), after_train_epoch=recalibrate,
                                n_val=data.size("val") if val is not None else 0)
+
+    def pipeline(self, data, split: str, make, batch: int):
+        """``make(batch)`` as it is, or under a multi-worker cluster one pipeline per worker
+        of its own files (:mod:`tl_kit.train.worker_inputs`)."""
+        if not worker_inputs.uses_file_sharding(self.strategy, data, split):
+            return make(batch)
+        batch = worker_inputs.global_batch(self.strategy, batch)
+        return worker_inputs.sharded_dataset(self.strategy, lambda b, shard: make(b, shard), batch)
+
+    def log_sharding(self, data) -> None:
+        """Say which files this worker reads (the chief's log: its own shard)."""
+        w, i = worker_inputs.num_workers(self.strategy), worker_inputs.worker_index(self.strategy)
+        parts = [f"{split} {len(range(i, data.size(split), w))} of {data.size(split)}"
+                 for split in ("train", "val") if data.has(split)
+                 and worker_inputs.uses_file_sharding(self.strategy, data, split)]
+        self.log(f"file-level sharding over {w} workers: worker {i} reads {', '.join(parts)} "
+                 "examples (its own files only)")
 
     def block_rates(self, stage: Stage, optimizer: keras.optimizers.Optimizer) -> None:
         """Per-block learning rates of ``stage`` (``layer_decay`` / ``block_lr``) applied to
