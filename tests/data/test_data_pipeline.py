@@ -84,3 +84,20 @@ def test_file_level_shards_are_disjoint_and_cover_the_split(messy, monkeypatch):
             whole = data.dataset("train", batch_size=5, shard="auto")  # no cluster: unsharded
             assert whole.options().experimental_distribute.auto_shard_policy != \
                 tf.data.experimental.AutoShardPolicy.OFF
+
+
+def test_in_class_order_relabels_by_name_and_shares_the_images(tmp_path, fill_class):
+    fill_class(tmp_path / "cat", 4, (200, 30, 30), ".png")
+    fill_class(tmp_path / "dog", 2, (30, 30, 200), ".png")
+    data = load_data(tmp_path, image_size=SIZE, validation_split=0.0)
+    ordered = data.in_class_order(["dog", "bird", "cat"])
+    assert ordered.class_names == ["dog", "bird", "cat"] and ordered.num_classes == 3
+    before, after = data.labels("train"), ordered.labels("train")
+    assert np.array_equal(after, np.where(before == 0, 2, 0))  # cat -> 2, dog -> 0
+    assert np.shares_memory(ordered.examples("train").x, data.examples("train").x)  # not copied
+    assert data.class_names == ["cat", "dog"] and np.array_equal(data.labels("train"), before)
+    x, y = next(iter(ordered.dataset("train", batch_size=6)))
+    assert y.shape == (6, 3) and np.array_equal(y.numpy().argmax(1), after)
+    assert ordered.info.pipeline == data.info.pipeline
+    with pytest.raises(UserError, match=r"class\(es\) \['dog'\] that are not among \['cat'\]"):
+        data.in_class_order(["cat"])

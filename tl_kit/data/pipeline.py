@@ -83,6 +83,25 @@ class Data:
             raise UserError(f"This data has no {s!r} split (it has {have}). Received: split={split!r}")
         return self._splits[s]
 
+    def in_class_order(self, names: list[str]) -> Data:
+        """This data labelled in the class order ``names`` (e.g. a model's), matched by name;
+        the images are shared, not copied. Every class of the data must be in ``names``
+        (which may hold more, in any order)."""
+        from tl_kit.data.info import make_info
+
+        names = [str(c) for c in names]
+        unknown = [c for c in self.class_names if c not in names]
+        if unknown:
+            raise UserError(f"{self.info.source} has class(es) {unknown} that are not among {names}. "
+                            f"Received: names={names!r}")
+        remap = np.array([names.index(c) for c in self.class_names], np.int64)
+        splits = {s: v.relabel(remap[v.labels]) for s, v in self._splits.items()}
+        info = make_info(names, self.info.channels, self.info.source,
+                         {s: v.labels for s, v in splits.items()}, self.info.skipped)
+        info.pipeline = self.info.pipeline
+        return Data(info, self.image_size, splits, resize=self.resize, hygiene=self.hygiene,
+                    run_dir=self.run_dir, seed=self.seed)
+
     def paths(self, split: str) -> list[str] | None:
         """File paths of ``split`` in label order of ``arrays``; None for non-folder data."""
         sp = self._get(split)

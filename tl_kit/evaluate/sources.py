@@ -8,8 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tl_kit.errors import UserError
 
 __all__ = ["load_evaluation_data", "is_training_data"]
@@ -136,11 +134,4 @@ def _align_classes(data, names: list[str] | None, source):
         raise UserError(
             f"{source} has class folder(s) {unknown} that the model does not predict (it knows "
             f"{names}). Received: {unknown!r}")
-    from tl_kit.data import make_info
-
-    remap = np.array([names.index(c) for c in data.class_names], np.int64)
-    for part in data._splits.values():
-        part.labels = remap[part.labels]
-    data.info = make_info(names, data.info.channels, data.info.source,
-                           {s: v.labels for s, v in data._splits.items()}, data.info.skipped)
-    return data
+    return data.in_class_order(names)
