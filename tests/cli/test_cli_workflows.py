@@ -286,3 +286,13 @@ def test_demo_passes_its_options_to_run_demo(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--json", "--out", str(tmp_path / "d")]) == 0
     assert json.loads(capsys.readouterr().out)["rows"][0]["regime"] == "small"
     assert calls["quick"] is False
+
+
+def test_train_table_rows_say_sizes_and_checkpoints_in_words():
+    from tl_kit.cli.train import metric_rows
+
+    rows = metric_rows({"val": {"accuracy": 0.875, "loss": 0.4}, "run_dir_bytes": 3 * 2**20 + 2**19,
+                        "checkpoints": {"writes": 4, "seconds": 0.234}})
+    assert rows[0][0] == "val" and "accuracy 0.875" in rows[0][1]
+    assert rows[1] == ("run directory size", "3.5 MiB")
+    assert rows[2] == ("checkpoints", "4 written in 0.2 s")

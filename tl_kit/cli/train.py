@@ -217,13 +217,25 @@ def _report(learner, data: str, as_json: bool) -> None:
         ("recipe", f"{summary['recipe']}: {summary['regime_reason']}"),
         ("classes", ", ".join(summary["class_names"])),
     ]
-    for split, values in learner.metrics.items():
-        if isinstance(values, dict):
-            rows.append((split, ", ".join(f"{k} {fmt(v)}" for k, v in values.items())))
-        else:
-            rows.append((split, fmt(values)))
+    rows += metric_rows(learner.metrics)
     rich_table("training finished", ("", ""), rows)
     echo(f"next: tl-kit evaluate {summary['run_dir']} --data {data}")
+
+
+def metric_rows(metrics: dict) -> list[tuple[str, str]]:
+    """The rows of the end-of-training table for ``learner.metrics``: the run directory's size
+    in MiB, the checkpoints written and their time, and each split's figures."""
+    rows = []
+    for key, values in metrics.items():
+        if key == "run_dir_bytes":
+            rows.append(("run directory size", f"{values / 2**20:.1f} MiB"))
+        elif key == "checkpoints" and isinstance(values, dict):
+            rows.append(("checkpoints", f"{values.get('writes', 0)} written in {values.get('seconds', 0.0):.1f} s"))
+        elif isinstance(values, dict):
+            rows.append((key, ", ".join(f"{k} {fmt(v)}" for k, v in values.items())))
+        else:
+            rows.append((key, fmt(values)))
+    return rows
 
 
 COMMAND = Subcommand(
