@@ -20,6 +20,12 @@ Benchmarks (one module each in benchmarks/):
 6. ``stability`` (bench_stability.py): test accuracy over 5 seeds on data/textures (120 real
    photos), mean and standard deviation, early stopping on the tiny validation set (before)
    against tl_kit's small-validation rule (after). Target: std <= 0.05.
+7. ``data`` (bench_data.py): folder loading and a streaming epoch against Keras's
+   ``image_dataset_from_directory`` with equivalent augmentation layers; first and second
+   load, in-memory RSS over the cached pixels. Targets: epoch >= 1.0x, second load <= 3 s
+   per 100k files, first load >= decoding every file once, RSS <= ~1.5x the pixels.
+8. ``demo`` (bench_demo.py): ``tl-kit demo`` in a child process, wall and CPU time and peak
+   memory. Target: under 5 minutes wall (``--quick`` in quick mode).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from benchmarks._common import load_snapshot  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NAMES = ("overhead", "cache", "pipeline", "recipe", "mirrored", "stability", "overhead_lite0",
-         "cache_lite0")
+         "cache_lite0", "data", "demo")
 
 # settings per benchmark: quick (< 10 min in all on 2 cores) and full
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -56,6 +62,8 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                            "backbone": "efficientnet_lite0"},
         "cache_lite0": {"size": 96, "images": 600, "epochs": 10, "tl_repeats": 1,
                         "backbone": "efficientnet_lite0"},
+        "data": {"files": 3000},
+        "demo": {"quick": True},
     },
     "full": {
         "overhead": {"size": 128, "images": 256, "batch": 32, "epochs": 5, "repeats": 5},
@@ -68,6 +76,8 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                            "backbone": "efficientnet_lite0"},
         "cache_lite0": {"size": 128, "images": 1797, "epochs": 30, "tl_repeats": 3,
                         "backbone": "efficientnet_lite0"},
+        "data": {"files": 20000},
+        "demo": {"quick": False},
     },
 }
 
@@ -135,9 +145,25 @@ def bench_stability(**kw) -> dict:
     return run(**kw)
 
 
+def bench_data(files: int = 3000, sides: str = "tl_stream,tl_memory,keras,decode_once") -> dict:
+    from benchmarks.bench_data import bench_data as run
+
+    return run(files=files, sides=sides)
+
+
+def bench_demo(quick: bool = True) -> dict:
+    import tempfile
+
+    from benchmarks.bench_demo import bench_demo as run
+
+    with tempfile.TemporaryDirectory(prefix="tl_kit_demo_bench_") as out:
+        return run(out=out, quick=quick)
+
+
 FUNCS = {"overhead": bench_overhead, "cache": bench_cache, "pipeline": bench_pipeline,
          "recipe": bench_recipe, "mirrored": bench_mirrored, "stability": bench_stability,
-         "overhead_lite0": bench_overhead, "cache_lite0": bench_cache}
+         "overhead_lite0": bench_overhead, "cache_lite0": bench_cache, "data": bench_data,
+         "demo": bench_demo}
 
 
 def _overhead_rows(results: dict) -> list[tuple]:
@@ -210,49 +236,37 @@ def _stability_rows(r: dict) -> list[tuple]:
              "", "std <= 0.05", _met(a["std"] <= 0.05))]
 
 
-def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:
-    """(benchmark, tl_kit, baseline, ratio, target, met) rows for the side-by-side table."""
-    rows = _overhead_rows(results) + _cache_rows(results)
-    for key, make in (("pipeline", _pipeline_rows), ("recipe", _recipe_rows),
-                      ("mirrored", _mirrored_rows), ("stability", _stability_rows)):
-        if key in results:
-            rows += make(results[key])
-    return rows
+DEMO_TARGET_SECONDS = 300  # the demo's target: under 5 minutes on 2 cores
 
 
-def _met(ok: bool) -> str:
-    return "yes" if ok else "NO"
+def _demo_rows(r: dict) -> list[tuple]:
+    if r.get("returncode") != 0:
+        return [("8 demo: tl-kit demo failed", "", "", "", f"< {DEMO_TARGET_SECONDS} s", "NO")]
+    load = max(r.get("load1_samples") or [r["load_before"].get("load1", 0.0)])
+    return [(f"8 demo: tl-kit demo{' --quick' if '--quick' in r['command'] else ''} (load up to {load:.1f})",
+             f"{r['seconds']:.0f} s wall", f"{r['cpu_seconds']:.0f} s CPU", f"{r['peak_rss_mib']:.0f} MiB peak",
+             f"< {DEMO_TARGET_SECONDS} s wall", _met(r["seconds"] < DEMO_TARGET_SECONDS))]
 
 
-# --- 6. data at scale (bench_data.py): tl_kit's folder loading vs image_dataset_from_directory
-def bench_data(files: int = 3000, sides: str = "tl_stream,tl_memory,keras,decode_once") -> dict:
-    from benchmarks.bench_data import bench_data as run
-
-    return run(files=files, sides=sides)
-
-
-def _data_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:
-    r = results.get("data")
-    if not r:
-        return []
+def _data_rows(r: dict) -> list[tuple]:
     s, q, rows = r["sides"], r["ratios"], []
     tl, k, m, d = (s.get(n, {}) for n in ("tl_stream", "keras", "tl_memory", "decode_once"))
     if "stream_epoch_vs_keras" in q:
-        rows.append((f"6 data epoch, standard policy, streaming ({r['files']} files)",
+        rows.append((f"7 data epoch, standard policy, streaming ({r['files']} files)",
                      f"{tl['epoch_images_per_s']:.0f} img/s", f"{k['epoch_images_per_s']:.0f} img/s (Keras)",
                      f"{q['stream_epoch_vs_keras']:.2f}x", ">= 1.0x", _met(q["stream_epoch_vs_keras"] >= 1.0)))
     if "first_load_vs_decode_once" in q:
-        rows.append(("6 data first load (stream) vs decoding every file once", f"{tl['first_load_s']:.1f} s",
+        rows.append(("7 data first load (stream) vs decoding every file once", f"{tl['first_load_s']:.1f} s",
                      f"{d['decode_once_s']:.1f} s", f"{q['first_load_vs_decode_once']:.2f}x", ">= 1.0x",
                      _met(q["first_load_vs_decode_once"] >= 1.0)))
     if "second_load_s" in tl:
         per100k = tl["second_load_s"] * 100000 / r["files"]
-        rows.append(("6 data second load, unchanged (scaled to 100k files)", f"{tl['second_load_s']:.2f} s",
+        rows.append(("7 data second load, unchanged (scaled to 100k files)", f"{tl['second_load_s']:.2f} s",
                      f"{k.get('second_load_s', float('nan')):.2f} s (Keras)", f"{per100k:.1f} s/100k", "<= 3 s",
                      _met(per100k <= 3)))
     if "memory_added_over_pixels" in q:  # the load's own memory, over the imported libraries
         added = m["peak_rss_after_first_load_mb"] - m["rss_before_load_mb"]
-        rows.append((f"6 data in-memory RSS added by the load / pixels (total {q['memory_peak_over_pixels']:.1f}x)",
+        rows.append((f"7 data in-memory RSS added by the load / pixels (total {q['memory_peak_over_pixels']:.1f}x)",
                      f"{added:.0f} MB", f"{m['cached_pixel_mb']:.0f} MB", f"{q['memory_added_over_pixels']:.2f}x",
                      "<= ~1.5x", _met(q["memory_added_over_pixels"] <= 1.5)))
     if "epoch_images_per_s" in m and "epoch_images_per_s" in k:
@@ -262,17 +276,21 @@ def _data_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, 
     return rows
 
 
-NAMES = (*NAMES, "data")
-SETTINGS["quick"]["data"] = {"files": 3000}
-SETTINGS["full"]["data"] = {"files": 20000}
-FUNCS["data"] = bench_data
-_summary_rows_before_data = summary_rows
+def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:
+    """(benchmark, tl_kit, baseline, ratio, target, met) rows for the side-by-side table."""
+    rows = _overhead_rows(results) + _cache_rows(results)
+    for key, make in (("pipeline", _pipeline_rows), ("recipe", _recipe_rows),
+                      ("mirrored", _mirrored_rows), ("stability", _stability_rows),
+                      ("data", _data_rows), ("demo", _demo_rows)):
+        if key in results:
+            rows += make(results[key])
+    return rows
 
 
-def summary_rows(results: dict[str, dict]) -> list[tuple[str, str, str, str, str, str]]:  # noqa: F811
-    """The rows above plus benchmark 6 (data at scale)."""
-    return _summary_rows_before_data(results) + _data_rows(results)
-# --- end of 6
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
 
 
 def machine() -> dict[str, Any]:

@@ -87,3 +87,37 @@ def test_mirrored_and_table(run, capsys):
 def test_cli_rejects_unknown(run):
     with pytest.raises(SystemExit):
         run.main(["--quick", "--only", "nope"])
+
+
+def test_data(run, tmp_path, monkeypatch):
+    """Benchmark 7 on a folder of 60 JPEGs (made under tmp_path): every side runs in its own
+    process and the table has the epoch, load and memory rows."""
+    import benchmarks.bench_data as bench
+
+    monkeypatch.setattr(bench, "GEN_ROOT", tmp_path)
+    r = run.bench_data(files=60)
+    assert set(r["sides"]) == {"tl_stream", "tl_memory", "keras", "decode_once"}
+    assert not any("error" in side for side in r["sides"].values()), r["sides"]
+    tl, mem = r["sides"]["tl_stream"], r["sides"]["tl_memory"]
+    assert tl["epoch_images"] == r["sides"]["keras"]["epoch_images"] == 54  # 90% of 60 train
+    assert _pos(tl["first_load_s"]) and _pos(tl["second_load_s"]) and tl["cached_pixel_mb"] == 0.0
+    assert math.isclose(mem["cached_pixel_mb"], 60 * 64 * 64 * 3 / 2**20, rel_tol=1e-3)
+    assert _pos(r["ratios"]["stream_epoch_vs_keras"]) and _pos(r["ratios"]["memory_peak_over_pixels"])
+    names = [row[0] for row in run.summary_rows({"data": r})]
+    assert names[0] == "7 data epoch, standard policy, streaming (60 files)"
+    assert any(n.startswith("7 data in-memory RSS added by the load") for n in names)
+
+
+def test_demo_rows(run):
+    """Benchmark 8's row reads bench_demo's figures; a failed demo is a NO, not a crash."""
+    r = {"command": "-m tl_kit.cli demo --out /tmp/x --task photos --quick", "returncode": 0,
+         "seconds": 61.4, "cpu_seconds": 80.0, "peak_rss_mib": 1500.0, "load_before": {"load1": 1.0},
+         "load1_samples": [1.5, 2.5]}
+    (row,) = run.summary_rows({"demo": r})
+    assert row == ("8 demo: tl-kit demo --quick (load up to 2.5)", "61 s wall", "80 s CPU", "1500 MiB peak",
+                   "< 300 s wall", "yes")
+    (row,) = run.summary_rows({"demo": {**r, "seconds": 400.0}})
+    assert row[-1] == "NO"
+    (row,) = run.summary_rows({"demo": {**r, "returncode": 1}})
+    assert row[0] == "8 demo: tl-kit demo failed" and row[-1] == "NO"
+    assert "demo" in run.NAMES and "data" in run.NAMES and set(run.NAMES) <= set(run.FUNCS)
