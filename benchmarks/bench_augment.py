@@ -12,7 +12,10 @@ turn ``--rounds`` times (so a change in the machine's load hits every side alike
 * ``after``: ``tl_kit.load_data`` of this tree, forced onto the streaming path (in-graph
   decode), ``augment="standard"``, one epoch;
 * ``before``: the same with ``tl_kit/`` of git revision ``--before`` (exported to a temporary
-  folder), when given.
+  folder), when given;
+* ``plain_resize`` (``--plain-resize``): ``after`` with tl_kit's resize swapped for plain
+  bilinear without antialiasing, as Keras's loader resizes. A diagnostic only: it shows
+  what the antialiased resize costs (tl_kit always antialiases, in training and serving).
 
 The hygiene index is built once by a first load and shared, so the loads are quick and the
 sides differ in the epoch only. Prints one JSON line per side and a summary with the epoch
@@ -48,6 +51,13 @@ def _side_tl(root: Path, work: Path) -> dict:
     import tl_kit.data as D
 
     D.CACHE_LIMIT_BYTES = 0  # streaming: decoded in the tf.data graph each epoch
+    if os.environ.get("TL_BENCH_PLAIN_RESIZE"):  # the plain_resize side (a diagnostic)
+        import tensorflow as tf
+
+        from tl_kit import decode
+
+        decode.resize_float = lambda image, size, mode="stretch": tf.image.resize(
+            tf.cast(image, tf.float32), [int(size[0]), int(size[1])], method="bilinear")
     t = time.perf_counter()
     data = D.load_data(str(root), image_size=B.LOAD_PX, validation_split=0.1, run_dir=work / "run",
                        hygiene_index=work / "index.json")
@@ -76,6 +86,8 @@ def _export(rev: str, dest: Path) -> Path:
 
 def _run(side: str, root: Path, work: Path, pythonpath: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(pythonpath), str(ROOT)]))
+    if side == "plain_resize":
+        env["TL_BENCH_PLAIN_RESIZE"] = "1"
     proc = subprocess.run([sys.executable, __file__, "--side", side, "--root", str(root),
                            "--work", str(work)], capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -84,13 +96,15 @@ def _run(side: str, root: Path, work: Path, pythonpath: Path) -> dict:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in json.loads(lines[-1]).items()}
 
 
-def bench_augment(files: int, before: str | None, rounds: int) -> dict:
+def bench_augment(files: int, before: str | None, rounds: int, plain_resize: bool = False) -> dict:
     root = B.generate(files)
     work = Path(tempfile.mkdtemp(prefix="tl_bench_aug_"))
     try:
         trees = {"after": ROOT}
         if before:
             trees["before"] = _export(before, Path(tempfile.mkdtemp(prefix="tl_before_", dir=work)))
+        if plain_resize:
+            trees["plain_resize"] = ROOT
         out: dict = {"files": files, "load_px": B.LOAD_PX, "batch": B.BATCH, "before": before,
                      "load_before": os.getloadavg(), "runs": []}
         _run("after", root, work, ROOT)  # builds the shared hygiene index (not counted)
@@ -118,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--before", default=None, help="git revision whose tl_kit/ is the 'before' side")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--plain-resize", action="store_true",
+                    help="also a tl_kit side with plain (not antialiased) bilinear resizing")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--root", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--work", default=None, help=argparse.SUPPRESS)
@@ -130,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         res = _side_keras(root) if args.side == "keras" else _side_tl(root, Path(args.work))
         print(json.dumps(res), flush=True)
         return None
-    out = bench_augment(args.files, args.before, args.rounds)
+    out = bench_augment(args.files, args.before, args.rounds, args.plain_resize)
     print(json.dumps(out, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2))

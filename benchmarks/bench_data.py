@@ -4,10 +4,12 @@
     python benchmarks/bench_data.py --files 100000 --sides tl_stream,keras
     python benchmarks/bench_data.py --files 20000 --sides tl_memory --before /tmp/old_checkout
     python benchmarks/bench_data.py --files 100000 --sides tl_memory --loads-only
+    python benchmarks/bench_data.py --files 100000 --sides tl_memory --loads-only --load-px 80
 
 Generates N small JPEGs (96 px, 10 classes; in parallel processes, cached under
 ``/tmp/tl_kit_bench_data/n<N>`` across runs) and measures, each side in its own fresh
-subprocess (so the peak RSS, ``VmHWM``, is that side's alone), at 64 px, batch 64:
+subprocess (so the peak RSS, ``VmHWM``, is that side's alone), at 64 px (``--load-px``),
+batch 64:
 
 * ``tl_stream``: ``tl_kit.load_data`` forced onto the streaming path (in-graph decode);
 * ``tl_memory``: ``tl_kit.load_data`` on the in-memory path (uint8 cache; CACHE_LIMIT_BYTES
@@ -222,7 +224,7 @@ def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | N
 def _run_side(side: str, root: Path, pythonpath: str, epoch: bool = True) -> dict:
     """One side in a fresh subprocess importing tl_kit from ``pythonpath``."""
     env = dict(os.environ, PYTHONPATH=pythonpath, TL_KIT_BENCH_TL_PATH=pythonpath)
-    cmd = [sys.executable, __file__, "--side", side, "--root", str(root)]
+    cmd = [sys.executable, __file__, "--side", side, "--root", str(root), "--load-px", str(LOAD_PX)]
     proc = subprocess.run(cmd + ([] if epoch else ["--loads-only"]), capture_output=True,
                           text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -260,6 +262,7 @@ def _memory_ratios(m: dict, prefix: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict | None:
+    global LOAD_PX
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=20000)
     ap.add_argument("--sides", default=",".join(SIDES))
@@ -270,7 +273,10 @@ def main(argv: list[str] | None = None) -> dict | None:
                     help="a folder with another tl_kit/ checkout: its tl_kit sides run too")
     ap.add_argument("--loads-only", action="store_true",
                     help="tl_kit sides: first and second load and their RSS, no epoch")
+    ap.add_argument("--load-px", type=int, default=LOAD_PX,
+                    help=f"the size images are loaded at (default {LOAD_PX}; larger: more cached pixels)")
     args = ap.parse_args(argv)
+    LOAD_PX = args.load_px
     if args.side:  # one side, in this (fresh) process
         print(json.dumps(run_side(args.side, Path(args.root), not args.loads_only)), flush=True)
         return None
