@@ -43,17 +43,18 @@ LABELS_FILE = "labels.txt"
 
 def resize_to(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``array`` (H, W, C) or (N, H, W, C) as float32 at ``size``: uint8 pixels with
-    training's resize (rounded, :func:`tl_kit.decode.resize_array`), others bilinear with
-    antialiasing; unchanged (but float32) when already that size."""
+    training's resize (rounded, :func:`tl_kit.decode.resize_array`), others with the same
+    resize unrounded (:func:`tl_kit.decode.resize_float`); unchanged (but float32) when
+    already that size."""
     if tuple(array.shape[-3:-1]) == tuple(size):
         return array.astype(np.float32)
     if array.dtype == np.uint8:  # decoded file: training's resize (tl_kit.decode), rounded
         from tl_kit.decode import resize_array
 
         return resize_array(array, size).astype(np.float32)
-    import tensorflow as tf
+    from tl_kit.decode import resize_float
 
-    return tf.image.resize(array, size, method="bilinear", antialias=True).numpy().astype(np.float32)
+    return resize_float(array, size).numpy().astype(np.float32)
 
 
 def _from_pil(image, channels: int) -> np.ndarray:

@@ -45,12 +45,12 @@ def _to_numpy(images) -> np.ndarray:
 
 
 def _resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear, antialiased resize: the op tl_kit.data and the SavedModel signatures use."""
+    """The resize tl_kit.data and the SavedModel signatures use (:func:`tl_kit.decode.resample`)."""
     if tuple(images.shape[1:3]) == tuple(size):
         return images
-    import tensorflow as tf
+    from tl_kit.decode import resize_float
 
-    return tf.image.resize(images, size, method="bilinear", antialias=True).numpy().astype(np.float32)
+    return resize_float(images, size).numpy().astype(np.float32)
 
 
 def model_image_size(model) -> tuple[int, int] | None:

@@ -158,7 +158,7 @@ def test_saved_model_in_fresh_tensorflow_only_process(exported, tmp_path):
     # PNG and BMP are lossless: decoding in the graph gives the very same pixels.
     np.testing.assert_allclose(got["bytes"][0], expected[0], atol=1e-5)
     np.testing.assert_allclose(got["bytes"][2], expected[1], atol=1e-5)
-    # Another size: resized as training resizes decoded files (bilinear, antialias, rounded
+    # Another size: resized as training resizes decoded files (tl_kit.decode.resample, rounded
     # to uint8: tl_kit.decode.resize_array), not left in float.
     grey_rgb = np.repeat(grey[..., None], 3, axis=-1)
     resized = resize_array(grey_rgb, (SIZE, SIZE)).astype("float32")[None]

@@ -21,7 +21,8 @@ Decoding strategy (folders)
     :mod:`tl_kit.decode`: the one decoder and resize that ``evaluate``, ``predict`` and the
     SavedModel's ``serving_default`` signature also use, so the same bytes give the same
     pixels in training and serving (TensorFlow's ``decode_jpeg`` with the accurate DCT,
-    ``decode_image`` for PNG/GIF/BMP/WebP, bilinear antialiased resize rounded to uint8).
+    ``decode_image`` for PNG/GIF/BMP/WebP, the resize of :func:`tl_kit.decode.resample` rounded
+    to uint8).
     Files are read by content, not by extension, so a PNG named ``.jpg`` is read correctly.
     Files TensorFlow would show differently (EXIF-rotated, transparent, CMYK, 16-bit,
     palette BMP) or cannot decode are decoded with Pillow and recorded as such

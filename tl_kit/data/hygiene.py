@@ -89,7 +89,7 @@ def scan(files: list[tuple[str, int]], classes: list[str], size, channels, resiz
     records, stats, todo, known_all = _known_verdicts(files, classes, keep, index)
     key = digest = None
     if keep and index is not None:  # the in-memory path: pixels saved by the last load?
-        key, digest = f"{size[0]}x{size[1]}-{resize}", listing_digest(files, stats)
+        key, digest = f"{size[0]}x{size[1]}-{resize}-r{_dec.RESIZE_VERSION}", listing_digest(files, stats)
         saved = index.load_pixels(key, digest, out.shape) if known_all else None
         if saved is not None:
             return records, saved

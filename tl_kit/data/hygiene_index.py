@@ -18,7 +18,7 @@ Where it lives (never in the data folder, so read-only data folders work), first
 
 The in-memory path needs every file's pixels for its cache: the first load decodes each file
 (that decode is the cache fill) and saves the uint8 pixels beside the index
-(``<index name>-<H>x<W>-<resize>.npy``, with a digest of the listing: every path, label,
+(``<index name>-<H>x<W>-<resize>-r<RESIZE_VERSION>.npy``, with a digest of the listing: every path, label,
 size and mtime in order); the next load of the same unchanged listing at the same size
 reads them back instead of decoding. Any change (a file added, removed or touched) decodes
 again and replaces them. Verdicts depend on ``channels`` (conversion notes), not on the

@@ -27,7 +27,7 @@ def _new_report(names, formats, size, channels: int) -> dict:
         "formats": list(formats),
         "class_names": list(names),
         "input_shape": [height, width, channels],
-        "input": "raw pixels in [0, 255]; resize: bilinear, antialias (as tl_kit.data)",
+        "input": "raw pixels in [0, 255]; resize: box filter shrinking, bilinear growing (tl_kit.decode.resample, as tl_kit.data)",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "tensorflow": tf.__version__,
         "files": [],

@@ -64,5 +64,7 @@ def take_images(data, count: int, size) -> np.ndarray:
             f"Received: shape={images.shape}"
         )
     if tuple(images.shape[1:3]) != tuple(size):
-        images = tf.image.resize(images, size, method="bilinear", antialias=True).numpy()
+        from tl_kit.decode import resize_float
+
+        images = resize_float(images, size).numpy()
     return images.astype(np.float32)

@@ -83,9 +83,9 @@ def _accuracy(fn, test, size) -> tuple[float, int]:
     correct = total = 0
     for images, labels in iter_batches(test, split=None, batch_size=64):
         if tuple(images.shape[1:3]) != tuple(size):
-            import tensorflow as tf
+            from tl_kit.decode import resize_float
 
-            images = tf.image.resize(images, size, method="bilinear", antialias=True).numpy()
+            images = resize_float(images, size).numpy()
         correct += int((fn(images).argmax(-1) == labels).sum())
         total += len(labels)
     return (correct / total if total else float("nan")), total
