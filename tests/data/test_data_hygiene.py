@@ -120,7 +120,7 @@ def test_in_memory_pixels_are_kept_beside_the_index_until_a_file_changes(messy, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         first = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
-        kept = list(tmp_path.glob("index-16x16-stretch.npy"))
+        kept = list(tmp_path.glob("index-16x16-stretch-r2.npy"))
         assert len(kept) == 1
         real = dec.decode_file
         calls = []
