@@ -99,7 +99,8 @@ def test_data(run, tmp_path, monkeypatch):
     assert set(r["sides"]) == {"tl_stream", "tl_memory", "keras", "decode_once"}
     assert not any("error" in side for side in r["sides"].values()), r["sides"]
     tl, mem = r["sides"]["tl_stream"], r["sides"]["tl_memory"]
-    assert tl["epoch_images"] == r["sides"]["keras"]["epoch_images"] == 54  # 90% of 60 train
+    assert r["sides"]["keras"]["epoch_images"] == 54  # Keras: 90% of 60 files train
+    assert tl["epoch_images"] == mem["epoch_images"] == 50  # tl_kit: one val file per class (10)
     assert _pos(tl["first_load_s"]) and _pos(tl["second_load_s"]) and tl["cached_pixel_mb"] == 0.0
     assert math.isclose(mem["cached_pixel_mb"], 60 * 64 * 64 * 3 / 2**20, rel_tol=1e-3)
     assert _pos(r["ratios"]["stream_epoch_vs_keras"]) and _pos(r["ratios"]["memory_peak_over_pixels"])

@@ -8,6 +8,8 @@ interpreter.
 Modes:
     mirrored        two logical CPUs: custom_fit (XLA off and on, steps_per_execution) and Keras fit under
                     MirroredStrategy vs one device, same global batch -> max weight diffs.
+    mirrored_empty  two logical CPUs: a last global batch of one example (one replica empty)
+                    -> max weight diff against one device.
     worker          one task of a multi-worker cluster (TF_CONFIG from the environment):
                     custom_fit of a tiny convnet into RUN_DIR/checkpoints + RUN_DIR/history.csv.
     keras_fit_mwms  one task running Keras's own model.fit under MultiWorkerMirroredStrategy
@@ -120,6 +122,31 @@ def mirrored(out: str) -> dict:
         "loss_one": r1.history["loss"],
         "loss_two": r2.history["loss"],
     }
+
+
+def mirrored_empty(out: str) -> dict:
+    """17 examples in global batches of 16 on two replicas: the last batch (1 example) leaves
+    one replica empty. Weights after 2 epochs against one device (the same batches)."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+
+    from tl_kit import distribute as dist
+
+    x, y = _data(n=17)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)
+    weights, history = {}, {}
+    for name, strategy in (("one", dist.resolve_strategy("default")),
+                           ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+        with strategy.scope():
+            model = _model()
+            opt = keras.optimizers.SGD(0.05)
+        result = dist.custom_fit(model, opt, "categorical_crossentropy", ds, ds, epochs=2, strategy=strategy,
+                                 restore_best_weights=False, verbose=0)
+        weights[name], history[name] = model.get_weights(), result.history
+    return {"max_diff": _max_diff(weights["one"], weights["two"]), "history": history}
 
 
 def _cluster_model_and_data(strategy):
@@ -338,6 +365,8 @@ if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
     if mode == "mirrored":
         report = mirrored(out)
+    elif mode == "mirrored_empty":
+        report = mirrored_empty(out)
     elif mode == "worker":
         report = worker(out, sys.argv[3])
     elif mode in ("keras_fit_mwms", "keras_fit_mwms_patched"):

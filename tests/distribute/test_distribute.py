@@ -54,6 +54,20 @@ def test_mirrored_two_cpu_devices_match_one_device(tmp_path):
     np.testing.assert_allclose(report["loss_one"], report["loss_two"], rtol=1e-5)
 
 
+def test_a_replica_with_an_empty_batch_adds_nothing(tmp_path):
+    """17 examples in global batches of 16 on two replicas: the last step gives one replica no
+    example (as a worker whose file shard ran out a step early). Training and validation
+    run through it, and the weights and losses match one device."""
+    out = tmp_path / "empty.json"
+    proc = subprocess.run([sys.executable, str(WORKER), "mirrored_empty", str(out)], env=subprocess_env(),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["max_diff"] < 1e-6
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        np.testing.assert_allclose(report["history"]["one"][key], report["history"]["two"][key], rtol=1e-5)
+
+
 def test_two_workers_train_to_the_end_and_only_chief_writes_run_dir(tmp_path):
     run_dir = tmp_path / "run"
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}

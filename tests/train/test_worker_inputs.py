@@ -34,13 +34,15 @@ def test_shard_steps_is_the_longest_worker_pass(workers, local):
             assert wi.shard_steps(n, workers, replicas, batch) == _simulated_steps(n, workers, replicas, batch), (n, batch)
 
 
-def test_global_batch_is_rounded_to_the_replicas_and_logged():
+def test_global_batch_is_rounded_up_to_the_replicas_and_logged():
     strategy = SimpleNamespace(num_replicas_in_sync=4)
     lines: list[str] = []
-    assert wi.global_batch(strategy, 30, lines.append) == 28
-    assert lines == ["global batch 30 -> 28: a multiple of the 4 replicas, each worker reading its own files"]
+    assert wi.global_batch(strategy, 30, lines.append) == 32
+    assert lines == ["global batch 30 -> 32: a multiple of the 4 replicas, each worker reading its own files"]
     assert wi.global_batch(strategy, 32, lines.append) == 32 and len(lines) == 1
     assert wi.global_batch(strategy, 3) == 4  # at least one per replica
+    # a batch holding the whole split (39 over 2 workers) still takes one step per epoch
+    assert wi.shard_steps(39, 2, 2, wi.global_batch(SimpleNamespace(num_replicas_in_sync=2), 39)) == 1
     assert wi.per_replica_batch(strategy, 32) == 8
     with pytest.raises(UserError, match="multiple of the 4 replicas.*global_batch=30"):
         wi.per_replica_batch(strategy, 30)

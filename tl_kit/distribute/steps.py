@@ -162,7 +162,16 @@ class ReplicaSteps:
         n_local = tf.cast(tf.shape(x)[0], tf.float32)
         ctx = tf.distribute.get_replica_context()
         n_global = ctx.all_reduce(tf.distribute.ReduceOp.SUM, n_local)
-        share, grads, correct = self._gradients(x, y, sw, n_global)
+
+        def step():
+            return self._gradients(x, y, sw, n_global)
+
+        def empty():  # nothing to learn from; its zero gradients still join the all-reduce
+            return tf.constant(0.0), [tf.zeros_like(v) for v in self.trainable], tf.constant(0.0)
+
+        # A replica's batch is empty when its worker's files ran out one step before the
+        # others' (file-level sharding); convolutions fail on an empty batch, so skip it.
+        share, grads, correct = tf.cond(n_local > 0, step, empty)
         self.optimizer.apply_gradients(zip(grads, self.trainable, strict=True))
         # share * n_global summed over replicas = (global mean loss) * n_global
         return share * n_global, correct, n_local
@@ -170,13 +179,18 @@ class ReplicaSteps:
     def evaluate(self, batch: Any) -> tuple:
         """One evaluation step on this replica's slice of ``batch``."""
         x, y, sw = unpack(batch)
-        y_loss, ids = _labels(y)
-        pred = tf.cast(self.model(x, training=False), tf.float32)
         n_local = tf.cast(tf.shape(x)[0], tf.float32)
-        num = self.strategy.num_replicas_in_sync
-        loss_sum = tf.reduce_sum(self.loss(y_loss, pred) * self._weights(ids, sw, False))
-        loss_sum += self._regularization() * n_local * num  # once per example, like Keras's val_loss
-        return loss_sum, _correct(pred, ids), n_local
+
+        def step():
+            y_loss, ids = _labels(y)
+            pred = tf.cast(self.model(x, training=False), tf.float32)
+            num = self.strategy.num_replicas_in_sync
+            loss_sum = tf.reduce_sum(self.loss(y_loss, pred) * self._weights(ids, sw, False))
+            loss_sum += self._regularization() * n_local * num  # once per example, like Keras's val_loss
+            return loss_sum, _correct(pred, ids)
+
+        loss_sum, correct = tf.cond(n_local > 0, step, lambda: (tf.constant(0.0), tf.constant(0.0)))
+        return loss_sum, correct, n_local
 
 
 def reduce_sum(strategy: tf.distribute.Strategy, values: Any) -> list[tf.Tensor]:

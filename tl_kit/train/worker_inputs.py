@@ -64,10 +64,11 @@ def worker_index(strategy) -> int:
 
 
 def global_batch(strategy, batch: int, log: Callable[[str], None] | None = None) -> int:
-    """``batch`` rounded down to a multiple of the replicas (each replica pulls an equal
-    share from its worker's pipeline), logged when it changes; at least one per replica."""
+    """``batch`` rounded up to a multiple of the replicas (each replica pulls an equal share
+    from its worker's pipeline), logged when it changes. Up, not down: a batch that holds
+    the whole split still takes it in one step."""
     replicas = int(strategy.num_replicas_in_sync)
-    fitted = max(replicas, batch - batch % replicas)
+    fitted = math.ceil(batch / replicas) * replicas
     if fitted != batch and log is not None:
         log(f"global batch {batch} -> {fitted}: a multiple of the {replicas} replicas, each "
             f"worker reading its own files")
