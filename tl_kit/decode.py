@@ -49,6 +49,8 @@ __all__ = [
     "decode_bytes",
     "decode_file",
     "decode_file_bytes",
+    "header_check",
+    "sniff_file",
     "load_path",
     "needs_pil",
     "read_image",
@@ -257,17 +259,13 @@ def _decode(data: bytes, name: str, channels: int, size=None,
     import tensorflow as tf
     from PIL import Image, UnidentifiedImageError
 
-    notes: list[str] = []
     try:
         opened = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:  # Pillow names the in-memory buffer by its address
         raise UnidentifiedImageError(
             f"cannot identify image file {os.path.basename(str(name))!r}") from None
     with opened as im:  # header: format, mode, EXIF
-        ext = os.path.splitext(str(name))[1].lower()
-        if _EXT_FORMAT.get(ext) != im.format and not (im.format == "MPO" and _EXT_FORMAT.get(ext) == "JPEG"):
-            notes.append(f"extension {ext or '(none)'} but content {im.format}: read by content")
-        why = needs_pil(im)
+        notes, why = header_check(im, name)
         if not why:
             try:
                 if size is not None:
@@ -282,6 +280,31 @@ def _decode(data: bytes, name: str, channels: int, size=None,
     if size is not None:
         arr = resize_array(arr, size, mode)
     return arr, notes, "pil"
+
+
+def header_check(im, name) -> tuple[list[str], str]:
+    """``(notes, why)`` from the header of the open PIL image ``im`` of the file ``name``: a
+    note when the extension names another format than the content, and why Pillow must
+    decode it (:func:`needs_pil`; "" when TensorFlow's ops decode it as the picture shows)."""
+    notes = []
+    ext = os.path.splitext(str(name))[1].lower()
+    if _EXT_FORMAT.get(ext) != im.format and not (im.format == "MPO" and _EXT_FORMAT.get(ext) == "JPEG"):
+        notes.append(f"extension {ext or '(none)'} but content {im.format}: read by content")
+    return notes, needs_pil(im)
+
+
+def sniff_file(path) -> tuple[list[str], str]:
+    """:func:`header_check` of a file, reading its header only (the whole file for a URI).
+    Raises as :func:`decode_file` does on a file that is not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = os.fspath(path)
+    try:
+        opened = Image.open(io.BytesIO(read_bytes(p)) if "://" in p else p)
+    except UnidentifiedImageError:
+        raise UnidentifiedImageError(f"cannot identify image file {os.path.basename(p)!r}") from None
+    with opened as im:
+        return header_check(im, p)
 
 
 def decode_file(path, size, channels: int = 3, resize: str = "stretch") -> tuple[np.ndarray, str, str]:

@@ -60,9 +60,9 @@ def test_hygiene_index_skips_unchanged_files_and_rechecks_changed_ones(messy, tm
     import shutil
 
     shutil.copytree(messy, root)
-    decoded = []
-    real = dec.decode_file
-    monkeypatch.setattr(dec, "decode_file", lambda p, *a, **k: decoded.append(Path(p).name) or real(p, *a, **k))
+    decoded = []  # every file checked reads its header first (tl_kit.decode.sniff_file)
+    real = dec.sniff_file
+    monkeypatch.setattr(dec, "sniff_file", lambda p, *a, **k: decoded.append(Path(p).name) or real(p, *a, **k))
 
     def load():
         decoded.clear()
@@ -141,3 +141,23 @@ def test_in_memory_pixels_are_kept_beside_the_index_until_a_file_changes(messy, 
     i = third.paths("train" if str(changed) in third.paths("train") else "val").index(str(changed))
     split = "train" if str(changed) in third.paths("train") else "val"
     np.testing.assert_array_equal(third.arrays(split)[0][i], dec.decode_file(changed, SIZE)[0])
+
+
+def test_the_two_pass_scan_gives_the_verdicts_and_pixels_of_checking_each_file_alone(messy):
+    """Headers in threads, then one tf.data graph for the TensorFlow files: every hygiene
+    case of the messy folder (corrupt, truncated, not an image, PNG named .jpg, grey,
+    palette, transparent, CMYK, EXIF-rotated) gets check_file's verdict and pixels."""
+    from tl_kit.data.folders import list_folder
+    from tl_kit.data.hygiene import check_file, scan
+
+    classes, files, _ = list_folder(messy)
+    records, pixels = scan(files, classes, SIZE, 3, "stretch", True)
+    for i, (path, k) in enumerate(files):
+        alone = np.zeros((1, *SIZE, 3), np.uint8)
+        ref = check_file(path, classes[k], SIZE, 3, "stretch", alone, 0)
+        got = records[i]
+        assert (got.path, got.label, got.status, got.reason, got.decoder) == \
+            (ref.path, ref.label, ref.status, ref.reason, ref.decoder), path
+        assert np.array_equal(pixels[i], alone[0]), path
+    decoders = {r.decoder for r in records if r.status == "ok"}
+    assert decoders == {"tf", "pil"} and any(r.status == "skipped" for r in records)

@@ -60,19 +60,22 @@ def hygiene_table(records: list[HygieneRecord], *, only_problems: bool = True) -
     return "\n".join(lines)
 
 
+def _reason(e: Exception) -> str:
+    """The hygiene reason of a file that failed to decode."""
+    reason = str(e) or type(e).__name__
+    if "cannot identify image file" in reason:
+        return "not an image (content not recognised)"
+    if "truncated" in reason.lower():
+        return f"truncated: {reason}"
+    return f"corrupt: {type(e).__name__}: {reason}"
+
+
 def check_file(path: str, label: str, size, channels, resize, out=None, i: int = 0) -> HygieneRecord:
     """Decode one file: its hygiene record; its pixels go to ``out[i]`` when ``out`` is given."""
     try:
         arr, notes, decoder = _dec.decode_file(path, size, channels, resize)
     except Exception as e:
-        reason = str(e) or type(e).__name__
-        if "cannot identify image file" in reason:
-            reason = "not an image (content not recognised)"
-        elif "truncated" in reason.lower():
-            reason = f"truncated: {reason}"
-        else:
-            reason = f"corrupt: {type(e).__name__}: {reason}"
-        return HygieneRecord(path, label, "skipped", reason)
+        return HygieneRecord(path, label, "skipped", _reason(e))
     if out is not None:
         out[i] = arr
     return HygieneRecord(path, label, "ok", notes, decoder)
@@ -130,23 +133,83 @@ def _stat_or_none(path: str):
 
 def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, stats: list,
                index, workers) -> None:
-    """Decode the files ``todo`` in threads (a few hundred per task, no future per file):
-    their records into ``records``, verdicts into ``index``, pixels into ``out``."""
+    """Check the files ``todo``: their records into ``records``, verdicts into ``index``,
+    pixels into ``out``. Two passes, each in parallel:
+
+    1. headers, in threads (Pillow reads a few hundred bytes): not an image -> skipped;
+       a file Pillow must decode (:func:`tl_kit.decode.needs_pil`) -> :func:`check_file`;
+    2. every other file decoded and resized by one tf.data graph
+       (:func:`tl_kit.decode.load_path`, the streaming pipeline's ops, no Python per file);
+       a file the graph fails on goes through :func:`check_file`, which gives the same
+       verdict one file at a time (Pillow, or the reason it is skipped).
+
+    Decoding each file through its own eager call cost ~1 ms of Python and dispatch per
+    file, 7x the graph's (benchmarks/RESULTS.md, "first load")."""
     if not todo:
         return
     size, channels, resize = how
+    n_workers = worker_count(workers)
 
-    def run(chunk):
+    def done(i: int, rec: HygieneRecord) -> None:
+        records[i] = rec
+        if index is not None and stats[i] is not None:
+            index.put(files[i][0], stats[i], rec.status, rec.reason, rec.decoder)
+
+    in_graph: dict[int, str] = {}  # file -> notes, for the graph pass
+
+    def headers(chunk):
         for i in chunk:
             path, k = files[i]
-            records[i] = rec = check_file(path, classes[k], size, channels, resize, out, i)
-            if index is not None and stats[i] is not None:
-                index.put(path, stats[i], rec.status, rec.reason, rec.decoder)
+            try:
+                notes, why = _dec.sniff_file(path)
+            except Exception as e:  # noqa: BLE001 - any failure is the file's verdict
+                done(i, HygieneRecord(path, classes[k], "skipped", _reason(e)))
+                continue
+            if why:
+                done(i, check_file(path, classes[k], size, channels, resize, out, i))
+            else:
+                in_graph[i] = "; ".join(notes)
 
-    n_workers = worker_count(workers)
-    step = max(1, min(256, len(todo) // (4 * n_workers) or 1))
-    with ThreadPoolExecutor(n_workers) as ex:
-        list(ex.map(run, [todo[j:j + step] for j in range(0, len(todo), step)]))
+    def one_by_one(chunk):
+        for i in chunk:
+            path, k = files[i]
+            done(i, check_file(path, classes[k], size, channels, resize, out, i))
+
+    def threads(fn, items: list[int]) -> None:
+        step = max(1, min(256, len(items) // (4 * n_workers) or 1))
+        with ThreadPoolExecutor(n_workers) as ex:
+            list(ex.map(fn, [items[j:j + step] for j in range(0, len(items), step)]))
+
+    threads(headers, todo)
+    decoded = _graph_decode(sorted(in_graph), files, size, channels, resize, out)
+    for i in decoded:
+        done(i, HygieneRecord(files[i][0], classes[files[i][1]], "ok", in_graph[i], "tf"))
+    threads(one_by_one, sorted(set(in_graph) - decoded))
+
+
+def _graph_decode(rows: list[int], files, size, channels, resize, out) -> set[int]:
+    """Decode and resize the files ``rows`` in one parallel tf.data graph, pixels into
+    ``out[row]``; the rows that decoded (a file that fails is dropped, not raised)."""
+    if not rows:
+        return set()
+    import tensorflow as tf
+
+    h, w = int(size[0]), int(size[1])
+    paths = np.asarray([files[i][0] for i in rows])
+
+    def load(i, p):
+        return i, _dec.load_path(p, (h, w), channels, resize)
+
+    ds = (tf.data.Dataset.from_tensor_slices((np.asarray(rows, np.int64), paths))
+          .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+          .ignore_errors().batch(256).prefetch(2))
+    decoded: set[int] = set()
+    for idx, pixels in ds:
+        idx = idx.numpy()
+        if out is not None:
+            out[idx] = pixels.numpy()
+        decoded.update(int(i) for i in idx)
+    return decoded
 
 
 def listing_digest(files: list[tuple[str, int]], stats: list) -> str:
