@@ -25,7 +25,7 @@ Benchmarks (one module each in benchmarks/):
    load, in-memory RSS over the cached pixels. Targets: epoch >= 1.0x, second load <= 3 s
    per 100k files, first load >= decoding every file once, RSS <= ~1.5x the pixels.
 8. ``demo`` (bench_demo.py): ``tl-kit demo`` in a child process, wall and CPU time and peak
-   memory. Target: under 5 minutes wall (``--quick`` in quick mode).
+   memory. Target: under 5 minutes wall. Full mode only (``--only demo`` runs it alone).
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "cache_lite0": {"size": 96, "images": 600, "epochs": 10, "tl_repeats": 1,
                         "backbone": "efficientnet_lite0"},
         "data": {"files": 3000},
-        "demo": {"quick": True},
     },
     "full": {
         "overhead": {"size": 128, "images": 256, "batch": 32, "epochs": 5, "repeats": 5},
@@ -326,6 +325,10 @@ def main(argv: list[str] | None = None) -> dict:
     if bad:
         ap.error(f"unknown benchmark(s) {bad}; choose from {NAMES}. Received: only={args.only!r}")
     mode = "quick" if args.quick else "full"
+    skipped = [n for n in names if n not in SETTINGS[mode]]
+    if skipped:
+        print(f"[run] {', '.join(skipped)}: full mode only, skipped", flush=True)
+        names = [n for n in names if n in SETTINGS[mode]]
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
