@@ -192,17 +192,24 @@ def shard_indices(n: int, num_shards: int, index: int) -> np.ndarray:
     return np.arange(index, n, num_shards, dtype=np.int64)
 
 
-def worker_shard() -> tuple[int, int] | None:
-    """``(num_workers, worker_index)`` under a MultiWorkerMirroredStrategy with more than one
-    worker, else None."""
+def worker_shard(strategy=None) -> tuple[int, int] | None:
+    """``(num_workers, worker_index)`` of ``strategy`` (default: the one in scope) when it is a
+    MultiWorkerMirroredStrategy over more than one task, else None. Workers are numbered as
+    TensorFlow numbers input pipelines: the ``chief`` task first when there is one, then the
+    ``worker`` tasks."""
     import tensorflow as tf
 
-    strategy = tf.distribute.get_strategy()
+    strategy = strategy if strategy is not None else tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return None
     resolver = strategy.cluster_resolver
-    workers = len(resolver.cluster_spec().as_dict().get("worker", [])) or 1
-    return (workers, int(resolver.task_id or 0)) if workers > 1 else None
+    spec = resolver.cluster_spec().as_dict()
+    chiefs = len(spec.get("chief", []))
+    workers = chiefs + len(spec.get("worker", []))
+    if workers <= 1:
+        return None
+    index = 0 if resolver.task_type == "chief" else int(resolver.task_id or 0) + chiefs
+    return workers, index
 
 
 def from_memory(sp: Examples, batch_size: int, shuffle: bool, seed: int, repeat: bool,

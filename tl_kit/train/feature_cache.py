@@ -101,7 +101,7 @@ def fit_head_cached(runner, stage: Stage, data, tag: str):
     passes = 1 + (stage.cache_copies if aug else 0)
     t0 = time.perf_counter()
     splits = [("train", aug, stage.cache_copies)] + ([("val", None, 0)] if data.has("val") else [])
-    shard = (wi.num_workers(strategy), wi.worker_index(strategy))
+    shard = wi.worker_shard(strategy)
     shards = {s: shard for s, _, _ in splits if wi.uses_file_sharding(strategy, data, s)}
     cached = extract_features(runner.classifier, data, splits, seed=runner.seed, log=runner.log, shards=shards)
     (xtr, ytr), val = cached[0], (cached[1] if len(cached) > 1 else None)
@@ -126,7 +126,7 @@ def fit_head_cached(runner, stage: Stage, data, tag: str):
     with strategy.scope():
         head = runner.classifier.head_model(xtr.shape[1:])
 
-    def train_ds(b: int, shard=None):
+    def train_ds(b: int, shard=None):  # the features are this worker's already: shard unused
         return (tf.data.Dataset.from_tensor_slices((xtr, ytr))
                 .shuffle(len(xtr), seed=runner.seed, reshuffle_each_iteration=True).batch(b))
 

@@ -204,15 +204,13 @@ class StageRunner:
         def val_ds(b: int, shard=None):
             return data.dataset("val", batch_size=b, shard=shard)
 
-        vbatch = max(batch, 64)
         if worker_inputs.uses_file_sharding(self.strategy, data, "train"):
             batch = worker_inputs.global_batch(self.strategy, batch, self.log)
-            vbatch = batch * math.ceil(64 / batch)  # a multiple of the replicas, as the train batch
             if not cycle:
                 steps = worker_inputs.sharded_steps(n_train, self.strategy, batch)
             self.log_sharding(data)
         train = self.pipeline(data, "train", train_ds, batch)
-        val = self.pipeline(data, "val", val_ds, vbatch) if data.has("val") else None
+        val = self.pipeline(data, "val", val_ds, max(batch, 64)) if data.has("val") else None
         recalibrate = None
         if stage.train_bn and self.strategy.num_replicas_in_sync == 1:
             recalibrate = PreciseBatchNorm(self.model, self.classifier.batchnorm_layers(), data, batch)
@@ -223,7 +221,8 @@ class StageRunner:
 
     def pipeline(self, data, split: str, make, batch: int):
         """``make(batch)`` as it is, or under a multi-worker cluster one pipeline per worker
-        of its own files (:mod:`tl_kit.train.worker_inputs`)."""
+        of its own files (:mod:`tl_kit.train.worker_inputs`), ``batch`` rounded up to a
+        multiple of the replicas."""
         if not worker_inputs.uses_file_sharding(self.strategy, data, split):
             return make(batch)
         batch = worker_inputs.global_batch(self.strategy, batch)

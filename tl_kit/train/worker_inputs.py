@@ -11,8 +11,9 @@ replicas). The steps stay in step without extra code:
 
 * One pass over a finite dataset: workers whose shard is one file shorter get an empty
   batch in the last step. TensorFlow all-reduces whether any worker still has data
-  (partial-batch handling, on in multi-worker mode). The loss of a step is divided by
-  the examples in the GLOBAL batch, all-reduced, so that step is weighted exactly.
+  (partial-batch handling, on in multi-worker mode); the replica step skips the model
+  for an empty batch (zero loss, zero gradients). The loss of a step is divided by the
+  examples in the GLOBAL batch, all-reduced, so that step is weighted exactly.
 * A repeated dataset (a small set cycled to ``min_steps_per_epoch``): every worker runs
   the same ``steps_per_epoch``.
 
@@ -27,6 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tl_kit.data.pipeline import worker_shard
 from tl_kit.errors import UserError
 
 __all__ = ["global_batch", "num_workers", "per_replica_batch", "shard_steps", "sharded_dataset",
@@ -35,13 +37,14 @@ __all__ = ["global_batch", "num_workers", "per_replica_batch", "shard_steps", "s
 
 def num_workers(strategy) -> int:
     """Workers (processes) of ``strategy``'s cluster: 1 unless it is a
-    ``MultiWorkerMirroredStrategy`` over several tasks."""
-    import tensorflow as tf
+    ``MultiWorkerMirroredStrategy`` over several tasks (:func:`tl_kit.data.worker_shard`)."""
+    return (worker_shard(strategy) or (1, 0))[0]
 
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return 1
-    spec = strategy.cluster_resolver.cluster_spec().as_dict()
-    return max(1, sum(len(spec.get(k, [])) for k in ("chief", "worker")))
+
+def worker_index(strategy) -> int:
+    """This worker's input pipeline in a multi-worker cluster (:func:`tl_kit.data.worker_shard`);
+    0 elsewhere."""
+    return (worker_shard(strategy) or (1, 0))[1]
 
 
 def uses_file_sharding(strategy, data, split: str) -> bool:
@@ -49,18 +52,6 @@ def uses_file_sharding(strategy, data, split: str) -> bool:
     one example per worker (a smaller split is read whole by every worker, sharded by DATA)."""
     w = num_workers(strategy)
     return w > 1 and data.size(split) >= w
-
-
-def worker_index(strategy) -> int:
-    """This worker's input pipeline in a multi-worker cluster, numbered as TensorFlow numbers
-    them (the chief task first when there is one, then the workers); 0 elsewhere."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if num_workers(strategy) == 1 or resolver is None:
-        return 0
-    if resolver.task_type == "chief":
-        return 0
-    has_chief = bool(resolver.cluster_spec().as_dict().get("chief"))
-    return int(resolver.task_id or 0) + (1 if has_chief else 0)
 
 
 def global_batch(strategy, batch: int, log: Callable[[str], None] | None = None) -> int:
