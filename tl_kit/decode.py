@@ -44,7 +44,6 @@ import numpy as np
 __all__ = [
     "read_bytes",
     "DCT_METHOD",
-    "RESIZE_METHOD",
     "RESIZE_VERSION",
     "decode_bytes",
     "decode_file",
@@ -61,8 +60,7 @@ __all__ = [
 ]
 
 DCT_METHOD = "INTEGER_ACCURATE"
-RESIZE_METHOD = "area/bilinear"  # :func:`resample`: box filter shrinking, bilinear growing
-#: The resize's version: pixels saved by an earlier version are decoded again, never mixed.
+#: The version of :func:`resample`'s definition: pixels saved by an earlier version are decoded again, never mixed.
 RESIZE_VERSION = 2
 
 _EXT_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".bmp": "BMP",
@@ -257,14 +255,8 @@ def _decode(data: bytes, name: str, channels: int, size=None,
     """Decode encoded bytes (of the file ``name``) -> ``(uint8 pixels, notes, decoder)``;
     resized when ``size`` is given."""
     import tensorflow as tf
-    from PIL import Image, UnidentifiedImageError
 
-    try:
-        opened = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:  # Pillow names the in-memory buffer by its address
-        raise UnidentifiedImageError(
-            f"cannot identify image file {os.path.basename(str(name))!r}") from None
-    with opened as im:  # header: format, mode, EXIF
+    with _open(io.BytesIO(data), name) as im:  # header: format, mode, EXIF
         notes, why = header_check(im, name)
         if not why:
             try:
@@ -296,15 +288,20 @@ def header_check(im, name) -> tuple[list[str], str]:
 def sniff_file(path) -> tuple[list[str], str]:
     """:func:`header_check` of a file, reading its header only (the whole file for a URI).
     Raises as :func:`decode_file` does on a file that is not an image."""
+    p = os.fspath(path)
+    with _open(io.BytesIO(read_bytes(p)) if "://" in p else p, p) as im:
+        return header_check(im, p)
+
+
+def _open(source, name):
+    """``PIL.Image.open(source)`` (header only); a file Pillow does not recognise raises
+    naming ``name``'s base name (Pillow would name an in-memory buffer by its address)."""
     from PIL import Image, UnidentifiedImageError
 
-    p = os.fspath(path)
     try:
-        opened = Image.open(io.BytesIO(read_bytes(p)) if "://" in p else p)
+        return Image.open(source)
     except UnidentifiedImageError:
-        raise UnidentifiedImageError(f"cannot identify image file {os.path.basename(p)!r}") from None
-    with opened as im:
-        return header_check(im, p)
+        raise UnidentifiedImageError(f"cannot identify image file {os.path.basename(str(name))!r}") from None
 
 
 def decode_file(path, size, channels: int = 3, resize: str = "stretch") -> tuple[np.ndarray, str, str]:
