@@ -94,7 +94,7 @@ def resample(image, size):
 
     Antialiased bilinear (TensorFlow's ``ScaleAndTranslate``) costs ~0.28 ms per 96 px image
     on this machine's CPU, more than decoding the JPEG; the box filter costs a tenth of that,
-    and a streamed epoch runs ~1.6x as fast (benchmarks/RESULTS.md, "resize")."""
+    and a streamed epoch runs ~1.6x as fast (benchmarks/RESULTS.md, "Resize v2")."""
     import tensorflow as tf
 
     image = tf.cast(image, tf.float32)

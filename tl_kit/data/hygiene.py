@@ -144,7 +144,7 @@ def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, 
        verdict one file at a time (Pillow, or the reason it is skipped).
 
     Decoding each file through its own eager call cost ~1 ms of Python and dispatch per
-    file, 7x the graph's (benchmarks/RESULTS.md, "first load")."""
+    file, 7x the graph's (benchmarks/RESULTS.md, "Hygiene scan in two passes")."""
     if not todo:
         return
     size, channels, resize = how
