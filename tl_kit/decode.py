@@ -48,7 +48,10 @@ __all__ = [
     "decode_bytes",
     "decode_file",
     "decode_file_bytes",
+    "check_bytes",
+    "ext_code",
     "header_check",
+    "plain_header",
     "sniff_file",
     "load_path",
     "needs_pil",
@@ -84,6 +87,78 @@ def decode_bytes(contents, channels: int = 3):
     image = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
     image.set_shape([None, None, channels])
     return image
+
+
+def check_bytes(contents, channels: int = 3):
+    """In-graph: the shape of the image the bytes decode to, decoding every byte as
+    :func:`decode_bytes` would but cheaper, for the hygiene scan of a streamed folder (no
+    pixels kept). A JPEG is decoded with libjpeg's DCT scaling (``ratio=8``): every
+    entropy-coded coefficient is read, so a truncated or corrupt file fails exactly as in a
+    full decode, but the inverse DCT and the colour conversion run at 1/64 of the pixels
+    (benchmarks/RESULTS.md, "First load in one graph"). Other formats: :func:`decode_bytes`."""
+    import tensorflow as tf
+
+    def jpeg():
+        return tf.shape(tf.io.decode_jpeg(contents, channels=channels, ratio=8, dct_method=DCT_METHOD))
+
+    def other():
+        return tf.shape(decode_bytes(contents, channels))
+
+    return tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+
+
+#: :func:`ext_code` values: the format a file's extension names, for :func:`plain_header`.
+EXT_OTHER, EXT_JPEG, EXT_PNG = 0, 1, 2
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# PNG chunks that can make Pillow's reading differ from TensorFlow's (transparency) or carry an
+# EXIF orientation (eXIf; "Raw profile type exif" in text chunks; XMP in iTXt)
+_PNG_CHUNKS_FOR_PIL = tuple(int.from_bytes(c, "big") for c in (b"tRNS", b"eXIf", b"tEXt", b"zTXt", b"iTXt"))
+
+
+def ext_code(path) -> int:
+    """The :func:`plain_header` code of the format ``path``'s extension names."""
+    fmt = _EXT_FORMAT.get(os.path.splitext(str(path))[1].lower())
+    return EXT_JPEG if fmt == "JPEG" else EXT_PNG if fmt == "PNG" else EXT_OTHER
+
+
+def plain_header(contents, ext):
+    """In-graph, from the bytes: True only when :func:`header_check` of the file is certain to
+    give no note and no reason for Pillow, so the hygiene scan needs no Pillow header for it.
+
+    * JPEG named ``.jpg``/``.jpeg``/``.jpe``: 1 or 3 components (not CMYK) and no APP1 marker
+      (``FF E1``) anywhere, so no EXIF or XMP orientation (entropy-coded data never holds
+      ``FF E1``: its ``FF`` bytes are followed by ``00`` or a restart marker);
+    * PNG named ``.png``: 8-bit RGB or grey, or palette, and none of the chunk names tRNS,
+      eXIf, tEXt, zTXt, iTXt anywhere in the file.
+
+    False means "ask Pillow" (:func:`sniff_file`), not "bad": a byte pattern found by chance
+    costs one header read. ``ext``: :func:`ext_code` of the file's name."""
+    import tensorflow as tf
+
+    a = tf.io.decode_raw(contents, tf.uint8)
+
+    def jpeg():
+        components = tf.io.extract_jpeg_shape(contents)[2]
+        app1 = tf.reduce_any(tf.logical_and(tf.equal(a[:-1], 0xFF), tf.equal(a[1:], 0xE1)))
+        return tf.logical_and(tf.logical_or(tf.equal(components, 1), tf.equal(components, 3)),
+                              tf.logical_not(app1))
+
+    def png():
+        depth, colour = a[24], a[25]  # IHDR: the first chunk
+        mode = tf.logical_or(tf.logical_and(tf.logical_or(tf.equal(colour, 2), tf.equal(colour, 0)),
+                                            tf.equal(depth, 8)),
+                             tf.equal(colour, 3))
+        b = tf.cast(a, tf.int32)
+        words = tf.bitwise.bitwise_or(
+            tf.bitwise.bitwise_or(tf.bitwise.left_shift(b[:-3], 24), tf.bitwise.left_shift(b[1:-2], 16)),
+            tf.bitwise.bitwise_or(tf.bitwise.left_shift(b[2:-1], 8), b[3:]))
+        found = tf.reduce_any(tf.equal(words[:, None], tf.constant(_PNG_CHUNKS_FOR_PIL, tf.int32)))
+        ihdr = tf.equal(tf.strings.substr(contents, 12, 4), b"IHDR")
+        return tf.logical_and(tf.logical_and(ihdr, mode), tf.logical_not(found))
+
+    is_jpeg = tf.logical_and(tf.equal(ext, EXT_JPEG), tf.io.is_jpeg(contents))
+    is_png = tf.logical_and(tf.equal(ext, EXT_PNG), tf.equal(tf.strings.substr(contents, 0, 8), _PNG_MAGIC))
+    return tf.cond(is_jpeg, jpeg, lambda: tf.cond(is_png, png, lambda: tf.constant(False)))
 
 
 def resample(image, size):

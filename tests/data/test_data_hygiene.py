@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tl_kit.data import hygiene_table, load_data
@@ -52,7 +53,6 @@ def test_hygiene_index_skips_unchanged_files_and_rechecks_changed_ones(messy, tm
     import os
 
     import tl_kit.data as D
-    import tl_kit.decode as dec
 
     monkeypatch.setattr(D, "CACHE_LIMIT_BYTES", 0)  # streaming: pixels not needed at load
     monkeypatch.setenv("TL_KIT_CACHE_DIR", str(tmp_path / "cache"))
@@ -60,9 +60,16 @@ def test_hygiene_index_skips_unchanged_files_and_rechecks_changed_ones(messy, tm
     import shutil
 
     shutil.copytree(messy, root)
-    decoded = []  # every file checked reads its header first (tl_kit.decode.sniff_file)
-    real = dec.sniff_file
-    monkeypatch.setattr(dec, "sniff_file", lambda p, *a, **k: decoded.append(Path(p).name) or real(p, *a, **k))
+    from tl_kit.data import hygiene
+
+    decoded = []  # every file the scan reads and decodes (the index's "todo")
+    real = hygiene._check_all
+
+    def check_all(todo, files, *a, **k):
+        decoded.extend(Path(files[i][0]).name for i in todo)
+        return real(todo, files, *a, **k)
+
+    monkeypatch.setattr(hygiene, "_check_all", check_all)
 
     def load():
         decoded.clear()
@@ -143,21 +150,34 @@ def test_in_memory_pixels_are_kept_beside_the_index_until_a_file_changes(messy, 
     np.testing.assert_array_equal(third.arrays(split)[0][i], dec.decode_file(changed, SIZE)[0])
 
 
-def test_the_two_pass_scan_gives_the_verdicts_and_pixels_of_checking_each_file_alone(messy):
-    """Headers in threads, then one tf.data graph for the TensorFlow files: every hygiene
-    case of the messy folder (corrupt, truncated, not an image, PNG named .jpg, grey,
-    palette, transparent, CMYK, EXIF-rotated) gets check_file's verdict and pixels."""
+@pytest.mark.parametrize("keep", [True, False], ids=["in_memory", "streaming"])
+def test_the_one_graph_scan_gives_the_verdicts_and_pixels_of_checking_each_file_alone(messy, keep,
+                                                                                       monkeypatch):
+    """One tf.data graph for every file, Pillow's header only for the files that are not
+    plain: every hygiene case of the messy folder (corrupt, truncated, not an image, PNG
+    named .jpg, grey, palette, transparent, CMYK, EXIF-rotated) gets check_file's verdict
+    and (in memory) pixels; the plain JPEGs and PNGs never reach Pillow."""
+    import tl_kit.decode as dec
     from tl_kit.data.folders import list_folder
     from tl_kit.data.hygiene import check_file, scan
 
+    sniffed = []
+    real = dec.sniff_file
+    monkeypatch.setattr(dec, "sniff_file", lambda p, *a, **k: sniffed.append(Path(p).name) or real(p, *a, **k))
     classes, files, _ = list_folder(messy)
-    records, pixels = scan(files, classes, SIZE, 3, "stretch", True)
+    records, pixels = scan(files, classes, SIZE, 3, "stretch", keep)
+    assert (pixels is not None) == keep
     for i, (path, k) in enumerate(files):
         alone = np.zeros((1, *SIZE, 3), np.uint8)
         ref = check_file(path, classes[k], SIZE, 3, "stretch", alone, 0)
         got = records[i]
         assert (got.path, got.label, got.status, got.reason, got.decoder) == \
             (ref.path, ref.label, ref.status, ref.reason, ref.decoder), path
-        assert np.array_equal(pixels[i], alone[0]), path
+        if keep:
+            assert np.array_equal(pixels[i], alone[0]), path
     decoders = {r.decoder for r in records if r.status == "ok"}
     assert decoders == {"tf", "pil"} and any(r.status == "skipped" for r in records)
+    plain = {f"img{i}.jpg" for i in range(6)} | {f"img{i}.png" for i in range(4)} | \
+        {"UPPER.JPEG", "UPPER.PNG", "grey.png", "nested.png"}
+    assert not plain & set(sniffed)
+    assert {"cmyk.jpg", "rotated.jpg", "transparent.png", "really_png.jpg"} <= set(sniffed)

@@ -321,7 +321,7 @@ def _record_reads() -> list[str]:
     reads: list[str] = []
     original = decode.load_path
     scanning = [False]
-    scan_decode = hygiene._graph_decode
+    scan_decode = hygiene._graph_pass
 
     def graph_decode(*args, **kwargs):
         scanning[0] = True
@@ -330,7 +330,7 @@ def _record_reads() -> list[str]:
         finally:
             scanning[0] = False
 
-    hygiene._graph_decode = graph_decode
+    hygiene._graph_pass = graph_decode
 
     def note(p):
         if not scanning[0]:

@@ -1,16 +1,17 @@
 """The hygiene scan of a folder: every file decoded once, bad ones skipped and reported.
 
-Every file is decoded once, in parallel threads, by :mod:`tl_kit.decode` (the decoder
-training, ``evaluate``, ``predict`` and the SavedModel's ``serving_default`` share). A file
-that fails to decode fully (corrupt, truncated, not an image) is skipped and listed, so
-training never meets it mid-epoch; one read with Pillow or converted is recorded as such.
-The verdicts are :class:`HygieneRecord` rows; :func:`hygiene_table` formats them and
-:func:`write_hygiene` saves them as ``hygiene.csv`` and ``hygiene.json``.
+Every file is read and decoded once, by one parallel tf.data graph with the ops of
+:mod:`tl_kit.decode` (the decoder training, ``evaluate``, ``predict`` and the SavedModel's
+``serving_default`` share); the graph also says, from the bytes, which files are plain
+JPEGs and PNGs, and only the others get their Pillow header read. A file that fails to
+decode fully (corrupt, truncated, not an image) is skipped and listed, so training never
+meets it mid-epoch; one read with Pillow or converted is recorded as such. The verdicts are
+:class:`HygieneRecord` rows; :func:`hygiene_table` formats them and :func:`write_hygiene`
+saves them as ``hygiene.csv`` and ``hygiene.json``.
 
 With a hygiene index (:mod:`tl_kit.data.hygiene_index`), a file whose size and mtime did not
 change keeps its verdict without being decoded again, and the in-memory path's pixels are
-read back from beside the index when nothing in the listing changed.
-"""
+read back from beside the index when nothing in the listing changed."""
 
 from __future__ import annotations
 
@@ -134,17 +135,21 @@ def _stat_or_none(path: str):
 def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, stats: list,
                index, workers) -> None:
     """Check the files ``todo``: their records into ``records``, verdicts into ``index``,
-    pixels into ``out``. Two passes, each in parallel:
+    pixels into ``out``.
 
-    1. headers, in threads (Pillow reads a few hundred bytes): not an image -> skipped;
-       a file Pillow must decode (:func:`tl_kit.decode.needs_pil`) -> :func:`check_file`;
-    2. every other file decoded and resized by one tf.data graph
-       (:func:`tl_kit.decode.load_path`, the streaming pipeline's ops, no Python per file);
-       a file the graph fails on goes through :func:`check_file`, which gives the same
+    1. One tf.data graph (:func:`_graph_pass`) reads every file once, decodes it (pixels for
+       ``out``, or :func:`tl_kit.decode.check_bytes` when none are kept) and says from its
+       bytes whether it is plain (:func:`tl_kit.decode.plain_header`): a plain file that
+       decoded is "ok", with no Python per file.
+    2. A file that decoded but is not plain gets its Pillow header read
+       (:func:`tl_kit.decode.sniff_file`, in threads): not an image -> skipped; one Pillow must
+       decode (:func:`tl_kit.decode.needs_pil`) -> :func:`check_file`; else "ok" with the
+       header's notes.
+    3. A file the graph failed on goes through :func:`check_file`, which gives the same
        verdict one file at a time (Pillow, or the reason it is skipped).
 
-    Decoding each file through its own eager call cost ~1 ms of Python and dispatch per
-    file, 7x the graph's (benchmarks/RESULTS.md, "Hygiene scan in two passes")."""
+    A Pillow header read per file before the graph cost ~0.09 ms of Python per file, a third
+    of the first load (benchmarks/RESULTS.md, "First load in one graph")."""
     if not todo:
         return
     size, channels, resize = how
@@ -154,8 +159,6 @@ def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, 
         records[i] = rec
         if index is not None and stats[i] is not None:
             index.put(files[i][0], stats[i], rec.status, rec.reason, rec.decoder)
-
-    in_graph: dict[int, str] = {}  # file -> notes, for the graph pass
 
     def headers(chunk):
         for i in chunk:
@@ -168,48 +171,60 @@ def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, 
             if why:
                 done(i, check_file(path, classes[k], size, channels, resize, out, i))
             else:
-                in_graph[i] = "; ".join(notes)
+                done(i, HygieneRecord(path, classes[k], "ok", "; ".join(notes), "tf"))
 
     def one_by_one(chunk):
         for i in chunk:
             path, k = files[i]
             done(i, check_file(path, classes[k], size, channels, resize, out, i))
 
-    def threads(fn, items: list[int]) -> None:
-        step = max(1, min(256, len(items) // (4 * n_workers) or 1))
-        with ThreadPoolExecutor(n_workers) as ex:
-            list(ex.map(fn, [items[j:j + step] for j in range(0, len(items), step)]))
-
-    threads(headers, todo)
-    decoded = _graph_decode(sorted(in_graph), files, size, channels, resize, out)
-    for i in decoded:
-        done(i, HygieneRecord(files[i][0], classes[files[i][1]], "ok", in_graph[i], "tf"))
-    threads(one_by_one, sorted(set(in_graph) - decoded))
+    plain = _graph_pass(todo, files, size, channels, resize, out)
+    for i, is_plain in plain.items():
+        if is_plain:
+            done(i, HygieneRecord(files[i][0], classes[files[i][1]], "ok", "", "tf"))
+    _in_threads(headers, sorted(i for i, is_plain in plain.items() if not is_plain), n_workers)
+    _in_threads(one_by_one, sorted(set(todo) - set(plain)), n_workers)
 
 
-def _graph_decode(rows: list[int], files, size, channels, resize, out) -> set[int]:
-    """Decode and resize the files ``rows`` in one parallel tf.data graph, pixels into
-    ``out[row]``; the rows that decoded (a file that fails is dropped, not raised)."""
+def _in_threads(fn, items: list[int], n_workers: int) -> None:
+    """``fn(chunk)`` over chunks of ``items`` in ``n_workers`` threads."""
+    if not items:
+        return
+    step = max(1, min(256, len(items) // (4 * n_workers) or 1))
+    with ThreadPoolExecutor(n_workers) as ex:
+        list(ex.map(fn, [items[j:j + step] for j in range(0, len(items), step)]))
+
+
+def _graph_pass(rows: list[int], files, size, channels, resize, out) -> dict[int, bool]:
+    """Read and decode the files ``rows`` in one parallel tf.data graph (pixels resized into
+    ``out[row]`` when ``out`` is given); ``{row: plain}`` for the rows that decoded, ``plain``
+    from :func:`tl_kit.decode.plain_header` (a file that fails is dropped, not raised)."""
     if not rows:
-        return set()
+        return {}
     import tensorflow as tf
 
     h, w = int(size[0]), int(size[1])
     paths = np.asarray([files[i][0] for i in rows])
+    exts = np.asarray([_dec.ext_code(files[i][0]) for i in rows], np.int32)
 
-    def load(i, p):
-        return i, _dec.load_path(p, (h, w), channels, resize)
+    @tf.autograph.experimental.do_not_convert  # plain TF ops: converting them cost ~1 s a load
+    def load(i, path, ext):
+        contents = tf.io.read_file(path)
+        plain = _dec.plain_header(contents, ext)
+        if out is None:
+            return i, plain, _dec.check_bytes(contents, channels)
+        return i, plain, _dec.resize_image(_dec.decode_bytes(contents, channels), (h, w), resize)
 
-    ds = (tf.data.Dataset.from_tensor_slices((np.asarray(rows, np.int64), paths))
+    ds = (tf.data.Dataset.from_tensor_slices((np.asarray(rows, np.int64), paths, exts))
           .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
           .ignore_errors().batch(256).prefetch(2))
-    decoded: set[int] = set()
-    for idx, pixels in ds:
+    plain: dict[int, bool] = {}
+    for idx, flags, pixels in ds:
         idx = idx.numpy()
         if out is not None:
             out[idx] = pixels.numpy()
-        decoded.update(int(i) for i in idx)
-    return decoded
+        plain.update(zip(idx.tolist(), flags.numpy().tolist(), strict=True))
+    return plain
 
 
 def listing_digest(files: list[tuple[str, int]], stats: list) -> str:

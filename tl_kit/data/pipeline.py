@@ -163,6 +163,7 @@ class Data:
                 ds = ds.repeat()
             ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
 
+        @tf.autograph.experimental.do_not_convert
         def _to_float(x, y):
             return tf.cast(x, tf.float32), tf.one_hot(tf.cast(y, tf.int32), k, dtype=tf.float32)
 
@@ -259,6 +260,7 @@ def stream(sp: Examples, size, channels: int, mode: str, shuffle: bool, seed: in
     def _pil(p):
         return _dec.decode_file(p.decode() if isinstance(p, bytes) else str(p), size, channels, mode)[0]
 
+    @tf.autograph.experimental.do_not_convert  # TF ops only: no conversion (~0.4 s a build)
     def _map(p, use_pil, y):
         def graph():
             return _dec.load_path(p, size, channels, mode)

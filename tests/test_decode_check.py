@@ -1,0 +1,134 @@
+"""The hygiene scan's in-graph checks (tl_kit.decode): ``plain_header`` says from the bytes
+which files need no Pillow header, ``check_bytes`` fails exactly where a full decode fails."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from tl_kit import decode as dec
+
+
+def _rgb(h=24, w=20, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 9 % 256, yy * 7 % 256, (xx + yy) * 5 % 256], -1).astype(np.float32)
+    return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+
+
+def _files(root):
+    """Every header case: name -> True when the scan may skip Pillow's header for it."""
+    arr = _rgb()
+    im = Image.fromarray(arr)
+    exif1, exif6 = Image.Exif(), Image.Exif()
+    exif1[0x0112], exif6[0x0112] = 1, 6
+    text = PngImagePlugin.PngInfo()
+    text.add_text("comment", "hello")
+    cases = {
+        "rgb.jpg": (lambda p: im.save(p, quality=90), True),
+        "progressive.jpeg": (lambda p: im.save(p, quality=90, progressive=True), True),
+        "UPPER.JPG": (lambda p: im.save(p, format="JPEG"), True),
+        "grey.jpg": (lambda p: im.convert("L").save(p), True),
+        "rgb.png": (lambda p: im.save(p), True),
+        "grey.png": (lambda p: im.convert("L").save(p), True),
+        "palette.png": (lambda p: im.convert("P").save(p), True),
+        # EXIF (any orientation, even 1) or XMP: APP1, so Pillow's header is read
+        "exif1.jpg": (lambda p: im.save(p, exif=exif1), False),
+        "exif6.jpg": (lambda p: im.save(p, exif=exif6), False),
+        "xmp.jpg": (lambda p: im.save(p, xmp=b"<x:xmpmeta><tiff:Orientation>6</tiff:Orientation></x:xmpmeta>"),
+                    False),
+        "cmyk.jpg": (lambda p: im.convert("CMYK").save(p), False),
+        "rgba.png": (lambda p: im.convert("RGBA").save(p), False),
+        "palette_transparent.png": (lambda p: im.convert("P").save(p, transparency=0), False),
+        "grey_transparent.png": (lambda p: im.convert("L").save(p, transparency=7), False),
+        "grey16.png": (lambda p: Image.fromarray(arr[..., 0].astype(np.uint16) * 257).save(p), False),
+        "text.png": (lambda p: im.save(p, pnginfo=text), False),
+        "exif.png": (lambda p: im.save(p, exif=exif6), False),
+        "png_named.jpg": (lambda p: im.save(p, format="PNG"), False),
+        "jpeg_named.png": (lambda p: im.save(p, format="JPEG"), False),
+        "pic.gif": (lambda p: im.convert("P").save(p), False),
+        "pic.bmp": (lambda p: im.save(p), False),
+        "pic.webp": (lambda p: im.save(p), False),
+    }
+    out = {}
+    for name, (save, plain) in cases.items():
+        save(root / name)
+        out[root / name] = plain
+    return out
+
+
+def _plain(path) -> bool:
+    import tensorflow as tf
+
+    return bool(dec.plain_header(tf.io.read_file(str(path)), dec.ext_code(path)).numpy())
+
+
+def test_plain_header_skips_pillow_only_where_its_header_would_say_nothing(tmp_path):
+    cases = _files(tmp_path)
+    got = {p.name: _plain(p) for p in cases}
+    assert got == {p.name: plain for p, plain in cases.items()}
+    for p, plain in got.items():
+        if plain:  # the promise: Pillow's header would give no note and no reason
+            assert dec.sniff_file(tmp_path / p) == ([], ""), p
+    # and the conservative cases are real: Pillow's header does send these to Pillow
+    for name in ("exif6.jpg", "xmp.jpg", "cmyk.jpg", "rgba.png", "palette_transparent.png",
+                 "grey_transparent.png", "grey16.png", "exif.png"):
+        assert dec.sniff_file(tmp_path / name)[1], name
+
+
+def test_plain_header_of_a_file_too_short_for_its_header_fails_rather_than_says_plain():
+    import tensorflow as tf
+
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        dec.plain_header(tf.constant(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), dec.EXT_PNG).numpy()
+    assert not bool(dec.plain_header(tf.constant(b"hello"), dec.EXT_JPEG).numpy())
+
+
+def _jpeg(seed: int, progressive: bool) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(_rgb(40 + seed % 50, 30 + seed % 70, seed)).save(buf, "JPEG", quality=90,
+                                                                      progressive=progressive)
+    return buf.getvalue()
+
+
+def _fails(fn) -> bool:
+    import tensorflow as tf
+
+    try:
+        fn()
+    except tf.errors.OpError:
+        return True
+    return False
+
+
+def test_check_bytes_fails_exactly_where_a_full_decode_fails():
+    """The streamed scan's JPEG check (DCT-scaled decode) reads every coefficient: truncated,
+    overwritten and zeroed files fail or pass as training's full decode does."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    verdicts = []
+    for trial in range(90):
+        data = bytearray(_jpeg(trial, bool(trial % 2)))
+        kind = trial % 3
+        if kind == 0:
+            data = data[:int(rng.integers(10, len(data)))]
+        elif kind == 1:
+            for _ in range(int(rng.integers(1, 20))):
+                data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+        else:
+            j = int(rng.integers(0, len(data)))
+            data[j:j + 120] = bytes(len(data[j:j + 120]))
+        t = tf.constant(bytes(data))
+        full = _fails(lambda t=t: dec.decode_bytes(t, 3).numpy())
+        check = _fails(lambda t=t: dec.check_bytes(t, 3).numpy())
+        assert full == check, (trial, kind)
+        verdicts.append(full)
+    assert 10 < sum(verdicts) < 80  # both outcomes are exercised
+    png = io.BytesIO()
+    Image.fromarray(_rgb()).save(png, "PNG")
+    assert dec.check_bytes(tf.constant(png.getvalue()), 3).numpy().tolist() == [24, 20, 3]
+    assert _fails(lambda: dec.check_bytes(tf.constant(png.getvalue()[:60]), 3).numpy())
