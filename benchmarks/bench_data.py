@@ -1,10 +1,11 @@
 """Data at scale: tl_kit's folder loading vs ``keras.utils.image_dataset_from_directory``.
 
     python benchmarks/bench_data.py --files 20000            # generates the folder once
-    python benchmarks/bench_data.py --files 100000 --sides tl_stream,keras
+    python benchmarks/bench_data.py --files 100000 --sides tl_stream,keras,decode_once --rounds 3
     python benchmarks/bench_data.py --files 20000 --sides tl_memory --before /tmp/old_checkout
     python benchmarks/bench_data.py --files 100000 --sides tl_memory --loads-only
     python benchmarks/bench_data.py --files 100000 --sides tl_memory --loads-only --load-px 80
+    python benchmarks/bench_data.py --files 2000 --source-px 1024 --sides tl_stream,decode_once --loads-only
 
 Generates N small JPEGs (96 px, 10 classes; in parallel processes, cached under
 ``/tmp/tl_kit_bench_data/n<N>`` across runs) and measures, each side in its own fresh
@@ -17,7 +18,8 @@ batch 64:
 * ``keras``: ``image_dataset_from_directory`` + RandomFlip, RandomZoom, RandomBrightness,
   RandomContrast layers mapped over the batches (the Keras guide's way);
 * ``decode_once``: every file read, decoded and resized once by a parallel tf.data graph
-  (the lower bound of a first load "with every file checked").
+  (what a first load "with every file checked" is measured against), and every file decoded
+  at full size with nothing kept (``decode_full_size_s``: the least a decode costs).
 
 Per side: first load (no hygiene index), second load (same folder, unchanged), one training
 epoch with the standard policy (``augment="standard"``) and the peak RSS.
@@ -52,12 +54,12 @@ BATCH = 64
 
 
 def _make_chunk(args) -> int:
-    root, start, stop = args
+    root, start, stop, px = args
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(start)
-    yy, xx = np.mgrid[0:SRC_PX, 0:SRC_PX]
+    yy, xx = np.mgrid[0:px, 0:px]
     for i in range(start, stop):
         k = i % CLASSES
         base = (np.stack([xx * (k + 1), yy * (10 - k), (xx + yy) * 2], -1) % 256).astype(np.float32)
@@ -67,17 +69,18 @@ def _make_chunk(args) -> int:
 
 
 def generate(n: int, workers: int | None = None) -> Path:
-    """``n`` JPEGs in ``GEN_ROOT/n<n>/c<k>/``, made once (a ``.done`` marker) and reused."""
+    """``n`` JPEGs of ``SRC_PX`` px in ``GEN_ROOT/n<n>[-px<SRC_PX>]/c<k>/``, made once (a
+    ``.done`` marker) and reused."""
     from concurrent.futures import ProcessPoolExecutor
 
-    root = GEN_ROOT / f"n{n}"
+    root = GEN_ROOT / (f"n{n}" if SRC_PX == 96 else f"n{n}-px{SRC_PX}")
     if (root / ".done").exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
     for k in range(CLASSES):
         (root / f"c{k}").mkdir(parents=True, exist_ok=True)
     step = 2000
-    chunks = [(str(root), s, min(n, s + step)) for s in range(0, n, step)]
+    chunks = [(str(root), s, min(n, s + step), SRC_PX) for s in range(0, n, step)]
     with ProcessPoolExecutor(workers or os.cpu_count()) as ex:
         sum(ex.map(_make_chunk, chunks))
     (root / ".done").write_text(str(n))
@@ -174,13 +177,20 @@ def _side_decode_once(root: Path) -> dict:
     from tl_kit import decode
 
     files = sorted(str(p) for p in root.glob("c*/*.jpg"))
-    t = time.perf_counter()
-    ds = tf.data.Dataset.from_tensor_slices(files).map(
-        lambda p: decode.load_path(p, (LOAD_PX, LOAD_PX), 3), num_parallel_calls=tf.data.AUTOTUNE)
-    n = sum(int(b.shape[0]) for b in ds.batch(256))
-    secs = time.perf_counter() - t
+
+    def once(fn) -> tuple[float, int]:
+        t = time.perf_counter()
+        ds = tf.data.Dataset.from_tensor_slices(files).map(
+            tf.autograph.experimental.do_not_convert(fn), num_parallel_calls=tf.data.AUTOTUNE)
+        n = sum(int(b.shape[0]) for b in ds.batch(256))
+        return time.perf_counter() - t, n
+
+    # at full size, nothing kept (the least a decode of every file costs), then decoded and
+    # resized to the load size (what loading at that size costs)
+    full, _ = once(lambda p: tf.shape(decode.decode_bytes(tf.io.read_file(p), 3)))
+    secs, n = once(lambda p: decode.load_path(p, (LOAD_PX, LOAD_PX), 3))
     return {"decode_once_s": secs, "files": n, "per_file_ms": 1000 * secs / n,
-            "peak_rss_mb": _peak_rss_mb()}
+            "decode_full_size_s": full, "peak_rss_mb": _peak_rss_mb()}
 
 
 def run_side(side: str, root: Path, epoch: bool = True) -> dict:
@@ -197,10 +207,12 @@ def run_side(side: str, root: Path, epoch: bool = True) -> dict:
 
 
 def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | None = None,
-               epoch: bool = True) -> dict:
+               epoch: bool = True, rounds: int = 1) -> dict:
     """Generate (or reuse) the folder, run every side in its own subprocess, return figures
     (``before``: also each tl_kit side with the tl_kit found in that folder; ``epoch=False``:
-    the tl_kit sides measure the loads only)."""
+    the tl_kit sides measure the loads only). With ``rounds`` > 1 every side runs once per
+    round, the sides in turn; ``sides`` then holds each figure's median over the rounds,
+    ``rounds`` each round's figures and ``round_ratios`` each round's ratios."""
     t = time.perf_counter()
     root = generate(files)
     gen = time.perf_counter() - t
@@ -212,13 +224,33 @@ def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | N
         if before and side.startswith("tl_"):
             runs.append((f"{side}@before", side, str(Path(before).resolve())))
         runs.append((side, side, here))
-    for name, side, path in runs:
-        out["sides"][name] = _run_side(side, root, path, epoch)
-        print(f"[bench_data] {name}: {out['sides'][name]}", flush=True)
+    per_round = []
+    for k in range(rounds):
+        got = {}
+        for name, side, path in runs:
+            got[name] = _run_side(side, root, path, epoch)
+            print(f"[bench_data] round {k} {name}: {got[name]}", flush=True)
+        per_round.append(got)
+    out["sides"] = per_round[0] if rounds == 1 else _medians(per_round)
+    if rounds > 1:
+        out["rounds"] = per_round
+        out["round_ratios"] = [_ratios({"sides": r})["ratios"] for r in per_round]
     if before:
         out["before"] = str(Path(before).resolve())
     out["load_after"] = os.getloadavg()
     return _ratios(out)
+
+
+def _medians(per_round: list[dict]) -> dict:
+    """Each side's numeric figures: the median over the rounds (other values: the first round's)."""
+    import statistics
+
+    out = {}
+    for name, first in per_round[0].items():
+        out[name] = {k: (round(statistics.median(r[name][k] for r in per_round), 3)
+                         if isinstance(v, (int, float)) and all(k in r[name] for r in per_round) else v)
+                     for k, v in first.items()}
+    return out
 
 
 def _run_side(side: str, root: Path, pythonpath: str, epoch: bool = True) -> dict:
@@ -241,6 +273,8 @@ def _ratios(out: dict) -> dict:
         r["stream_epoch_vs_keras"] = round(tl["epoch_images_per_s"] / k["epoch_images_per_s"], 3)
     if "first_load_s" in tl and "decode_once_s" in d:
         r["first_load_vs_decode_once"] = round(d["decode_once_s"] / tl["first_load_s"], 3)
+    if "first_load_s" in tl and "decode_full_size_s" in d:
+        r["first_load_vs_decode_full_size"] = round(d["decode_full_size_s"] / tl["first_load_s"], 3)
     if "first_load_s" in m and "decode_once_s" in d:
         r["memory_first_load_vs_decode_once"] = round(d["decode_once_s"] / m["first_load_s"], 3)
     for name in ("tl_memory", "tl_memory@before"):
@@ -262,7 +296,7 @@ def _memory_ratios(m: dict, prefix: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    global LOAD_PX
+    global LOAD_PX, SRC_PX
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=20000)
     ap.add_argument("--sides", default=",".join(SIDES))
@@ -275,12 +309,16 @@ def main(argv: list[str] | None = None) -> dict | None:
                     help="tl_kit sides: first and second load and their RSS, no epoch")
     ap.add_argument("--load-px", type=int, default=LOAD_PX,
                     help=f"the size images are loaded at (default {LOAD_PX}; larger: more cached pixels)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every side this many times, in turn; figures are the medians")
+    ap.add_argument("--source-px", type=int, default=SRC_PX,
+                    help=f"the side of the generated JPEGs (default {SRC_PX}; e.g. 1024 for photos)")
     args = ap.parse_args(argv)
-    LOAD_PX = args.load_px
+    LOAD_PX, SRC_PX = args.load_px, args.source_px
     if args.side:  # one side, in this (fresh) process
         print(json.dumps(run_side(args.side, Path(args.root), not args.loads_only)), flush=True)
         return None
-    out = bench_data(args.files, args.sides, args.before, not args.loads_only)
+    out = bench_data(args.files, args.sides, args.before, not args.loads_only, args.rounds)
     print(json.dumps(out, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2))

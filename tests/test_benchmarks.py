@@ -109,6 +109,18 @@ def test_data(run, tmp_path, monkeypatch):
     assert any(n.startswith("7 data in-memory RSS added by the load") for n in names)
 
 
+def test_data_rounds_report_each_figure_as_its_median():
+    """bench_data --rounds: every numeric figure is the median over the rounds, and the
+    ratios come from those medians."""
+    import benchmarks.bench_data as bench
+
+    rounds = [{"tl_stream": {"first_load_s": t, "tl_kit": "x"}, "decode_once": {"decode_once_s": d}}
+              for t, d in ((10.0, 20.0), (30.0, 21.0), (12.0, 19.0))]
+    med = bench._medians(rounds)
+    assert med == {"tl_stream": {"first_load_s": 12.0, "tl_kit": "x"}, "decode_once": {"decode_once_s": 20.0}}
+    assert bench._ratios({"sides": med})["ratios"]["first_load_vs_decode_once"] == round(20.0 / 12.0, 3)
+
+
 def test_demo_rows(run):
     """Benchmark 8's row reads bench_demo's figures; a failed demo is a NO, not a crash."""
     r = {"command": "-m tl_kit.cli demo --out /tmp/x --task photos --quick", "returncode": 0,
