@@ -135,15 +135,15 @@ def plain_header(contents, ext):
     costs one header read. ``ext``: :func:`ext_code` of the file's name."""
     import tensorflow as tf
 
-    a = tf.io.decode_raw(contents, tf.uint8)
-
     def jpeg():
+        a = tf.io.decode_raw(contents, tf.uint8)
         components = tf.io.extract_jpeg_shape(contents)[2]
         app1 = tf.reduce_any(tf.logical_and(tf.equal(a[:-1], 0xFF), tf.equal(a[1:], 0xE1)))
         return tf.logical_and(tf.logical_or(tf.equal(components, 1), tf.equal(components, 3)),
                               tf.logical_not(app1))
 
     def png():
+        a = tf.io.decode_raw(contents, tf.uint8)
         depth, colour = a[24], a[25]  # IHDR: the first chunk
         mode = tf.logical_or(tf.logical_and(tf.logical_or(tf.equal(colour, 2), tf.equal(colour, 0)),
                                             tf.equal(depth, 8)),

@@ -311,30 +311,18 @@ def _record_reads() -> list[str]:
     """Every file the training pipelines of this process decode, in order: the in-graph
     decoder (``tl_kit.decode.load_path``, which every streamed RGB file goes through) is
     wrapped to append the path to the returned list before it reads the file. The hygiene
-    scan's decode at load time (every file, on every worker) is not recorded."""
+    scan's decode at load time (every file, on every worker) does not go through it
+    (:func:`tl_kit.data.hygiene._graph_pass` reads with its own ops), so it is not recorded."""
     import numpy as np
     import tensorflow as tf
 
     from tl_kit import decode
-    from tl_kit.data import hygiene
 
     reads: list[str] = []
     original = decode.load_path
-    scanning = [False]
-    scan_decode = hygiene._graph_pass
-
-    def graph_decode(*args, **kwargs):
-        scanning[0] = True
-        try:
-            return scan_decode(*args, **kwargs)
-        finally:
-            scanning[0] = False
-
-    hygiene._graph_pass = graph_decode
 
     def note(p):
-        if not scanning[0]:
-            reads.append(p.decode() if isinstance(p, bytes) else str(p))
+        reads.append(p.decode() if isinstance(p, bytes) else str(p))
         return np.int64(0)
 
     def load_path(p, *args, **kwargs):
