@@ -96,6 +96,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process so far, every thread's."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _epoch(ds) -> tuple[float, int]:
     t, n = time.perf_counter(), 0
     for x, _ in ds:
@@ -114,10 +122,10 @@ def _side_tl(root: Path, streaming: bool, epoch: bool = True) -> dict:
     index = work / "index.json"
     rss_before = _peak_rss_mb()  # TensorFlow, Keras and tl_kit imported
     try:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _cpu_s()
         data = D.load_data(str(root), image_size=LOAD_PX, validation_split=0.1, run_dir=work / "run",
                            hygiene_index=index)
-        first = time.perf_counter() - t
+        first, first_cpu = time.perf_counter() - t, _cpu_s() - cpu
         rss_first = _peak_rss_mb()
         pixels = sum(data.size(s) for s in D.SPLITS) * LOAD_PX * LOAD_PX * 3
         del data
@@ -125,7 +133,7 @@ def _side_tl(root: Path, streaming: bool, epoch: bool = True) -> dict:
         data = D.load_data(str(root), image_size=LOAD_PX, validation_split=0.1, run_dir=work / "run",
                            hygiene_index=index)
         second = time.perf_counter() - t
-        out = {"first_load_s": first, "second_load_s": second,
+        out = {"first_load_s": first, "first_load_cpu_s": first_cpu, "second_load_s": second,
                "peak_rss_after_first_load_mb": rss_first, "rss_before_load_mb": rss_before,
                "cached_pixel_mb": pixels / 2**20 if not streaming else 0.0}
         if epoch:
@@ -178,19 +186,19 @@ def _side_decode_once(root: Path) -> dict:
 
     files = sorted(str(p) for p in root.glob("c*/*.jpg"))
 
-    def once(fn) -> tuple[float, int]:
-        t = time.perf_counter()
+    def once(fn) -> tuple[float, float, int]:
+        t, cpu = time.perf_counter(), _cpu_s()
         ds = tf.data.Dataset.from_tensor_slices(files).map(
             tf.autograph.experimental.do_not_convert(fn), num_parallel_calls=tf.data.AUTOTUNE)
         n = sum(int(b.shape[0]) for b in ds.batch(256))
-        return time.perf_counter() - t, n
+        return time.perf_counter() - t, _cpu_s() - cpu, n
 
     # at full size, nothing kept (the least a decode of every file costs), then decoded and
     # resized to the load size (what loading at that size costs)
-    full, _ = once(lambda p: tf.shape(decode.decode_bytes(tf.io.read_file(p), 3)))
-    secs, n = once(lambda p: decode.load_path(p, (LOAD_PX, LOAD_PX), 3))
-    return {"decode_once_s": secs, "files": n, "per_file_ms": 1000 * secs / n,
-            "decode_full_size_s": full, "peak_rss_mb": _peak_rss_mb()}
+    full, full_cpu, _ = once(lambda p: tf.shape(decode.decode_bytes(tf.io.read_file(p), 3)))
+    secs, cpu, n = once(lambda p: decode.load_path(p, (LOAD_PX, LOAD_PX), 3))
+    return {"decode_once_s": secs, "decode_once_cpu_s": cpu, "files": n, "per_file_ms": 1000 * secs / n,
+            "decode_full_size_s": full, "decode_full_size_cpu_s": full_cpu, "peak_rss_mb": _peak_rss_mb()}
 
 
 def run_side(side: str, root: Path, epoch: bool = True) -> dict:
@@ -235,6 +243,7 @@ def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | N
     if rounds > 1:
         out["rounds"] = per_round
         out["round_ratios"] = [_ratios({"sides": r})["ratios"] for r in per_round]
+        out["median_round_ratio"] = _median_ratios(out["round_ratios"])
     if before:
         out["before"] = str(Path(before).resolve())
     out["load_after"] = os.getloadavg()
@@ -251,6 +260,15 @@ def _medians(per_round: list[dict]) -> dict:
                          if isinstance(v, (int, float)) and all(k in r[name] for r in per_round) else v)
                      for k, v in first.items()}
     return out
+
+
+def _median_ratios(round_ratios: list[dict]) -> dict:
+    """Each ratio's median over the rounds where it was measured (each round's sides ran one
+    after the other, so a round's ratio pairs figures taken minutes apart)."""
+    import statistics
+
+    names = sorted({k for r in round_ratios for k in r})
+    return {k: round(statistics.median(r[k] for r in round_ratios if k in r), 3) for k in names}
 
 
 def _run_side(side: str, root: Path, pythonpath: str, epoch: bool = True) -> dict:
@@ -275,6 +293,11 @@ def _ratios(out: dict) -> dict:
         r["first_load_vs_decode_once"] = round(d["decode_once_s"] / tl["first_load_s"], 3)
     if "first_load_s" in tl and "decode_full_size_s" in d:
         r["first_load_vs_decode_full_size"] = round(d["decode_full_size_s"] / tl["first_load_s"], 3)
+    # CPU seconds: the work done, which a busy or throttled machine does not change as much
+    if "first_load_cpu_s" in tl and "decode_once_cpu_s" in d:
+        r["first_load_cpu_vs_decode_once"] = round(d["decode_once_cpu_s"] / tl["first_load_cpu_s"], 3)
+    if "first_load_cpu_s" in m and "decode_once_cpu_s" in d:
+        r["memory_first_load_cpu_vs_decode_once"] = round(d["decode_once_cpu_s"] / m["first_load_cpu_s"], 3)
     if "first_load_s" in m and "decode_once_s" in d:
         r["memory_first_load_vs_decode_once"] = round(d["decode_once_s"] / m["first_load_s"], 3)
     for name in ("tl_memory", "tl_memory@before"):

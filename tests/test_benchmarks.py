@@ -102,6 +102,9 @@ def test_data(run, tmp_path, monkeypatch):
     assert r["sides"]["keras"]["epoch_images"] == 54  # Keras: 90% of 60 files train
     assert tl["epoch_images"] == mem["epoch_images"] == 50  # tl_kit: one val file per class (10)
     assert _pos(tl["first_load_s"]) and _pos(tl["second_load_s"]) and tl["cached_pixel_mb"] == 0.0
+    assert _pos(tl["first_load_cpu_s"]) and _pos(r["sides"]["decode_once"]["decode_once_cpu_s"])
+    assert r["ratios"]["first_load_cpu_vs_decode_once"] == round(
+        r["sides"]["decode_once"]["decode_once_cpu_s"] / tl["first_load_cpu_s"], 3)
     assert math.isclose(mem["cached_pixel_mb"], 60 * 64 * 64 * 3 / 2**20, rel_tol=1e-3)
     assert _pos(r["ratios"]["stream_epoch_vs_keras"]) and _pos(r["ratios"]["memory_peak_over_pixels"])
     names = [row[0] for row in run.summary_rows({"data": r})]
@@ -119,6 +122,10 @@ def test_data_rounds_report_each_figure_as_its_median():
     med = bench._medians(rounds)
     assert med == {"tl_stream": {"first_load_s": 12.0, "tl_kit": "x"}, "decode_once": {"decode_once_s": 20.0}}
     assert bench._ratios({"sides": med})["ratios"]["first_load_vs_decode_once"] == round(20.0 / 12.0, 3)
+    per_round = [bench._ratios({"sides": r})["ratios"] for r in rounds]
+    # each round's own pairing: 2.0, 0.7, 1.583 -> median 1.583 (the ratio of medians is 1.667)
+    assert bench._median_ratios(per_round) == {"first_load_vs_decode_once": round(19.0 / 12.0, 3)}
+    assert bench._median_ratios([{"a": 1.0}, {"a": 3.0, "b": 2.0}]) == {"a": 2.0, "b": 2.0}
 
 
 def test_demo_rows(run):
