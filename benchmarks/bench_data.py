@@ -22,7 +22,9 @@ batch 64:
   at full size with nothing kept (``decode_full_size_s``: the least a decode costs).
 
 Per side: first load (no hygiene index), second load (same folder, unchanged), one training
-epoch with the standard policy (``augment="standard"``) and the peak RSS.
+epoch with the standard policy (``augment="standard"``) and the peak RSS. First loads and
+decode-once passes also record their CPU seconds (user + system, every thread): the work
+done, which a machine that takes cores away for a while changes far less than the wall clock.
 
 ``--before DIR`` (a folder holding another checkout's ``tl_kit/``, e.g. from ``git archive``)
 also runs each tl_kit side with that tl_kit, as ``<side>@before``, one after the other in the
@@ -263,8 +265,9 @@ def _medians(per_round: list[dict]) -> dict:
 
 
 def _median_ratios(round_ratios: list[dict]) -> dict:
-    """Each ratio's median over the rounds where it was measured (each round's sides ran one
-    after the other, so a round's ratio pairs figures taken minutes apart)."""
+    """Each ratio's median over the rounds where it was measured: a round's ratio pairs the
+    sides that ran next to each other, so a slow spell of the machine shifts both of them,
+    where a ratio of medians may pair figures from different rounds."""
     import statistics
 
     names = sorted({k for r in round_ratios for k in r})

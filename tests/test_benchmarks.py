@@ -105,6 +105,8 @@ def test_data(run, tmp_path, monkeypatch):
     assert _pos(tl["first_load_cpu_s"]) and _pos(r["sides"]["decode_once"]["decode_once_cpu_s"])
     assert r["ratios"]["first_load_cpu_vs_decode_once"] == round(
         r["sides"]["decode_once"]["decode_once_cpu_s"] / tl["first_load_cpu_s"], 3)
+    assert r["ratios"]["memory_first_load_cpu_vs_decode_once"] == round(
+        r["sides"]["decode_once"]["decode_once_cpu_s"] / mem["first_load_cpu_s"], 3)
     assert math.isclose(mem["cached_pixel_mb"], 60 * 64 * 64 * 3 / 2**20, rel_tol=1e-3)
     assert _pos(r["ratios"]["stream_epoch_vs_keras"]) and _pos(r["ratios"]["memory_peak_over_pixels"])
     names = [row[0] for row in run.summary_rows({"data": r})]
