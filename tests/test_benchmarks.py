@@ -105,6 +105,12 @@ def test_data(run, tmp_path, monkeypatch):
     assert _pos(tl["first_load_cpu_s"]) and _pos(r["sides"]["decode_once"]["decode_once_cpu_s"])
     assert r["ratios"]["first_load_cpu_vs_decode_once"] == round(
         r["sides"]["decode_once"]["decode_once_cpu_s"] / tl["first_load_cpu_s"], 3)
+    once = r["sides"]["decode_once"]  # the baseline: the faster of tl_kit's calls and AUTOTUNE
+    from tl_kit.data.hygiene import graph_calls
+
+    assert once["decode_once_calls"] == graph_calls() >= 16
+    assert once["decode_once_s"] == min(once["decode_once_calls_s"], once["decode_once_autotune_s"])
+    assert once["decode_once_cpu_s"] == min(once["decode_once_calls_cpu_s"], once["decode_once_autotune_cpu_s"])
     assert r["ratios"]["memory_first_load_cpu_vs_decode_once"] == round(
         r["sides"]["decode_once"]["decode_once_cpu_s"] / mem["first_load_cpu_s"], 3)
     assert math.isclose(mem["cached_pixel_mb"], 60 * 64 * 64 * 3 / 2**20, rel_tol=1e-3)

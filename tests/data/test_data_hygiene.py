@@ -181,3 +181,61 @@ def test_the_one_graph_scan_gives_the_verdicts_and_pixels_of_checking_each_file_
         {"UPPER.JPEG", "UPPER.PNG", "grey.png", "nested.png"}
     assert not plain & set(sniffed)
     assert {"cmyk.jpg", "rotated.jpg", "transparent.png", "really_png.jpg"} <= set(sniffed)
+
+
+def test_index_lookup_and_put_over_a_listing(tmp_path):
+    """The listing-wide lookup and put: an unchanged file keeps its verdict, a changed size
+    or mtime does not, and a file that could not be stat'ed is dropped at save."""
+    from tl_kit.data.hygiene_index import HygieneIndex
+    from tl_kit.data.uri import FileStamp
+
+    root = tmp_path / "photos"
+    files = [str(root / "a" / f"{i}.jpg") for i in range(4)]
+    stats = [FileStamp(100 + i, 1_000 + i) for i in range(4)]
+    where = tmp_path / "index.json"
+    first = HygieneIndex(where, root, 3)
+    assert first.lookup_all(files, stats) == [None] * 4 and first.hits == 0
+    first.put_all(files[:3], stats[:3], ("ok", "", "tf"))
+    first.put(files[3], stats[3], "skipped", "truncated", "")
+    assert first.save()
+    again = HygieneIndex(where, root, 3)
+    now = [stats[0], FileStamp(999, 1_001), FileStamp(102, 5), stats[3]]
+    assert again.lookup_all(files, now) == [("ok", "", "tf"), None, None, ("skipped", "truncated", "")]
+    assert again.hits == 2 and not again.dirty()
+    third = HygieneIndex(where, root, 3)
+    assert third.lookup_all(files, [stats[0], None, stats[2], stats[3]])[1] is None
+    assert third.dirty() and third.save()  # the file that could not be stat'ed is forgotten
+    assert HygieneIndex(where, root, 3).lookup_all(files, stats) == [
+        ("ok", "", "tf"), None, ("ok", "", "tf"), ("skipped", "truncated", "")]
+
+
+def test_folder_load_pauses_cyclic_gc_and_restores_it(messy, monkeypatch):
+    """The per-file tables are built with the cycle collector paused (tl_kit.data._gc); it
+    is on again after the load, and stays off for a caller who had turned it off."""
+    import gc
+
+    from tl_kit.data import folders
+
+    seen = []
+    real = folders.scan
+
+    def scan(*a, **k):
+        seen.append(gc.isenabled())
+        return real(*a, **k)
+
+    monkeypatch.setattr(folders, "scan", scan)
+    assert gc.isenabled()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        load_data(messy, image_size=SIZE, validation_split=0.0)
+        assert seen == [False] and gc.isenabled()
+        gc.disable()
+        try:
+            with pytest.raises(Exception, match="num_classes"):
+                load_data(messy, image_size=SIZE, validation_split=0.0, num_classes=99)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    with pytest.raises(Exception, match="num_classes"):
+        load_data(messy, image_size=SIZE, validation_split=0.0, num_classes=99)
+    assert gc.isenabled()  # on again after an error too

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tl_kit.data._gc import gc_paused
 from tl_kit.data._warn import warn
 from tl_kit.data.cache import cache_splits, pipeline_choice
 from tl_kit.data.examples import Examples
@@ -53,12 +54,12 @@ def list_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tupl
     for k, c in enumerate(classes):
         for dirpath, dirnames, filenames in walk(root / c):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for f in sorted(filenames):
-                if not f.startswith("."):
-                    files.append((join(dirpath, f), k))
+            prefix = join(dirpath, "")  # the folder and its separator: one join per folder
+            files.extend((prefix + f, k) for f in sorted(filenames) if not f.startswith("."))
     return classes, files, stray
 
 
+@gc_paused  # per-file tables, no cycles: see tl_kit.data._gc
 def load_folder(root, *, size, channels, resize, fracs, seed, run_dir, num_classes,
                 class_names=None, workers=None, record: bool = True, hygiene_index=None,
                 index_run_dir=None) -> Data:

@@ -104,24 +104,37 @@ class HygieneIndex:
         except ValueError:
             return str(Path(file).resolve())
 
+    def keys(self, files: list[str]) -> list[str]:
+        """:meth:`_key` of each file (a slice for the files below the folder, as is usual)."""
+        prefix, n = self._prefix, len(self._prefix)
+        if os.sep == "/":
+            return [f[n:] if f.startswith(prefix) else self._key(f) for f in files]
+        return [self._key(f) for f in files]
+
     def dirty(self) -> bool:
         """Whether :meth:`save` would change the index (a verdict added or changed, or a
         file gone since it was written)."""
         return self._changed or len(self._seen) != len(self._entries) or bool(
             set(self._entries) - self._seen)
 
-    def lookup(self, file: str, stat: FileStamp | os.stat_result) -> tuple[str, str, str] | None:
-        """``(status, reason, decoder)`` of ``file`` if unchanged since it was checked
-        (``stat``: its :func:`~tl_kit.data.uri.stat_file` now)."""
-        key = self._key(file)
+    def lookup_all(self, files: list[str], stats: list) -> list[tuple[str, str, str] | None]:
+        """``(status, reason, decoder)`` of each file unchanged since it was checked, else
+        None (``stats``: each file's :func:`~tl_kit.data.uri.stat_file` now, None when it
+        could not be read: such a file is not looked up, so its entry is dropped at save).
+        One pass and one lock for the whole listing: a call per file cost ~5 us of Python."""
+        keys = self.keys(files)
+        out: list[tuple[str, str, str] | None] = [None] * len(keys)
+        get = self._entries.get
         with self._lock:
-            self._seen.add(key)
-            entry = self._entries.get(key)
-        if entry is None or entry[0] != stat.st_size or entry[1] != stat.st_mtime_ns:
-            return None
-        with self._lock:
-            self.hits += 1
-        return entry[2], entry[3], entry[4]
+            for j, (key, st) in enumerate(zip(keys, stats, strict=True)):
+                if st is None:
+                    continue
+                self._seen.add(key)
+                entry = get(key)
+                if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+                    out[j] = (entry[2], entry[3], entry[4])
+                    self.hits += 1
+        return out
 
     def put(self, file: str, stat: FileStamp | os.stat_result, status: str, reason: str,
             decoder: str) -> None:
@@ -133,6 +146,20 @@ class HygieneIndex:
             if self._entries.get(key) != entry:
                 self._entries[key] = entry
                 self._changed = True
+
+    def put_all(self, files: list[str], stats: list, verdict: tuple[str, str, str]) -> None:
+        """Record one ``(status, reason, decoder)`` for every file in ``files`` (each as it
+        was when its ``stats`` entry was taken; files with a None stat are not recorded)."""
+        keys = self.keys(files)
+        with self._lock:
+            for key, st in zip(keys, stats, strict=True):
+                if st is None:
+                    continue
+                self._seen.add(key)
+                entry = [st.st_size, st.st_mtime_ns, *verdict]
+                if self._entries.get(key) != entry:
+                    self._entries[key] = entry
+                    self._changed = True
 
     # --- the in-memory path's decoded pixels, kept beside the index ---
 

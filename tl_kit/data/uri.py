@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 __all__ = ["FileStamp", "URIPath", "as_path", "folder_prefix", "is_uri", "join", "relative",
-           "stat_file", "walk"]
+           "stat_all", "stat_file", "walk"]
 
 
 class FileStamp(NamedTuple):
@@ -116,6 +116,23 @@ def stat_file(path: str) -> FileStamp:
 
     st = tf.io.gfile.stat(path)
     return FileStamp(int(st.length), int(st.mtime_nsec))
+
+
+def stat_all(paths: list[str]) -> list[FileStamp | None]:
+    """:func:`stat_file` of each path, None for one that cannot be read (gone, no access)."""
+    out: list[FileStamp | None] = []
+    stat, stamp = os.stat, FileStamp
+    for path in paths:
+        try:
+            if "://" in path:
+                out.append(stat_file(path))
+                continue
+            st = stat(path)
+        except Exception:  # noqa: BLE001 - OSError, or tf.errors for a URI
+            out.append(None)
+            continue
+        out.append(stamp(st.st_size, st.st_mtime_ns))
+    return out
 
 
 def folder_prefix(root) -> str:
