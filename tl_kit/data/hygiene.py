@@ -201,9 +201,10 @@ def graph_calls() -> int:
 
     Measured on 2 cores, checking 100k files: ``AUTOTUNE`` took 8.2-8.7 s and ~14 CPU s
     (3.8 s of it in the kernel), 16 calls 5.3-5.8 s and ~10 CPU s (2.0 s in the kernel);
-    32 and 64 were no faster (benchmarks/RESULTS.md, "First load: the graph's calls"). The
-    memory did not grow with it: decoding 2,000 photos of 1024 px into the in-memory cache
-    peaked at 714 MB RSS with 16 calls, 702-715 MB with ``AUTOTUNE``."""
+    32 and 64 were no faster. The memory did not grow with it: decoding 2,000 photos of
+    1024 px into the in-memory cache peaked at 714 MB RSS with 16 calls, 702-715 MB with
+    ``AUTOTUNE`` (benchmarks/RESULTS.md, "First load: the graph's calls and the Python
+    around it")."""
     return max(16, 2 * (os.cpu_count() or 1))
 
 
