@@ -19,7 +19,7 @@ batch 64:
   RandomContrast layers mapped over the batches (the Keras guide's way);
 * ``decode_once``: every file read, decoded and resized once by a parallel tf.data graph
   (what a first load "with every file checked" is measured against), run twice: with as many
-  calls at once as tl_kit's scan (``tl_kit.data.hygiene.graph_calls``) and with ``AUTOTUNE``;
+  calls at once as tl_kit's scan (``tl_kit.data.decoding.graph_calls``) and with ``AUTOTUNE``;
   ``decode_once_s`` and ``decode_once_cpu_s`` are the lower of the two. Also every file
   decoded at full size with nothing kept (``decode_full_size_s``: the least a decode costs).
 
@@ -187,7 +187,7 @@ def _side_decode_once(root: Path) -> dict:
     import tensorflow as tf
 
     from tl_kit import decode
-    from tl_kit.data.hygiene import graph_calls
+    from tl_kit.data.decoding import graph_calls
 
     files = sorted(str(p) for p in root.glob("c*/*.jpg"))
 

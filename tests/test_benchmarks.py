@@ -106,7 +106,7 @@ def test_data(run, tmp_path, monkeypatch):
     assert r["ratios"]["first_load_cpu_vs_decode_once"] == round(
         r["sides"]["decode_once"]["decode_once_cpu_s"] / tl["first_load_cpu_s"], 3)
     once = r["sides"]["decode_once"]  # the baseline: the faster of tl_kit's calls and AUTOTUNE
-    from tl_kit.data.hygiene import graph_calls
+    from tl_kit.data.decoding import graph_calls
 
     assert once["decode_once_calls"] == graph_calls() >= 16
     assert once["decode_once_s"] == min(once["decode_once_calls_s"], once["decode_once_autotune_s"])

@@ -27,7 +27,7 @@ import numpy as np
 
 from tl_kit import decode as _dec
 from tl_kit._io import write_json_atomic
-from tl_kit.data.decoding import worker_count
+from tl_kit.data.decoding import graph_calls, worker_count
 from tl_kit.data.uri import stat_all
 
 __all__ = ["HygieneRecord", "check_file", "hygiene_table", "listing_digest", "open_index", "scan",
@@ -194,18 +194,6 @@ def _in_threads(fn, items: list[int], n_workers: int) -> None:
     step = max(1, min(256, len(items) // (4 * n_workers) or 1))
     with ThreadPoolExecutor(n_workers) as ex:
         list(ex.map(fn, [items[j:j + step] for j in range(0, len(items), step)]))
-
-
-def graph_calls() -> int:
-    """How many calls the scan's graph runs at once: 16, or 2 per core on larger machines.
-
-    Measured on 2 cores, checking 100k files: ``AUTOTUNE`` took 8.2-8.7 s and ~14 CPU s
-    (3.8 s of it in the kernel), 16 calls 5.3-5.8 s and ~10 CPU s (2.0 s in the kernel);
-    32 and 64 were no faster. The memory did not grow with it: decoding 2,000 photos of
-    1024 px into the in-memory cache peaked at 714 MB RSS with 16 calls, 702-715 MB with
-    ``AUTOTUNE`` (benchmarks/RESULTS.md, "First load: the graph's calls and the Python
-    around it")."""
-    return max(16, 2 * (os.cpu_count() or 1))
 
 
 def _graph_pass(rows: list[int], files, size, channels, resize, out, on_plain) -> dict[int, bool]:

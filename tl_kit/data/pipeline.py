@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from tl_kit import decode as _dec
-from tl_kit.data.decoding import decode_many
+from tl_kit.data.decoding import decode_many, graph_calls
 from tl_kit.data.examples import Examples
 from tl_kit.data.hygiene import HygieneRecord
 from tl_kit.data.info import DatasetInfo
@@ -274,5 +274,5 @@ def stream(sp: Examples, size, channels: int, mode: str, shuffle: bool, seed: in
         return img, y
 
     order = True if deterministic is None else deterministic
-    ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=order)
+    ds = ds.map(_map, num_parallel_calls=graph_calls(), deterministic=order)  # as the scan
     return ds.ignore_errors(log_warning=True)
