@@ -68,6 +68,14 @@ def test_file_level_shards_are_disjoint_and_cover_the_split(messy, monkeypatch):
     with pytest.raises(UserError, match="cannot be sharded"):
         shard_indices(2, 3, 0)
     assert worker_shard() is None  # no multi-worker strategy in scope: no sharding
+    from tl_kit.data.pipeline import pipeline_index
+
+    chief_and_two = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
+    assert pipeline_index(chief_and_two, "chief", 0) == (3, 0)  # the chief reads shard 0
+    assert [pipeline_index(chief_and_two, "worker", i) for i in range(2)] == [(3, 1), (3, 2)]
+    assert pipeline_index({"worker": ["b:1", "c:1"]}, "worker", 1) == (2, 1)  # no chief
+    assert pipeline_index({"worker": ["b:1"]}, "worker", 0) is None  # one task: unsharded
+    assert pipeline_index({"chief": ["a:1"]}, "chief", 0) is None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for limit in (D.CACHE_LIMIT_BYTES, 0):  # in-memory and streaming

@@ -204,12 +204,18 @@ def worker_shard(strategy=None) -> tuple[int, int] | None:
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return None
     resolver = strategy.cluster_resolver
-    spec = resolver.cluster_spec().as_dict()
+    return pipeline_index(resolver.cluster_spec().as_dict(), resolver.task_type, resolver.task_id)
+
+
+def pipeline_index(spec: dict, task_type: str | None, task_id: int | None) -> tuple[int, int] | None:
+    """``(num_workers, worker_index)`` of task ``task_type:task_id`` in the cluster ``spec``
+    (``{"chief": [...], "worker": [...]}``; other task types are not counted), None for a
+    single task: the chief first, then the workers in order."""
     chiefs = len(spec.get("chief", []))
     workers = chiefs + len(spec.get("worker", []))
     if workers <= 1:
         return None
-    index = 0 if resolver.task_type == "chief" else int(resolver.task_id or 0) + chiefs
+    index = 0 if task_type == "chief" else int(task_id or 0) + chiefs
     return workers, index
 
 
