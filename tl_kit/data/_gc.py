@@ -3,10 +3,11 @@
 A load makes several small objects per file (paths, stats, records, index entries), none of
 them in reference cycles, so the collector finds nothing there; but each automatic collection
 of the oldest generation walks every tracked object of the process, ~375k once TensorFlow is
-imported. At 100k files that cost ~0.4 s of the second load (1.62-1.67 s against 1.10-1.30 s
-with the collector paused) and ~0.2 s of writing the hygiene index (benchmarks/RESULTS.md,
-"First load: the graph's calls and the Python around it"). Reference counting still frees everything as
-usual; only the cycle search waits until the load is done.
+imported. At 100k files that cost ~0.4 s of the second load (1.62-1.67 s against
+1.10-1.30 s with the collector paused) and ~0.2 s of writing the hygiene index
+(benchmarks/RESULTS.md, "First load: the graph's calls and the Python around it").
+Reference counting still frees everything as usual; only the cycle search waits until the
+load is done.
 """
 
 from __future__ import annotations
