@@ -111,6 +111,9 @@ def test_data(run, tmp_path, monkeypatch):
     assert once["decode_once_calls"] == graph_calls() >= 16
     assert once["decode_once_s"] == min(once["decode_once_calls_s"], once["decode_once_autotune_s"])
     assert once["decode_once_cpu_s"] == min(once["decode_once_calls_cpu_s"], once["decode_once_autotune_cpu_s"])
+    assert _pos(once["decode_once_kept_s"]) and _pos(once["decode_once_kept_cpu_s"])
+    assert r["ratios"]["memory_first_load_vs_decode_once_kept"] == round(
+        once["decode_once_kept_s"] / mem["first_load_s"], 3)
     assert r["ratios"]["memory_first_load_cpu_vs_decode_once"] == round(
         r["sides"]["decode_once"]["decode_once_cpu_s"] / mem["first_load_cpu_s"], 3)
     assert math.isclose(mem["cached_pixel_mb"], 60 * 64 * 64 * 3 / 2**20, rel_tol=1e-3)
