@@ -205,6 +205,11 @@ def test_index_lookup_and_put_over_a_listing(tmp_path):
     third = HygieneIndex(where, root, 3)
     assert third.lookup_all(files, [stats[0], None, stats[2], stats[3]])[1] is None
     assert third.dirty() and third.save()  # the file that could not be stat'ed is forgotten
+    from tl_kit.data.uri import stat_all
+
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "0.jpg").write_bytes(b"x" * 7)
+    assert stat_all(files[:2]) == [(7, (root / "a" / "0.jpg").stat().st_mtime_ns), None]  # 1.jpg: gone
     assert HygieneIndex(where, root, 3).lookup_all(files, stats) == [
         ("ok", "", "tf"), None, ("ok", "", "tf"), ("skipped", "truncated", "")]
 

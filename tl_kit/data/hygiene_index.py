@@ -140,13 +140,7 @@ class HygieneIndex:
     def put(self, file: str, stat: FileStamp | os.stat_result, status: str, reason: str,
             decoder: str) -> None:
         """Record the verdict of ``file`` as it was when ``stat`` was taken."""
-        key = self._key(file)
-        entry = [stat.st_size, stat.st_mtime_ns, status, reason, decoder]
-        with self._lock:
-            self._seen.add(key)
-            if self._entries.get(key) != entry:
-                self._entries[key] = entry
-                self._changed = True
+        self.put_all([file], [stat], (status, reason, decoder))
 
     def put_all(self, files: list[str], stats: list, verdict: tuple[str, str, str]) -> None:
         """Record one ``(status, reason, decoder)`` for every file in ``files`` (each as it

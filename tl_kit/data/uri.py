@@ -121,17 +121,11 @@ def stat_file(path: str) -> FileStamp:
 def stat_all(paths: list[str]) -> list[FileStamp | None]:
     """:func:`stat_file` of each path, None for one that cannot be read (gone, no access)."""
     out: list[FileStamp | None] = []
-    stat, stamp = os.stat, FileStamp
     for path in paths:
         try:
-            if "://" in path:
-                out.append(stat_file(path))
-                continue
-            st = stat(path)
+            out.append(stat_file(path))
         except Exception:  # noqa: BLE001 - OSError, or tf.errors for a URI
             out.append(None)
-            continue
-        out.append(stamp(st.st_size, st.st_mtime_ns))
     return out
 
 
