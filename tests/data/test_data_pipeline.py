@@ -28,7 +28,7 @@ def test_streaming_drops_a_file_broken_since_the_scan(tmp_path, monkeypatch, fil
     assert len(x) == 5  # dropped, the epoch goes on
 
 
-def test_memory_cache_is_one_array_in_split_order_and_the_pipeline_is_stated(messy, monkeypatch):
+def test_memory_cache_is_one_array_the_splits_index_and_the_pipeline_is_stated(messy, monkeypatch):
     import tl_kit.data as D
     from tl_kit.decode import decode_file
 
@@ -39,9 +39,11 @@ def test_memory_cache_is_one_array_in_split_order_and_the_pipeline_is_stated(mes
         streamed = load_data(messy, image_size=SIZE, validation_split=0.3, test_split=0.2, seed=3)
     assert data.info.pipeline.startswith("memory:") and "pipeline: memory" in str(data.info)
     assert streamed.info.pipeline.startswith("stream:")
-    xs = {s: data.examples(s).x for s in ("train", "val", "test")}
-    base = xs["train"].base
-    assert base is not None and all(x.base is base for x in xs.values())  # views of ONE array
+    parts = [data.examples(s) for s in ("train", "val", "test")]
+    base = parts[0].pixels  # ONE array for every split, never copied or reordered
+    assert base is not None and all(p.pixels is base for p in parts)
+    rows = np.concatenate([p.rows for p in parts])
+    assert len(np.unique(rows)) == len(rows) and rows.max() < len(base)  # each file's row once
     for s in ("train", "val", "test"):
         assert data.paths(s) == streamed.paths(s)
         x, y = data.arrays(s)
@@ -102,7 +104,8 @@ def test_in_class_order_relabels_by_name_and_shares_the_images(tmp_path, fill_cl
     assert ordered.class_names == ["dog", "bird", "cat"] and ordered.num_classes == 3
     before, after = data.labels("train"), ordered.labels("train")
     assert np.array_equal(after, np.where(before == 0, 2, 0))  # cat -> 2, dog -> 0
-    assert np.shares_memory(ordered.examples("train").x, data.examples("train").x)  # not copied
+    assert ordered.examples("train").pixels is data.examples("train").pixels  # not copied
+    assert np.array_equal(ordered.examples("train").rows, data.examples("train").rows)
     assert data.class_names == ["cat", "dog"] and np.array_equal(data.labels("train"), before)
     x, y = next(iter(ordered.dataset("train", batch_size=6)))
     assert y.shape == (6, 3) and np.array_equal(y.numpy().argmax(1), after)

@@ -8,34 +8,73 @@ __all__ = ["Examples"]
 
 
 class Examples:
-    """One split's examples: a uint8/float32 array ``x`` in memory, or file ``paths`` to
-    stream (``pil``: per path, decoded with Pillow instead of TF ops), and int ``labels``."""
+    """One split's examples: images in memory, or file ``paths`` to stream (``pil``: per
+    path, decoded with Pillow instead of TF ops), and int ``labels``.
+
+    In memory, the images live in ``pixels``, a uint8/float32 array ``(M, H, W, C)`` that
+    several splits may share (a folder's one cache, possibly memory-mapped): example ``i`` is
+    ``pixels[rows[i]]``, or ``pixels[i]`` when ``rows`` is None. Splitting, sharding and
+    relabelling make new row indices, never a copy of the images."""
 
     def __init__(self, labels: np.ndarray, x: np.ndarray | None = None,
-                 paths: list[str] | None = None, pil: np.ndarray | None = None):
+                 paths: list[str] | None = None, pil: np.ndarray | None = None,
+                 rows: np.ndarray | None = None):
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.x = x
+        self.pixels = x
+        self.rows = None if rows is None or x is None else np.asarray(rows, np.int64)
         self.paths = paths
         # per path: decoded with Pillow (tl_kit.decode.needs_pil) instead of TF ops
         self.pil = np.asarray(pil, bool) if pil is not None else (
             np.zeros(len(paths), bool) if paths is not None else None)
 
-    def take(self, ii) -> Examples:
-        """The examples at indices ``ii``."""
+    @property
+    def in_memory(self) -> bool:
+        """Whether the images are held (``pixels``) rather than streamed from ``paths``."""
+        return self.pixels is not None
+
+    @property
+    def x(self) -> np.ndarray | None:
+        """The images as one array ``(N, H, W, C)``; None when streamed. The held array itself
+        when these examples are all of it in order, else a gathered copy (:meth:`images`)."""
+        if self.pixels is None:
+            return None
+        return self.pixels if self.rows is None else self.images(np.arange(len(self)))
+
+    def images(self, ii) -> np.ndarray:
+        """The images of examples ``ii`` (positions in this split): a slice of ``pixels`` when
+        they are consecutive rows there, else a gathered copy."""
         ii = np.asarray(ii, np.int64)
-        return Examples(self.labels[ii], x=self.x[ii] if self.x is not None else None,
+        r = ii if self.rows is None else self.rows[ii]
+        if len(r) > 1 and r[-1] - r[0] == len(r) - 1 and np.all(np.diff(r) == 1):
+            return self.pixels[r[0]:r[-1] + 1]
+        return self.pixels[r]
+
+    def _rows_at(self, ii) -> np.ndarray | None:
+        if self.pixels is None:
+            return None
+        return ii if self.rows is None else self.rows[ii]
+
+    def take(self, ii) -> Examples:
+        """The examples at indices ``ii`` (images shared: new row indices, not a copy)."""
+        ii = np.asarray(ii, np.int64)
+        return Examples(self.labels[ii], x=self.pixels, rows=self._rows_at(ii),
                         paths=[self.paths[i] for i in ii] if self.paths is not None else None,
                         pil=self.pil[ii] if self.pil is not None else None)
 
     def every(self, start: int, step: int) -> Examples:
-        """Every ``step``-th example from ``start`` (images as a strided view, not a copy)."""
-        return Examples(self.labels[start::step], x=self.x[start::step] if self.x is not None else None,
-                        paths=self.paths[start::step] if self.paths is not None else None,
-                        pil=self.pil[start::step] if self.pil is not None else None)
+        """Every ``step``-th example from ``start`` (images shared, not copied)."""
+        sl = slice(start, None, step)
+        if self.pixels is not None and self.rows is None:
+            x, rows = self.pixels[sl], None  # a strided view
+        else:
+            x, rows = self.pixels, (self.rows[sl] if self.rows is not None else None)
+        return Examples(self.labels[sl], x=x, rows=rows,
+                        paths=self.paths[sl] if self.paths is not None else None,
+                        pil=self.pil[sl] if self.pil is not None else None)
 
     def relabel(self, labels: np.ndarray) -> Examples:
         """The same examples (images shared, not copied) with other ``labels``."""
-        return Examples(labels, x=self.x, paths=self.paths, pil=self.pil)
+        return Examples(labels, x=self.pixels, rows=self.rows, paths=self.paths, pil=self.pil)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -16,7 +16,7 @@ import numpy as np
 
 from tl_kit.data._gc import gc_paused
 from tl_kit.data._warn import warn
-from tl_kit.data.cache import cache_splits, pipeline_choice
+from tl_kit.data.cache import pipeline_choice
 from tl_kit.data.examples import Examples
 from tl_kit.data.hygiene import HygieneRecord, hygiene_table, open_index, scan, write_hygiene
 from tl_kit.data.info import make_info
@@ -98,12 +98,10 @@ def load_folder(root, *, size, channels, resize, fracs, seed, run_dir, num_class
     idx, problems = folder_split(rels, labels_all, classes, fracs, seed, run_dir, root, all_rels,
                                  record)
     skipped += problems
-    whole = Examples(labels_all, paths=[files[i][0] for i in ok],
-                     pil=[body[i].decoder == "pil" for i in ok])
-    if keep:
-        splits = cache_splits(pixels, ok, whole, idx)
-    else:
-        splits = {s: whole.take(ii) for s, ii in idx.items() if ii}
+    # in memory, every split is row indices into the one pixel array (no copy, no reorder)
+    whole = Examples(labels_all, x=pixels, rows=ok if keep else None,
+                     paths=[files[i][0] for i in ok], pil=[body[i].decoder == "pil" for i in ok])
+    splits = {s: whole.take(ii) for s, ii in idx.items() if ii}
     info = make_info(classes, channels, str(root), {s: v.labels for s, v in splits.items()}, skipped)
     info.pipeline = pipeline
     return Data(info, size, splits, resize=resize, hygiene=records, run_dir=_str(run_dir), seed=seed)

@@ -114,7 +114,7 @@ class Data:
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)``: float32 images ``(N, H, W, C)`` in [0, 255] and int labels ``(N,)``."""
         sp = self._get(split)
-        if sp.x is not None:
+        if sp.in_memory:
             return sp.x.astype(np.float32), sp.labels.copy()
         x = decode_many(sp.paths, self.image_size, self.info.channels, self.resize)
         return x.astype(np.float32), sp.labels.copy()
@@ -155,7 +155,7 @@ class Data:
             shard_indices(len(sp), *shards)  # checks the arguments
             sp = sp.every(shards[1], shards[0])  # == sp.take(shard_indices(...)), as views
         order = True if deterministic is None else bool(deterministic)
-        if sp.x is not None:
+        if sp.in_memory:
             ds = from_memory(sp, batch_size, shuffle, seed, repeat, drop_remainder)
         else:
             ds = stream(sp, self.image_size, c, self.resize, shuffle, seed, order)
@@ -221,11 +221,12 @@ def pipeline_index(spec: dict, task_type: str | None, task_id: int | None) -> tu
 
 def from_memory(sp: Examples, batch_size: int, shuffle: bool, seed: int, repeat: bool,
                 drop_remainder: bool):
-    """In-memory path: batches of ``(images, labels)`` gathered from ``sp.x`` by shuffled
-    indices (the array is read in place: no tensor copy of it, no shuffle buffer of images)."""
+    """In-memory path: batches of ``(images, labels)`` gathered from the split's pixels by
+    shuffled indices (:meth:`Examples.images`: the array is read in place, memory-mapped or
+    not; no tensor copy of it, no shuffle buffer of images)."""
     import tensorflow as tf
 
-    x, labels = sp.x, sp.labels
+    labels = sp.labels
     n = len(sp)
     ds = tf.data.Dataset.range(n)
     if shuffle:
@@ -233,17 +234,16 @@ def from_memory(sp: Examples, batch_size: int, shuffle: bool, seed: int, repeat:
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    dtype = tf.as_dtype(x.dtype)
+    dtype = tf.as_dtype(sp.pixels.dtype)
+    shape = sp.pixels.shape[1:]
 
     def gather(i):
         i = np.asarray(i, np.int64)
-        if len(i) > 1 and np.all(np.diff(i) == 1):
-            return x[i[0]:i[-1] + 1], labels[i[0]:i[-1] + 1]
-        return x[i], labels[i]
+        return np.asarray(sp.images(i)), labels[i]  # a memory-mapped slice as a plain view
 
     def _map(i):
         xb, yb = tf.numpy_function(gather, [i], (dtype, tf.int64), stateful=False)
-        xb = tf.ensure_shape(xb, (None, *x.shape[1:]))
+        xb = tf.ensure_shape(xb, (None, *shape))
         return xb, tf.ensure_shape(yb, (None,))
 
     return ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE)
