@@ -79,6 +79,31 @@ def test_plain_header_skips_pillow_only_where_its_header_would_say_nothing(tmp_p
         assert dec.sniff_file(tmp_path / name)[1], name
 
 
+def test_the_one_branch_scans_give_plain_header_and_the_decoders_values(tmp_path):
+    """The scan graphs' fused ops (one branch on the format per file) give exactly
+    plain_header's verdict with decode_bytes's pixels (in memory) or check_bytes's shape
+    (streamed), for every header case: JPEG, PNG, GIF, BMP, misnamed files."""
+    import tensorflow as tf
+
+    cases = _files(tmp_path)
+    assert any(not p.suffix == ".jpg" for p in cases)
+    decoded = 0
+    for p in cases:
+        contents, ext = tf.io.read_file(str(p)), dec.ext_code(p)
+        if _fails(lambda c=contents: dec.decode_bytes(c, 3).numpy()):  # WebP: Pillow's
+            assert _fails(lambda c=contents, e=ext: dec.decode_plain(c, e, 3)[1].numpy()), p.name
+            assert _fails(lambda c=contents, e=ext: dec.check_plain(c, e, 3)[1].numpy()), p.name
+            continue
+        plain, image = dec.decode_plain(contents, ext, 3)
+        assert bool(plain.numpy()) == _plain(p) == cases[p], p.name
+        np.testing.assert_array_equal(image.numpy(), dec.decode_bytes(contents, 3).numpy(), err_msg=p.name)
+        plain, shape = dec.check_plain(contents, ext, 3)
+        assert bool(plain.numpy()) == cases[p], p.name
+        assert list(shape.numpy()) == list(dec.check_bytes(contents, 3).numpy()), p.name
+        decoded += 1
+    assert decoded >= len(cases) - 1
+
+
 def test_plain_header_of_a_file_too_short_for_its_header_fails_rather_than_says_plain():
     import tensorflow as tf
 
@@ -125,7 +150,9 @@ def test_check_bytes_fails_exactly_where_a_full_decode_fails():
         t = tf.constant(bytes(data))
         full = _fails(lambda t=t: dec.decode_bytes(t, 3).numpy())
         check = _fails(lambda t=t: dec.check_bytes(t, 3).numpy())
-        assert full == check, (trial, kind)
+        fused = _fails(lambda t=t: dec.check_plain(t, dec.EXT_JPEG, 3)[1].numpy())
+        decoded = _fails(lambda t=t: dec.decode_plain(t, dec.EXT_JPEG, 3)[1].numpy())
+        assert full == check == fused == decoded, (trial, kind)
         verdicts.append(full)
     assert 10 < sum(verdicts) < 80  # both outcomes are exercised
     png = io.BytesIO()

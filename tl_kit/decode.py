@@ -135,12 +135,59 @@ def plain_header(contents, ext):
     costs one header read. ``ext``: :func:`ext_code` of the file's name."""
     import tensorflow as tf
 
+    is_jpeg = tf.logical_and(tf.equal(ext, EXT_JPEG), tf.io.is_jpeg(contents))
+    return tf.cond(is_jpeg, lambda: _plain_jpeg(contents), lambda: _plain_other(contents, ext))
+
+
+def decode_plain(contents, ext, channels: int = 3):
+    """In-graph: ``(plain_header(contents, ext), decode_bytes(contents, channels))``, the same
+    values from ONE branch on the format per file instead of two (a ``tf.cond`` costs tens of
+    microseconds a file inside tf.data; the in-memory hygiene scan's graph)."""
+    import tensorflow as tf
+
     def jpeg():
-        a = tf.io.decode_raw(contents, tf.uint8)
-        components = tf.io.extract_jpeg_shape(contents)[2]
-        app1 = tf.reduce_any(tf.logical_and(tf.equal(a[:-1], 0xFF), tf.equal(a[1:], 0xE1)))
-        return tf.logical_and(tf.logical_or(tf.equal(components, 1), tf.equal(components, 3)),
-                              tf.logical_not(app1))
+        image = tf.io.decode_jpeg(contents, channels=channels, dct_method=DCT_METHOD)
+        return tf.logical_and(tf.equal(ext, EXT_JPEG), _plain_jpeg(contents)), image
+
+    def other():
+        return _plain_other(contents, ext), tf.io.decode_image(contents, channels=channels,
+                                                               expand_animations=False)
+
+    plain, image = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+    image.set_shape([None, None, channels])
+    return plain, image
+
+
+def check_plain(contents, ext, channels: int = 3):
+    """In-graph: ``(plain_header(contents, ext), check_bytes(contents, channels))`` from ONE
+    branch on the format per file (the streamed hygiene scan's graph)."""
+    import tensorflow as tf
+
+    def jpeg():
+        shape = tf.shape(tf.io.decode_jpeg(contents, channels=channels, ratio=8, dct_method=DCT_METHOD))
+        return tf.logical_and(tf.equal(ext, EXT_JPEG), _plain_jpeg(contents)), shape
+
+    def other():
+        image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
+        return _plain_other(contents, ext), tf.shape(image)
+
+    return tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+
+
+def _plain_jpeg(contents):
+    """:func:`plain_header` of bytes that are a JPEG: 1 or 3 components, no ``FF E1``."""
+    import tensorflow as tf
+
+    a = tf.io.decode_raw(contents, tf.uint8)
+    components = tf.io.extract_jpeg_shape(contents)[2]
+    app1 = tf.reduce_any(tf.logical_and(tf.equal(a[:-1], 0xFF), tf.equal(a[1:], 0xE1)))
+    return tf.logical_and(tf.logical_or(tf.equal(components, 1), tf.equal(components, 3)),
+                          tf.logical_not(app1))
+
+
+def _plain_other(contents, ext):
+    """:func:`plain_header` of bytes that are not a JPEG: a plain PNG named ``.png``, else False."""
+    import tensorflow as tf
 
     def png():
         a = tf.io.decode_raw(contents, tf.uint8)
@@ -156,9 +203,8 @@ def plain_header(contents, ext):
         ihdr = tf.equal(tf.strings.substr(contents, 12, 4), b"IHDR")
         return tf.logical_and(tf.logical_and(ihdr, mode), tf.logical_not(found))
 
-    is_jpeg = tf.logical_and(tf.equal(ext, EXT_JPEG), tf.io.is_jpeg(contents))
     is_png = tf.logical_and(tf.equal(ext, EXT_PNG), tf.equal(tf.strings.substr(contents, 0, 8), _PNG_MAGIC))
-    return tf.cond(is_jpeg, jpeg, lambda: tf.cond(is_png, png, lambda: tf.constant(False)))
+    return tf.cond(is_png, png, lambda: tf.constant(False))
 
 
 def resample(image, size):

@@ -128,14 +128,18 @@ def test_in_memory_pixels_are_kept_beside_the_index_until_a_file_changes(messy, 
         warnings.simplefilter("ignore")
         first = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
         kept = list(tmp_path.glob("index-16x16-stretch-r2.npy"))
-        assert len(kept) == 1
+        assert len(kept) == 1 and not list(tmp_path.glob(".*.tmp.npy"))  # published, no leftover
+        filled = first.examples("train").pixels  # decoded straight into the kept file: no copy
+        assert isinstance(filled, np.memmap) and _mapped(kept[0])
+        assert first.examples("val").pixels is filled and not filled.flags.writeable
         real = dec.decode_file
         calls = []
         monkeypatch.setattr(dec, "decode_file", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
         again = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
         assert calls == []  # nothing decoded: pixels and verdicts from beside the index
-        base = again.examples("train").x.base  # the pixels read back, split as views: one array
-        assert base is not None and again.examples("val").x.base is base
+        base = again.examples("train").pixels  # the file kept, mapped read-only: one array
+        assert isinstance(base, np.memmap) and again.examples("val").pixels is base
+        assert not base.flags.writeable and Path(base.filename) == kept[0]
         for s in ("train", "val"):
             assert again.paths(s) == first.paths(s)
             np.testing.assert_array_equal(again.arrays(s)[0], first.arrays(s)[0])
@@ -143,11 +147,64 @@ def test_in_memory_pixels_are_kept_beside_the_index_until_a_file_changes(messy, 
         changed = root / "apple" / "img0.png"
         Image.new("RGB", (20, 24), (1, 2, 3)).save(changed)
         os.utime(changed, ns=(1, 1))
+        held = np.array(again.examples("train").pixels)  # every file's row, copied
         third = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
     assert len(calls) > 1  # the listing changed: decoded again
+    # the file was replaced, not rewritten in place: the load that maps the old one keeps it
+    np.testing.assert_array_equal(again.examples("train").pixels, held)
+    assert _mapped(kept[0]) and isinstance(third.examples("train").pixels, np.memmap)
+    assert not np.array_equal(np.load(kept[0]), held)  # while the file kept now differs
     i = third.paths("train" if str(changed) in third.paths("train") else "val").index(str(changed))
     split = "train" if str(changed) in third.paths("train") else "val"
     np.testing.assert_array_equal(third.arrays(split)[0][i], dec.decode_file(changed, SIZE)[0])
+
+
+def _mapped(path: Path) -> bool:
+    """Whether this process maps the file now at ``path`` (Linux names a renamed file's
+    mapping by its new name)."""
+    return f" {path.resolve()}\n" in Path("/proc/self/maps").read_text()
+
+
+def test_a_pixel_file_is_never_left_half_written(messy, tmp_path, monkeypatch):
+    """A scan that fails, a full disk and a process killed mid-scan leave no pixel file behind
+    (a 100k-file folder's is over a GB), and the load itself still works from plain memory."""
+    import errno
+    import os
+
+    import tl_kit.data.hygiene as H
+    from tl_kit.data.hygiene_index import _HOST
+
+    index = tmp_path / "index.json"
+    dead = tmp_path / f".index-16x16-stretch-r2.npy.{_HOST}-999999999.tmp.npy"  # no such pid
+    mine = tmp_path / f".index-16x16-stretch-r2.npy.{_HOST}-{os.getppid()}.tmp.npy"  # alive
+    dead.write_bytes(b"half")
+    mine.write_bytes(b"half")
+    real = H._check_all
+
+    def fails(*a, **k):
+        real(*a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(H, "_check_all", fails)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(KeyboardInterrupt):
+            load_data(messy, image_size=SIZE, validation_split=0.25, hygiene_index=index)
+        assert not dead.exists() and mine.exists()  # the dead process's file went, a live one's stays
+        mine.unlink()
+        assert not list(tmp_path.glob("*.npy")) and not list(tmp_path.glob(".*.npy"))  # the failed scan's too
+        monkeypatch.setattr(H, "_check_all", real)
+
+        def full(*a):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+        data = load_data(messy, image_size=SIZE, validation_split=0.25, hygiene_index=index)
+    base = data.examples("train").pixels
+    assert not isinstance(base, np.memmap) and base.flags.writeable  # decoded into plain memory
+    assert not list(tmp_path.glob("*.npy")) and not list(tmp_path.glob(".*.npy"))  # nothing kept
+    x, _ = data.arrays("train")
+    assert x.shape[0] == data.size("train") and x.max() > 0
 
 
 @pytest.mark.parametrize("keep", [True, False], ids=["in_memory", "streaming"])

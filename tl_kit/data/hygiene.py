@@ -11,7 +11,7 @@ saves them as ``hygiene.csv`` and ``hygiene.json``.
 
 With a hygiene index (:mod:`tl_kit.data.hygiene_index`), a file whose size and mtime did not
 change keeps its verdict without being decoded again, and the in-memory path's pixels are
-read back from beside the index when nothing in the listing changed."""
+mapped from beside the index when nothing in the listing changed."""
 
 from __future__ import annotations
 
@@ -87,19 +87,31 @@ def scan(files: list[tuple[str, int]], classes: list[str], size, channels, resiz
     """Verdicts of every ``(path, label)`` file, and (``keep``) its pixels in ONE
     preallocated uint8 array ``(N, H, W, C)`` filled in place (no per-file arrays held twice;
     rows of skipped files stay zero). With a :class:`~tl_kit.data.hygiene_index.HygieneIndex`,
-    an unchanged file keeps its verdict from a stat alone (unless its pixels are needed);
-    only the rest are decoded, in parallel threads."""
-    out = np.zeros((len(files), size[0], size[1], channels), np.uint8) if keep else None
+    that array is a memory-mapped file beside the index
+    (:meth:`~tl_kit.data.hygiene_index.HygieneIndex.pixel_target`), and an unchanged file keeps
+    its verdict from a stat alone (unless its pixels are needed); only the rest are decoded,
+    in parallel threads."""
+    shape = (len(files), size[0], size[1], channels)
     records, stats, todo, known_all = _known_verdicts(files, classes, keep, index)
-    key = digest = None
+    key = digest = out = None
     if keep and index is not None:  # the in-memory path: pixels saved by the last load?
         key, digest = f"{size[0]}x{size[1]}-{resize}-r{_dec.RESIZE_VERSION}", listing_digest(files, stats)
-        saved = index.load_pixels(key, digest, out.shape) if known_all else None
+        saved = index.load_pixels(key, digest, shape) if known_all else None
         if saved is not None:
             return records, saved
-    _check_all(todo, files, classes, (size, channels, resize), out, records, stats, index, workers)
-    if key is not None and all(st is not None for st in stats):
-        index.save_pixels(key, digest, out)
+        if all(st is not None for st in stats):  # decode straight into the file kept
+            out = index.pixel_target(key, shape)
+    if keep and out is None:
+        out = np.zeros(shape, np.uint8)
+    how = (size, channels, resize)
+    try:
+        _check_all(todo, files, classes, how, out, records, stats, index, workers)
+    except BaseException:
+        if key is not None:
+            index.drop_pixels(key)
+        raise
+    if key is not None:
+        index.keep_pixels(key, digest, out)
     return records, out
 
 
@@ -213,10 +225,10 @@ def _graph_pass(rows: list[int], files, size, channels, resize, out, on_plain) -
     @tf.autograph.experimental.do_not_convert  # plain TF ops: converting them cost ~1 s a load
     def load(i, path, ext):
         contents = tf.io.read_file(path)
-        plain = _dec.plain_header(contents, ext)
         if out is None:
-            return i, plain, _dec.check_bytes(contents, channels)
-        return i, plain, _dec.resize_image(_dec.decode_bytes(contents, channels), (h, w), resize)
+            return i, *_dec.check_plain(contents, ext, channels)
+        plain, image = _dec.decode_plain(contents, ext, channels)
+        return i, plain, _dec.resize_image(image, (h, w), resize)
 
     ds = (tf.data.Dataset.from_tensor_slices((np.asarray(rows, np.int64), paths, exts))
           .map(load, num_parallel_calls=graph_calls(), deterministic=False)

@@ -17,11 +17,12 @@ Where it lives (never in the data folder, so read-only data folders work), first
    when that variable is set.
 
 The in-memory path needs every file's pixels for its cache: the first load decodes each file
-(that decode is the cache fill) and saves the uint8 pixels beside the index
-(``<index name>-<H>x<W>-<resize>-r<RESIZE_VERSION>.npy``, with a digest of the listing: every path, label,
-size and mtime in order); the next load of the same unchanged listing at the same size
-reads them back instead of decoding. Any change (a file added, removed or touched) decodes
-again and replaces them. Verdicts depend on ``channels`` (conversion notes), not on the
+(that decode is the cache fill) straight into a file beside the index, memory-mapped
+(``<index name>-<H>x<W>-<resize>-r<RESIZE_VERSION>.npy``, rows in listing order, with a
+digest of the listing: every path, label, size and mtime in order), so keeping the pixels
+costs no copy; the next load of the same unchanged listing at the same size maps that file
+read-only instead of decoding. Any change (a file added, removed or touched) decodes
+again and replaces it (atomically: a load that holds the old file keeps it). Verdicts depend on ``channels`` (conversion notes), not on the
 image size or resize mode; an index written for other channels is not used.
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import threading
 from pathlib import Path
 
@@ -41,6 +43,7 @@ __all__ = ["HygieneIndex", "index_location"]
 
 INDEX_VERSION = 1
 INDEX_DIR = "hygiene_index"
+_HOST = socket.gethostname().replace(".", "_") or "host"
 
 
 def index_location(root: Path, channels: int, run_dir=None, explicit=None) -> Path | None:
@@ -76,6 +79,7 @@ class HygieneIndex:
         self.writable = writable and path is not None
         self._entries: dict[str, list] = {}
         self._pixels: dict[str, str] = {}  # "HxW-mode" -> digest of the listing it holds
+        self._pending: dict[str, Path] = {}  # "HxW-mode" -> the pixel file being filled
         self._seen: set[str] = set()
         self._changed = False
         self._lock = threading.Lock()
@@ -163,31 +167,67 @@ class HygieneIndex:
 
     def load_pixels(self, key: str, digest: str, shape: tuple) -> np.ndarray | None:
         """The uint8 pixels saved for this exact listing (``digest``: every file's path, size
-        and mtime in order), or None (other files, other size, unreadable)."""
+        and mtime in order), memory-mapped read-only (nothing is read until a row is used),
+        or None (other files, other size, unreadable)."""
         if self.path is None or self._pixels.get(key) != digest:
             return None
         try:
-            arr = np.load(self._pixel_file(key), allow_pickle=False)
+            arr = np.load(self._pixel_file(key), mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
             return None
         return arr if arr.shape == tuple(shape) and arr.dtype == np.uint8 else None
 
-    def save_pixels(self, key: str, digest: str, pixels: np.ndarray) -> bool:
-        """Keep ``pixels`` for the next load of the same listing (written atomically)."""
-        if not self.writable:
-            return False
+    def pixel_target(self, key: str, shape: tuple) -> np.ndarray | None:
+        """A new zeroed uint8 array of ``shape`` for the scan to decode into, memory-mapped
+        from a private file beside the index: :meth:`keep_pixels` then publishes that file
+        for the next load, with no copy of the pixels (the pages written ARE the file). Its
+        space is allocated first, so a full disk gives None here (the scan then decodes into
+        plain memory and keeps nothing), never a crash mid-scan. None too when the index is
+        read-only or has no location."""
+        if not self.writable or self.path is None:
+            return None
         target = self._pixel_file(key)
+        tmp = target.with_name(f".{target.name}.{_HOST}-{os.getpid()}.tmp.npy")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npy")
-            np.save(tmp, pixels, allow_pickle=False)
-            os.replace(tmp, target)
+            _drop_stale(target)
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
+            if hasattr(os, "posix_fallocate"):
+                with open(tmp, "r+b") as f:
+                    os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except (OSError, ValueError):
+            tmp.unlink(missing_ok=True)
+            return None
+        with self._lock:
+            self._pending[key] = tmp
+        return arr
+
+    def keep_pixels(self, key: str, digest: str, pixels: np.ndarray) -> bool:
+        """Publish the file behind :meth:`pixel_target`'s ``pixels`` (now filled) for the
+        next load of the same listing: renamed into place, atomically. ``pixels`` becomes
+        read-only (the file is shared with later loads)."""
+        with self._lock:
+            tmp = self._pending.pop(key, None)
+        if tmp is None:
+            return False
+        pixels.flags.writeable = False
+        try:
+            os.replace(tmp, self._pixel_file(key))
         except OSError:
+            tmp.unlink(missing_ok=True)
             return False
         with self._lock:
             self._pixels[key] = digest
             self._changed = True
         return True
+
+    def drop_pixels(self, key: str) -> None:
+        """Forget :meth:`pixel_target`'s file for ``key`` (a failed scan): it is removed; an
+        array mapped from it stays valid in this process."""
+        with self._lock:
+            tmp = self._pending.pop(key, None)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
     def save(self) -> bool:
         """Write the index (files of this listing only) if anything changed; False when
@@ -210,3 +250,26 @@ class HygieneIndex:
             return False  # an index is an optimisation: loading goes on without it
         self._changed = False
         return True
+
+
+def _drop_stale(target: Path) -> None:
+    """Remove pixel files this host's processes left half-written beside ``target`` (their
+    process is gone: killed mid-scan), so that they do not pile up."""
+    for p in target.parent.glob(f".{target.name}.{_HOST}-*.tmp.npy"):
+        try:
+            pid = int(p.name[len(f".{target.name}.{_HOST}-"):-len(".tmp.npy")])
+        except ValueError:
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        p.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # not ours to signal: it exists
+        return True
+    return True
