@@ -307,12 +307,29 @@ def learner_worker(out: str, run_dir: str, epochs: int = 2) -> dict:
     }
 
 
+def _record_checks() -> list[str]:
+    """Every file this process's hygiene scan decodes (the rows given to its one graph,
+    :func:`tl_kit.data.hygiene._graph_pass`), in order."""
+    from tl_kit.data import hygiene
+
+    checked: list[str] = []
+    real = hygiene._graph_pass
+
+    def graph_pass(rows, files, *args, **kwargs):
+        checked.extend(files[i][0] for i in rows)
+        return real(rows, files, *args, **kwargs)
+
+    hygiene._graph_pass = graph_pass
+    return checked
+
+
 def _record_reads() -> list[str]:
     """Every file the training pipelines of this process decode, in order: the in-graph
     decoder (``tl_kit.decode.load_path``, which every streamed RGB file goes through) is
-    wrapped to append the path to the returned list before it reads the file. The hygiene
-    scan's decode at load time (every file, on every worker) does not go through it
-    (:func:`tl_kit.data.hygiene._graph_pass` reads with its own ops), so it is not recorded."""
+    wrapped to append the path to the returned list before it reads the file, and so is
+    ``tl_kit.decode.decode_file`` when the pipeline calls it for a Pillow file. The hygiene
+    scan's decode at load time does not go through it (:func:`tl_kit.data.hygiene._graph_pass`
+    reads with its own ops; :func:`_record_checks` records it), so it is not counted here."""
     import numpy as np
     import tensorflow as tf
 
@@ -331,6 +348,14 @@ def _record_reads() -> list[str]:
             return original(tf.identity(p), *args, **kwargs)
 
     decode.load_path = load_path
+    original_file = decode.decode_file
+
+    def decode_file(path, *args, **kwargs):  # Pillow files: the pipeline's numpy_function
+        if sys._getframe(1).f_code.co_name == "_pil":  # not the hygiene scan's check_file
+            reads.append(str(path))
+        return original_file(path, *args, **kwargs)
+
+    decode.decode_file = decode_file
     return reads
 
 
@@ -345,6 +370,7 @@ def learner_worker_files(out: str, run_dir: str, folder: str) -> dict:
 
     cache.CACHE_LIMIT_BYTES = 0  # stream: every epoch decodes its files
     reads = _record_reads()
+    checked = _record_checks()
     recipe = Recipe(name="files", dropout=0.0, stages=[
         Stage(name="head", epochs=1, cache_copies=0, early_stopping=0, augment="none", batch_size=8,
               head_init="imprint"),
@@ -357,6 +383,8 @@ def learner_worker_files(out: str, run_dir: str, folder: str) -> dict:
         "train": learner.data.paths("train"),
         "val": learner.data.paths("val"),
         "reads": reads,
+        "checked": checked,
+        "hygiene": [(r.path, r.status, r.reason, r.decoder) for r in learner.data.hygiene],
         "history": [(r["stage"], r["epoch"]) for r in learner.history],
         "kernel_sum": float(learner.model.get_layer("predictions").get_weights()[0].sum()),
         "conv_sum": float(learner.model.get_weights()[0].sum()),

@@ -73,7 +73,7 @@ def _colour_folder(root: Path, per_class: int = 21) -> Path:
     """Two classes of 32 px RGB PNGs, mostly dark or mostly bright (every 4th image of each
     class looks like the other: the loss stays well above 0, so the weights keep moving)."""
     import numpy as np
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
     rng = np.random.default_rng(0)
     ranges = ((0, 110), (145, 255))
@@ -83,14 +83,22 @@ def _colour_folder(root: Path, per_class: int = 21) -> Path:
             lo, hi = ranges[c if i % 4 else 1 - c]
             pixels = rng.integers(lo, hi, size=(32, 32, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / f"class{c}" / f"{i:02d}.png")
+    text = PngImagePlugin.PngInfo()
+    text.add_text("comment", "not plain: Pillow's header is read")  # then "ok", decoded by TF ops
+    Image.fromarray(rng.integers(0, 110, size=(32, 32, 3), dtype=np.uint8)).save(
+        root / "class0" / "zz_text.png", pnginfo=text)
+    Image.fromarray(rng.integers(0, 110, size=(32, 32, 4), dtype=np.uint8), "RGBA").save(
+        root / "class0" / "zz_alpha.png")  # converted by Pillow: a verdict with a note
+    (root / "class1" / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # skipped
     return root
 
 
 def test_two_workers_each_read_only_their_own_files(tmp_path):
     """MultiWorkerMirroredStrategy over a streamed folder: a cached-feature head stage
-    (imprinted from both workers' features) and a full stage of 2 epochs. Every training
-    file is decoded by exactly one worker, once per pass (feature cache + 2 epochs); the
-    non-chief decodes only its validation files; the two models stay identical."""
+    (imprinted from both workers' features) and a full stage of 2 epochs. The hygiene scan
+    is shared: each plain file is checked by exactly one worker, and both get every verdict.
+    Every training file is decoded by exactly one worker, once per pass (feature cache + 2
+    epochs); the non-chief decodes only its validation files; the two models stay identical."""
     folder = _colour_folder(tmp_path / "photos")
     run = tmp_path / "run"
     procs = _start_workers(tmp_path, run, "files", str(folder), mode="learner_worker_files")
@@ -99,6 +107,18 @@ def test_two_workers_each_read_only_their_own_files(tmp_path):
     chief, other = (json.loads((tmp_path / f"files{i}.json").read_text()) for i in range(2))
     assert chief["mwms"] and other["mwms"]
     assert chief["train"] == other["train"] and chief["val"] == other["val"]  # one split, both workers
+    # the scan: every file checked once in all, those whose verdict is not a plain "ok" by
+    # both (its reason and notes are each worker's own); the same verdicts on both
+    assert chief["hygiene"] == other["hygiene"]
+    verdicts = {Path(p).name: (status, decoder) for p, status, _, decoder in chief["hygiene"]}
+    assert verdicts["zz_broken.png"] == ("skipped", "") and verdicts["zz_text.png"] == ("ok", "tf")
+    assert verdicts["zz_alpha.png"] == ("ok", "pil")
+    files = [p for p, *_ in chief["hygiene"]]
+    both = {p for p, status, reason, decoder in chief["hygiene"] if (status, reason, decoder) != ("ok", "", "tf")}
+    assert {Path(p).name for p in both} == {"zz_broken.png", "zz_alpha.png"}
+    assert Counter(chief["checked"] + other["checked"]) == Counter(files) + Counter(both)
+    for worker, report in enumerate((chief, other)):
+        assert set(report["checked"]) - both == set(files[worker::2]) - both  # its own share only
     train, val = chief["train"], chief["val"]
     assert len(train) >= 30 and len(val) >= 4
     shards = [set(train[i::2]) for i in range(2)]
@@ -115,6 +135,7 @@ def test_two_workers_each_read_only_their_own_files(tmp_path):
     assert abs(chief["kernel_sum"] - other["kernel_sum"]) < 1e-5  # one model, in sync
     assert abs(chief["conv_sum"] - other["conv_sum"]) < 1e-5
     log = (run / "train.log").read_text()
+    assert f"hygiene scan shared over 2 workers: worker 0 checked {len(chief['checked'])} of {len(files)}" in log
     assert f"file-level sharding over 2 workers: worker 0 reads train {len(shards[0])} of {len(train)}" in log
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
 

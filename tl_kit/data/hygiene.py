@@ -28,6 +28,7 @@ import numpy as np
 from tl_kit import decode as _dec
 from tl_kit._io import write_json_atomic
 from tl_kit.data.decoding import graph_calls, worker_count
+from tl_kit.data.shared_scan import current_share
 from tl_kit.data.uri import stat_all
 
 __all__ = ["HygieneRecord", "check_file", "hygiene_table", "listing_digest", "open_index", "scan",
@@ -90,7 +91,8 @@ def scan(files: list[tuple[str, int]], classes: list[str], size, channels, resiz
     that array is a memory-mapped file beside the index
     (:meth:`~tl_kit.data.hygiene_index.HygieneIndex.pixel_target`), and an unchanged file keeps
     its verdict from a stat alone (unless its pixels are needed); only the rest are decoded,
-    in parallel threads."""
+    in parallel threads. Inside :func:`tl_kit.data.shared_scan.shared_scan`, a streamed scan
+    checks only this worker's share of the files."""
     shape = (len(files), size[0], size[1], channels)
     records, stats, todo, known_all = _known_verdicts(files, classes, keep, index)
     key = digest = out = None
@@ -104,8 +106,14 @@ def scan(files: list[tuple[str, int]], classes: list[str], size, channels, resiz
     if keep and out is None:
         out = np.zeros(shape, np.uint8)
     how = (size, channels, resize)
+    share = current_share()
     try:
-        _check_all(todo, files, classes, how, out, records, stats, index, workers)
+        if share is not None and share.agree(files, keep):
+            _check_shared(share, todo, files, classes, how, records, stats, index, workers)
+        else:
+            _check_all(todo, files, classes, how, out, records, stats, index, workers)
+            if share is not None:
+                share.checked, share.files = share.checked + len(todo), share.files + len(files)
     except BaseException:
         if key is not None:
             index.drop_pixels(key)
@@ -189,6 +197,31 @@ def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, 
     plain = _graph_pass(todo, files, size, channels, resize, out, plain_ok)
     _in_threads(headers, sorted(i for i, is_plain in plain.items() if not is_plain), n_workers)
     _in_threads(one_by_one, sorted(set(todo) - set(plain)), n_workers)
+
+
+def _check_shared(share, todo: list[int], files, classes, how: tuple, records: list, stats: list,
+                  index, workers) -> None:
+    """A streamed scan shared over the workers (:mod:`tl_kit.data.shared_scan`): check the
+    files of ``todo`` this worker owns, share every owned file's verdict code in one sum,
+    take the plain verdicts of the others' files and check the rest here."""
+    from tl_kit.data.shared_scan import OTHER, PLAIN
+
+    n = len(files)
+    owned = share.owned(n)
+    mine = set(owned.tolist())
+    _check_all([i for i in todo if i in mine], files, classes, how, None, records, stats, index, workers)
+    codes = np.zeros(n)
+    for i in owned.tolist():
+        r = records[i]
+        codes[i] = PLAIN if (r.status, r.reason, r.decoder) == ("ok", "", "tf") else OTHER
+    codes = share.total(codes)
+    rest = [i for i in todo if i not in mine]
+    _record_plain([i for i in rest if codes[i] == PLAIN], files, classes, records, stats, index)
+    again = [i for i in rest if codes[i] != PLAIN]
+    _check_all(again, files, classes, how, None, records, stats, index, workers)
+    share.shared = True
+    share.checked += len(todo) - len(rest) + len(again)
+    share.files += n
 
 
 def _record_plain(rows: list[int], files, classes, records: list, stats: list, index) -> None:

@@ -12,8 +12,13 @@ __all__ = ["load_learner_data", "adopt_class_names"]
 def load_learner_data(learner, data, whole: bool = False):
     """``data`` as a :class:`tl_kit.data.Data` at ``learner``'s input size (its fitted data
     for None). ``whole``: every example (evaluation data, no manifest in the run directory),
-    else split by the learner's seed with the split manifest in its run directory."""
+    else split by the learner's seed with the split manifest in its run directory; under a
+    multi-worker strategy that load's hygiene scan is shared over the workers
+    (:mod:`tl_kit.data.shared_scan`)."""
     from tl_kit.data import Data, load_data
+    from tl_kit.data.pipeline import worker_shard
+    from tl_kit.data.shared_scan import shared_scan
+    from tl_kit.train.worker_inputs import sum_over_workers
 
     if isinstance(data, Data):
         return data
@@ -26,7 +31,16 @@ def load_learner_data(learner, data, whole: bool = False):
               class_names=names)
     if whole:
         return load_data(data, validation_split=0.0, **kw)
-    return load_data(data, seed=learner.seed, run_dir=str(learner.rundir.out), **kw)
+    kw.update(seed=learner.seed, run_dir=str(learner.rundir.out))
+    shard = worker_shard(learner.strategy)
+    if shard is None:
+        return load_data(data, **kw)
+    # every worker loads its training data here: the hygiene scan is shared over them
+    with shared_scan(*shard, lambda v: sum_over_workers(learner.strategy, v)) as share:
+        loaded = load_data(data, **kw)
+    if share.files:
+        learner.log(share.summary())
+    return loaded
 
 
 def adopt_class_names(learner, data) -> None:
