@@ -78,13 +78,8 @@ def decode_bytes(contents, channels: int = 3):
     """Encoded image bytes (scalar string tensor) -> uint8 ``(H, W, channels)``, TF ops only."""
     import tensorflow as tf
 
-    def jpeg():
-        return tf.io.decode_jpeg(contents, channels=channels, dct_method=DCT_METHOD)
-
-    def other():
-        return tf.io.decode_image(contents, channels=channels, expand_animations=False)
-
-    image = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+    image = tf.cond(tf.io.is_jpeg(contents), lambda: _decode_jpeg(contents, channels),
+                    lambda: _decode_other(contents, channels))
     image.set_shape([None, None, channels])
     return image
 
@@ -98,13 +93,26 @@ def check_bytes(contents, channels: int = 3):
     (benchmarks/RESULTS.md, "First load in one graph"). Other formats: :func:`decode_bytes`."""
     import tensorflow as tf
 
-    def jpeg():
-        return tf.shape(tf.io.decode_jpeg(contents, channels=channels, ratio=8, dct_method=DCT_METHOD))
+    return tf.cond(tf.io.is_jpeg(contents), lambda: _check_jpeg(contents, channels),
+                   lambda: tf.shape(_decode_other(contents, channels)))
 
-    def other():
-        return tf.shape(decode_bytes(contents, channels))
 
-    return tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+def _decode_jpeg(contents, channels: int):
+    import tensorflow as tf
+
+    return tf.io.decode_jpeg(contents, channels=channels, dct_method=DCT_METHOD)
+
+
+def _check_jpeg(contents, channels: int):
+    import tensorflow as tf
+
+    return tf.shape(tf.io.decode_jpeg(contents, channels=channels, ratio=8, dct_method=DCT_METHOD))
+
+
+def _decode_other(contents, channels: int):
+    import tensorflow as tf
+
+    return tf.io.decode_image(contents, channels=channels, expand_animations=False)
 
 
 #: :func:`ext_code` values: the format a file's extension names, for :func:`plain_header`.
@@ -143,17 +151,8 @@ def decode_plain(contents, ext, channels: int = 3):
     """In-graph: ``(plain_header(contents, ext), decode_bytes(contents, channels))``, the same
     values from ONE branch on the format per file instead of two (a ``tf.cond`` costs tens of
     microseconds a file inside tf.data; the in-memory hygiene scan's graph)."""
-    import tensorflow as tf
-
-    def jpeg():
-        image = tf.io.decode_jpeg(contents, channels=channels, dct_method=DCT_METHOD)
-        return tf.logical_and(tf.equal(ext, EXT_JPEG), _plain_jpeg(contents)), image
-
-    def other():
-        return _plain_other(contents, ext), tf.io.decode_image(contents, channels=channels,
-                                                               expand_animations=False)
-
-    plain, image = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+    plain, image = _with_plain(contents, ext, lambda: _decode_jpeg(contents, channels),
+                               lambda: _decode_other(contents, channels))
     image.set_shape([None, None, channels])
     return plain, image
 
@@ -163,15 +162,18 @@ def check_plain(contents, ext, channels: int = 3):
     branch on the format per file (the streamed hygiene scan's graph)."""
     import tensorflow as tf
 
-    def jpeg():
-        shape = tf.shape(tf.io.decode_jpeg(contents, channels=channels, ratio=8, dct_method=DCT_METHOD))
-        return tf.logical_and(tf.equal(ext, EXT_JPEG), _plain_jpeg(contents)), shape
+    return _with_plain(contents, ext, lambda: _check_jpeg(contents, channels),
+                       lambda: tf.shape(_decode_other(contents, channels)))
 
-    def other():
-        image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
-        return _plain_other(contents, ext), tf.shape(image)
 
-    return tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+def _with_plain(contents, ext, jpeg, other):
+    """One ``tf.cond`` on the format: ``(plain_header, jpeg())`` for JPEG bytes, else
+    ``(plain_header, other())``."""
+    import tensorflow as tf
+
+    return tf.cond(tf.io.is_jpeg(contents),
+                   lambda: (tf.logical_and(tf.equal(ext, EXT_JPEG), _plain_jpeg(contents)), jpeg()),
+                   lambda: (_plain_other(contents, ext), other()))
 
 
 def _plain_jpeg(contents):
