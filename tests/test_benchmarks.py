@@ -152,3 +152,24 @@ def test_demo_rows(run):
     (row,) = run.summary_rows({"demo": {**r, "returncode": 1}})
     assert row[0] == "8 demo: tl-kit demo failed" and row[-1] == "NO"
     assert "demo" in run.NAMES and "data" in run.NAMES and set(run.NAMES) <= set(run.FUNCS)
+
+
+def test_header_test_cost(tmp_path):
+    """bench_header_test on 12 files (JPEGs and a PNG): every side measured each round, and
+    the per-file costs derived from the medians."""
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench_header_test import header_test_cost
+
+    files = []
+    for i in range(12):
+        p = tmp_path / (f"{i}.png" if i == 0 else f"{i}.jpg")
+        Image.fromarray(np.full((16, 16, 3), i * 20, np.uint8)).save(p)
+        files.append(str(p))
+    r = header_test_cost(files, rounds=2)
+    assert r["files"] == 12 and set(r["cpu_s_median"]) == {"format_only", "codes", "whole_test"}
+    assert all(len(v) == 2 for v in r["cpu_s_rounds"].values())
+    med = r["cpu_s_median"]
+    assert r["codes_us_per_file"] == round(1e6 * (med["codes"] - med["format_only"]) / 12, 1)

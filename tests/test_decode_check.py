@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pytest
 from PIL import Image, PngImagePlugin
 
 from tl_kit import decode as dec
@@ -87,28 +86,50 @@ def test_the_one_branch_scans_give_plain_header_and_the_decoders_values(tmp_path
 
     cases = _files(tmp_path)
     assert any(not p.suffix == ".jpg" for p in cases)
-    decoded = 0
+    decoded, batch = 0, []
     for p in cases:
         contents, ext = tf.io.read_file(str(p)), dec.ext_code(p)
         if _fails(lambda c=contents: dec.decode_bytes(c, 3).numpy()):  # WebP: Pillow's
             assert _fails(lambda c=contents, e=ext: dec.decode_plain(c, e, 3)[1].numpy()), p.name
             assert _fails(lambda c=contents, e=ext: dec.check_plain(c, e, 3)[1].numpy()), p.name
             continue
-        plain, image = dec.decode_plain(contents, ext, 3)
-        assert bool(plain.numpy()) == _plain(p) == cases[p], p.name
+        codes, image = dec.decode_plain(contents, ext, 3)
+        codes = tuple(int(c.numpy()) for c in codes)
+        assert codes == tuple(int(c.numpy()) for c in dec.plain_codes(contents, ext)), p.name
+        assert _two_step(contents, ext, codes) == _plain(p) == cases[p], p.name
         np.testing.assert_array_equal(image.numpy(), dec.decode_bytes(contents, 3).numpy(), err_msg=p.name)
-        plain, shape = dec.check_plain(contents, ext, 3)
-        assert bool(plain.numpy()) == cases[p], p.name
+        check_codes, shape = dec.check_plain(contents, ext, 3)
+        assert tuple(int(c.numpy()) for c in check_codes) == codes, p.name
         assert list(shape.numpy()) == list(dec.check_bytes(contents, 3).numpy()), p.name
+        batch.append((ext, *codes, cases[p]))
         decoded += 1
     assert decoded >= len(cases) - 1
+    # the scan's way: plain_of / png_to_test over a batch's NumPy codes
+    ext, components, pieces, want = (np.asarray(col) for col in zip(*batch, strict=True))
+    jpeg, png = dec.plain_of(ext, components, pieces), dec.png_to_test(components, pieces)
+    assert not (jpeg & png).any()
+    np.testing.assert_array_equal(jpeg, want & (components > 0))
+    assert set(np.flatnonzero(want & (components == 0))) <= set(np.flatnonzero(png))
+    assert jpeg.any() and png.any() and not want.all()
 
 
-def test_plain_header_of_a_file_too_short_for_its_header_fails_rather_than_says_plain():
+def _two_step(contents, ext, codes) -> bool:
+    """The scan's verdict: plain_of from the codes, png_plain for the files png_to_test names."""
+    if dec.png_to_test(*codes):
+        return bool(dec.png_plain(contents).numpy())
+    return bool(dec.plain_of(ext, *codes))
+
+
+def test_plain_header_of_a_file_too_short_for_its_header_says_not_plain():
     import tensorflow as tf
 
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        dec.plain_header(tf.constant(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), dec.EXT_PNG).numpy()
+    short = tf.constant(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    assert not bool(dec.plain_header(short, dec.EXT_PNG).numpy())
+    assert not bool(dec.png_plain(short).numpy())
+    # the header test needs 26 bytes (through IHDR's colour type): 25 are not plain
+    cut = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x03"
+    assert len(cut) == 26 and bool(dec.png_plain(tf.constant(cut)).numpy())
+    assert not bool(dec.png_plain(tf.constant(cut[:25])).numpy())
     assert not bool(dec.plain_header(tf.constant(b"hello"), dec.EXT_JPEG).numpy())
 
 
@@ -159,3 +180,23 @@ def test_check_bytes_fails_exactly_where_a_full_decode_fails():
     Image.fromarray(_rgb()).save(png, "PNG")
     assert dec.check_bytes(tf.constant(png.getvalue()), 3).numpy().tolist() == [24, 20, 3]
     assert _fails(lambda: dec.check_bytes(tf.constant(png.getvalue()[:60]), 3).numpy())
+
+
+def test_the_in_graph_byte_search_finds_a_needle_exactly_where_python_does():
+    """plain_header's byte search (one substring search per needle, for FF E1 and the PNG
+    chunk names) agrees with Python's ``in`` on random bytes: needles at the start, at the
+    end, overlapping a near miss (FF FF E1), split over a NUL, and absent."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    needles = (b"\xff\xe1", *dec._PNG_CHUNKS_FOR_PIL)
+    alphabet = np.frombuffer(b"\xff\xe1\x00" + b"".join(needles), np.uint8)
+    cases = [b"", b"\xff", b"\xe1\xff", b"\xff\xe1", b"\xff\xff\xe1", b"\x00\xff\xe1\x00", b"tRN", b"xtRNS"]
+    cases += [rng.choice(alphabet, int(rng.integers(0, 40))).tobytes() for _ in range(300)]
+    for needle in needles:
+        half = len(needle) // 2
+        mine = [*cases, needle, b"\x00" + needle, needle + b"\x00", needle[:half] + b"\x00" + needle[half:],
+                rng.choice(alphabet, 30).tobytes() + needle + rng.choice(alphabet, 30).tobytes()]
+        got = [int(dec._pieces(tf.constant(c), needle).numpy()) > 1 for c in mine]
+        assert got == [needle in c for c in mine], needle
+        assert any(got) and not all(got), needle

@@ -51,7 +51,11 @@ __all__ = [
     "check_bytes",
     "ext_code",
     "header_check",
+    "plain_codes",
     "plain_header",
+    "plain_of",
+    "png_plain",
+    "png_to_test",
     "sniff_file",
     "load_path",
     "needs_pil",
@@ -120,7 +124,7 @@ EXT_OTHER, EXT_JPEG, EXT_PNG = 0, 1, 2
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # PNG chunks that can make Pillow's reading differ from TensorFlow's (transparency) or carry an
 # EXIF orientation (eXIf; "Raw profile type exif" in text chunks; XMP in iTXt)
-_PNG_CHUNKS_FOR_PIL = tuple(int.from_bytes(c, "big") for c in (b"tRNS", b"eXIf", b"tEXt", b"zTXt", b"iTXt"))
+_PNG_CHUNKS_FOR_PIL = (b"tRNS", b"eXIf", b"tEXt", b"zTXt", b"iTXt")
 
 
 def ext_code(path) -> int:
@@ -140,73 +144,115 @@ def plain_header(contents, ext):
       eXIf, tEXt, zTXt, iTXt anywhere in the file.
 
     False means "ask Pillow" (:func:`sniff_file`), not "bad": a byte pattern found by chance
-    costs one header read. ``ext``: :func:`ext_code` of the file's name."""
+    costs one header read. ``ext``: :func:`ext_code` of the file's name. The scan's graphs
+    reach the same verdict in two steps: :func:`plain_codes` per file (then :func:`plain_of`
+    per batch), and :func:`png_plain` for the files :func:`png_to_test` names."""
     import tensorflow as tf
 
-    is_jpeg = tf.logical_and(tf.equal(ext, EXT_JPEG), tf.io.is_jpeg(contents))
-    return tf.cond(is_jpeg, lambda: _plain_jpeg(contents), lambda: _plain_other(contents, ext))
+    def other():
+        components, pieces = _other_codes(contents, ext)
+        return tf.logical_and(png_to_test(components, pieces), png_plain(contents))
+
+    return tf.cond(tf.io.is_jpeg(contents), lambda: plain_of(ext, *_jpeg_codes(contents)), other)
+
+
+def plain_codes(contents, ext):
+    """In-graph: ``(components, pieces)``, two int32 codes a file. JPEG bytes: the frame's
+    component count and the number of pieces the bytes split into on ``FF E1`` (1: no APP1
+    marker), from which :func:`plain_of` gives :func:`plain_header`'s verdict. Other bytes:
+    ``(0, 1)`` for PNG bytes named ``.png`` (:func:`png_to_test`: :func:`png_plain` decides),
+    ``(0, 0)`` for anything else (not plain).
+
+    Only the ops that read the bytes run per file and the PNG test is not in the graph: inside
+    tf.data every op of a ``tf.cond`` runs per file, taken branch or not (dead, but scheduled),
+    so the whole test in one graph cost 28-41 us a JPEG against ~10 us this way
+    (benchmarks/RESULTS.md, "The scan's header test: two codes a file")."""
+    import tensorflow as tf
+
+    return tf.cond(tf.io.is_jpeg(contents), lambda: _jpeg_codes(contents),
+                   lambda: _other_codes(contents, ext))
+
+
+def plain_of(ext, components, pieces):
+    """The JPEG verdict of :func:`plain_header` from :func:`plain_codes` (tensors, or NumPy
+    arrays of a batch): a JPEG named as one, with 1 or 3 components and no APP1 marker."""
+    return ((components == 1) | (components == 3)) & (ext == EXT_JPEG) & (pieces == 1)
+
+
+def png_to_test(components, pieces):
+    """Which :func:`plain_codes` are PNG bytes named ``.png``: :func:`png_plain` decides them."""
+    return (components == 0) & (pieces == 1)
+
+
+def png_plain(contents):
+    """In-graph, for PNG bytes: 8-bit RGB or grey, or palette (the IHDR chunk), and none of the
+    chunk names tRNS, eXIf, tEXt, zTXt, iTXt anywhere in the bytes. A file too short for its
+    IHDR is not plain."""
+    import tensorflow as tf
+
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 26), b"\0" * 26]), 0, 26)
+    a = tf.io.decode_raw(head, tf.uint8)
+    depth, colour = a[24], a[25]
+    mode = tf.logical_or(tf.logical_and(tf.logical_or(tf.equal(colour, 2), tf.equal(colour, 0)),
+                                        tf.equal(depth, 8)),
+                         tf.equal(colour, 3))
+    ihdr = tf.logical_and(tf.equal(tf.strings.substr(head, 12, 4), b"IHDR"), tf.strings.length(contents) >= 26)
+    found = tf.reduce_any(tf.stack([_pieces(contents, c) > 1 for c in _PNG_CHUNKS_FOR_PIL]))
+    return tf.logical_and(tf.logical_and(ihdr, mode), tf.logical_not(found))
 
 
 def decode_plain(contents, ext, channels: int = 3):
-    """In-graph: ``(plain_header(contents, ext), decode_bytes(contents, channels))``, the same
-    values from ONE branch on the format per file instead of two (a ``tf.cond`` costs tens of
-    microseconds a file inside tf.data; the in-memory hygiene scan's graph)."""
-    plain, image = _with_plain(contents, ext, lambda: _decode_jpeg(contents, channels),
-                               lambda: _decode_other(contents, channels))
+    """In-graph: ``(plain_codes(contents, ext), decode_bytes(contents, channels))``, the same
+    values from ONE branch on the format per file instead of two (a ``tf.cond`` costs about
+    10 microseconds a file inside tf.data; the in-memory hygiene scan's graph)."""
+    components, pieces, image = _with_plain(contents, ext, lambda: _decode_jpeg(contents, channels),
+                                            lambda: _decode_other(contents, channels))
     image.set_shape([None, None, channels])
-    return plain, image
+    return (components, pieces), image
 
 
 def check_plain(contents, ext, channels: int = 3):
-    """In-graph: ``(plain_header(contents, ext), check_bytes(contents, channels))`` from ONE
+    """In-graph: ``(plain_codes(contents, ext), check_bytes(contents, channels))`` from ONE
     branch on the format per file (the streamed hygiene scan's graph)."""
     import tensorflow as tf
 
-    return _with_plain(contents, ext, lambda: _check_jpeg(contents, channels),
-                       lambda: tf.shape(_decode_other(contents, channels)))
+    components, pieces, shape = _with_plain(contents, ext, lambda: _check_jpeg(contents, channels),
+                                            lambda: tf.shape(_decode_other(contents, channels)))
+    return (components, pieces), shape
 
 
 def _with_plain(contents, ext, jpeg, other):
-    """One ``tf.cond`` on the format: ``(plain_header, jpeg())`` for JPEG bytes, else
-    ``(plain_header, other())``."""
+    """One ``tf.cond`` on the format: ``(*plain_codes, jpeg())`` for JPEG bytes, else
+    ``(*plain_codes, other())``."""
     import tensorflow as tf
 
-    return tf.cond(tf.io.is_jpeg(contents),
-                   lambda: (tf.logical_and(tf.equal(ext, EXT_JPEG), _plain_jpeg(contents)), jpeg()),
-                   lambda: (_plain_other(contents, ext), other()))
+    return tf.cond(tf.io.is_jpeg(contents), lambda: (*_jpeg_codes(contents), jpeg()),
+                   lambda: (*_other_codes(contents, ext), other()))
 
 
-def _plain_jpeg(contents):
-    """:func:`plain_header` of bytes that are a JPEG: 1 or 3 components, no ``FF E1``."""
+def _jpeg_codes(contents):
+    """:func:`plain_codes` of bytes that are a JPEG: component count, pieces on ``FF E1``."""
     import tensorflow as tf
 
-    a = tf.io.decode_raw(contents, tf.uint8)
-    components = tf.io.extract_jpeg_shape(contents)[2]
-    app1 = tf.reduce_any(tf.logical_and(tf.equal(a[:-1], 0xFF), tf.equal(a[1:], 0xE1)))
-    return tf.logical_and(tf.logical_or(tf.equal(components, 1), tf.equal(components, 3)),
-                          tf.logical_not(app1))
+    return tf.io.extract_jpeg_shape(contents)[2], _pieces(contents, b"\xff\xe1")
 
 
-def _plain_other(contents, ext):
-    """:func:`plain_header` of bytes that are not a JPEG: a plain PNG named ``.png``, else False."""
+def _pieces(contents, needle: bytes):
+    """In-graph: how many pieces the bytes ``contents`` (a scalar string tensor) split into
+    on ``needle`` (int32; 1: ``needle`` is nowhere in them). One byte-wise substring search
+    (``tf.strings.split``); a search of the bytes as a uint8 tensor took ~3x the CPU."""
     import tensorflow as tf
 
-    def png():
-        a = tf.io.decode_raw(contents, tf.uint8)
-        depth, colour = a[24], a[25]  # IHDR: the first chunk
-        mode = tf.logical_or(tf.logical_and(tf.logical_or(tf.equal(colour, 2), tf.equal(colour, 0)),
-                                            tf.equal(depth, 8)),
-                             tf.equal(colour, 3))
-        b = tf.cast(a, tf.int32)
-        words = tf.bitwise.bitwise_or(
-            tf.bitwise.bitwise_or(tf.bitwise.left_shift(b[:-3], 24), tf.bitwise.left_shift(b[1:-2], 16)),
-            tf.bitwise.bitwise_or(tf.bitwise.left_shift(b[2:-1], 8), b[3:]))
-        found = tf.reduce_any(tf.equal(words[:, None], tf.constant(_PNG_CHUNKS_FOR_PIL, tf.int32)))
-        ihdr = tf.equal(tf.strings.substr(contents, 12, 4), b"IHDR")
-        return tf.logical_and(tf.logical_and(ihdr, mode), tf.logical_not(found))
+    return tf.size(tf.strings.split(tf.reshape(contents, [1]), sep=needle).values)
 
-    is_png = tf.logical_and(tf.equal(ext, EXT_PNG), tf.equal(tf.strings.substr(contents, 0, 8), _PNG_MAGIC))
-    return tf.cond(is_png, png, lambda: tf.constant(False))
+
+def _other_codes(contents, ext):
+    """:func:`plain_codes` of bytes that are not a JPEG: ``(0, 1)`` for PNG bytes named
+    ``.png``, else ``(0, 0)``."""
+    import tensorflow as tf
+
+    png = tf.logical_and(tf.equal(ext, EXT_PNG), tf.equal(tf.strings.substr(contents, 0, 8), _PNG_MAGIC))
+    return tf.constant(0), tf.cast(png, tf.int32)
 
 
 def resample(image, size):

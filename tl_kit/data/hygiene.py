@@ -152,8 +152,9 @@ def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, 
 
     1. One tf.data graph (:func:`_graph_pass`) reads every file once, decodes it (pixels for
        ``out``, or :func:`tl_kit.decode.check_bytes` when none are kept) and says from its
-       bytes whether it is plain (:func:`tl_kit.decode.plain_header`): a plain file that
-       decoded is "ok", with no Python per file.
+       bytes whether it is plain (:func:`tl_kit.decode.plain_header`, as two codes a file
+       and one :func:`tl_kit.decode.plain_of` per batch): a plain file that decoded is "ok",
+       with no Python per file.
     2. A file that decoded but is not plain gets its Pillow header read
        (:func:`tl_kit.decode.sniff_file`, in threads): not an image -> skipped; one Pillow must
        decode (:func:`tl_kit.decode.needs_pil`) -> :func:`check_file`; else "ok" with the
@@ -254,28 +255,55 @@ def _graph_pass(rows: list[int], files, size, channels, resize, out, on_plain) -
     h, w = int(size[0]), int(size[1])
     paths = np.asarray([files[i][0] for i in rows])
     exts = np.asarray([_dec.ext_code(files[i][0]) for i in rows], np.int32)
+    ext_of = np.zeros(max(rows) + 1, np.int32)
+    ext_of[rows] = exts
 
     @tf.autograph.experimental.do_not_convert  # plain TF ops: converting them cost ~1 s a load
     def load(i, path, ext):
         contents = tf.io.read_file(path)
         if out is None:
-            return i, *_dec.check_plain(contents, ext, channels)
-        plain, image = _dec.decode_plain(contents, ext, channels)
-        return i, plain, _dec.resize_image(image, (h, w), resize)
+            codes, shape = _dec.check_plain(contents, ext, channels)
+            return i, *codes, shape
+        codes, image = _dec.decode_plain(contents, ext, channels)
+        return i, *codes, _dec.resize_image(image, (h, w), resize)
 
     ds = (tf.data.Dataset.from_tensor_slices((np.asarray(rows, np.int64), paths, exts))
           .map(load, num_parallel_calls=graph_calls(), deterministic=False)
           .ignore_errors().batch(256).prefetch(2))
     plain: dict[int, bool] = {}
-    for idx, flags, pixels in ds:
+    png_rows: list[int] = []
+    for idx, components, pieces, pixels in ds:
         idx = idx.numpy()
         if out is not None:
             out[idx] = pixels.numpy()
-        flags = flags.numpy().tolist()
+        components, pieces = components.numpy(), pieces.numpy()
+        flags = _dec.plain_of(ext_of[idx], components, pieces).tolist()
+        png_rows += idx[_dec.png_to_test(components, pieces)].tolist()
         idx = idx.tolist()
         plain.update(zip(idx, flags, strict=True))
         on_plain([i for i, f in zip(idx, flags, strict=True) if f])
+    if png_rows:  # their PNG test, in a graph of their own (see tl_kit.decode.plain_codes)
+        verdicts = _png_pass(png_rows, files)
+        plain.update(verdicts)
+        on_plain([i for i, f in verdicts.items() if f])
     return plain
+
+
+def _png_pass(rows: list[int], files) -> dict[int, bool]:
+    """:func:`tl_kit.decode.png_plain` of the files ``rows`` (PNGs that decoded), read again
+    in one parallel graph; a file that cannot be read now is not plain (its header is read)."""
+    import tensorflow as tf
+
+    paths = np.asarray([files[i][0] for i in rows])
+    ds = (tf.data.Dataset.from_tensor_slices((np.asarray(rows, np.int64), paths))
+          .map(tf.autograph.experimental.do_not_convert(
+              lambda i, path: (i, _dec.png_plain(tf.io.read_file(path)))),
+              num_parallel_calls=graph_calls(), deterministic=False)
+          .ignore_errors().batch(256))
+    verdicts = dict.fromkeys(rows, False)
+    for idx, flags in ds:
+        verdicts.update(zip(idx.numpy().tolist(), flags.numpy().tolist(), strict=True))
+    return verdicts
 
 
 def listing_digest(files: list[tuple[str, int]], stats: list) -> str:
