@@ -24,6 +24,14 @@ batch 64:
   decoded at full size with nothing kept (``decode_full_size_s``: the least a decode costs),
   and decoded and resized into one new uint8 array (``decode_once_kept_s``: what the
   in-memory path's product, the pixels in memory, costs at the least).
+* ``decode_kept``: that last pass alone (``decode_once_kept_s``), so that it alternates with
+  ``tl_memory`` a few seconds apart.
+
+A pass's ``cores`` is its CPU seconds over its wall seconds. This 2-core machine spends
+spells giving a process about one core (a pass then takes ~1.7x as long, with *less* CPU:
+no hyper-thread sibling competes); ``full_core_rounds`` gives the in-memory ratios over the
+rounds where both sides of the pair used at least ``FULL_CORES`` cores, so a spell that
+caught only one side does not decide the figure (every round stays in ``rounds``).
 
 Per side: first load (no hygiene index), second load (same folder, unchanged), one training
 epoch with the standard policy (``augment="standard"``) and the peak RSS. First loads and
@@ -52,6 +60,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.environ.get("TL_KIT_BENCH_TL_PATH") or str(Path(__file__).resolve().parent.parent))
 
 SIDES = ("tl_stream", "tl_memory", "keras", "decode_once")
+EXTRA_SIDES = ("decode_kept",)
+FULL_CORES = 1.6
 GEN_ROOT = Path(tempfile.gettempdir()) / "tl_kit_bench_data"
 CLASSES = 10
 SRC_PX = 96
@@ -219,6 +229,16 @@ def _side_decode_once(root: Path) -> dict:
             "decode_full_size_s": full, "decode_full_size_cpu_s": full_cpu, "peak_rss_mb": _peak_rss_mb()}
 
 
+def _side_decode_kept(root: Path) -> dict:
+    from tl_kit import decode
+    from tl_kit.data.decoding import graph_calls
+
+    files = sorted(str(p) for p in root.glob("c*/*.jpg"))
+    kept, kept_cpu = _decode_kept(files, lambda p: decode.load_path(p, (LOAD_PX, LOAD_PX), 3), graph_calls())
+    return {"decode_once_kept_s": kept, "decode_once_kept_cpu_s": kept_cpu, "files": len(files),
+            "peak_rss_mb": _peak_rss_mb()}
+
+
 def _decode_kept(files: list[str], load, calls) -> tuple[float, float]:
     """Decode and resize every file once, keeping the uint8 pixels in one new array (what the
     in-memory path's product costs at the least: the decode plus the new memory it fills)."""
@@ -245,21 +265,26 @@ def run_side(side: str, root: Path, epoch: bool = True) -> dict:
         return _side_tl(root, False, epoch)
     if side == "keras":
         return _side_keras(root)
+    if side == "decode_kept":
+        return _side_decode_kept(root)
     return _side_decode_once(root)
 
 
 def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | None = None,
-               epoch: bool = True, rounds: int = 1) -> dict:
+               epoch: bool = True, rounds: int = 1, one_cpu: int | None = None) -> dict:
     """Generate (or reuse) the folder, run every side in its own subprocess, return figures
     (``before``: also each tl_kit side with the tl_kit found in that folder; ``epoch=False``:
     the tl_kit sides measure the loads only). With ``rounds`` > 1 every side runs once per
     round, the sides in turn; ``sides`` then holds each figure's median over the rounds,
-    ``rounds`` each round's figures and ``round_ratios`` each round's ratios."""
+    ``rounds`` each round's figures and ``round_ratios`` each round's ratios. ``one_cpu``:
+    every side runs on that one CPU alone (``sched_setaffinity``), so its wall clock is the
+    work it does, with no second thread beside it on the core's sibling."""
     t = time.perf_counter()
     root = generate(files)
     gen = time.perf_counter() - t
     out: dict = {"files": files, "source_px": SRC_PX, "load_px": LOAD_PX, "batch": BATCH,
-                 "generate_s": round(gen, 1), "load_before": os.getloadavg(), "sides": {}}
+                 "generate_s": round(gen, 1), "load_before": os.getloadavg(), "one_cpu": one_cpu,
+                 "sides": {}}
     here = str(Path(__file__).resolve().parent.parent)
     runs = []
     for side in [s for s in sides.split(",") if s]:
@@ -270,7 +295,7 @@ def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | N
     for k in range(rounds):
         got = {}
         for name, side, path in runs:
-            got[name] = _run_side(side, root, path, epoch)
+            got[name] = _run_side(side, root, path, epoch, one_cpu)
             print(f"[bench_data] round {k} {name}: {got[name]}", flush=True)
         per_round.append(got)
     out["sides"] = per_round[0] if rounds == 1 else _medians(per_round)
@@ -278,6 +303,7 @@ def bench_data(files: int = 20000, sides: str = ",".join(SIDES), before: str | N
         out["rounds"] = per_round
         out["round_ratios"] = [_ratios({"sides": r})["ratios"] for r in per_round]
         out["median_round_ratio"] = _median_ratios(out["round_ratios"])
+        out["full_core_rounds"] = _full_core_ratios(out["round_ratios"])
     if before:
         out["before"] = str(Path(before).resolve())
     out["load_after"] = os.getloadavg()
@@ -306,12 +332,31 @@ def _median_ratios(round_ratios: list[dict]) -> dict:
     return {k: round(statistics.median(r[k] for r in round_ratios if k in r), 3) for k in names}
 
 
-def _run_side(side: str, root: Path, pythonpath: str, epoch: bool = True) -> dict:
-    """One side in a fresh subprocess importing tl_kit from ``pythonpath``."""
+def _full_core_ratios(round_ratios: list[dict], least: float = FULL_CORES) -> dict:
+    """The in-memory first load against decoding into a new array, over the rounds where
+    both passes used at least ``least`` cores: ``rounds`` (which), and each ratio's median."""
+    import statistics
+
+    keep = [k for k, r in enumerate(round_ratios)
+            if r.get("memory_first_load_cores", 0) >= least and r.get("decode_once_kept_cores", 0) >= least]
+    names = ("memory_first_load_vs_decode_once_kept", "memory_first_load_cpu_vs_decode_once_kept")
+    out: dict = {"least_cores": least, "rounds": keep}
+    for name in names:
+        got = [round_ratios[k][name] for k in keep if name in round_ratios[k]]
+        if got:
+            out[name] = round(statistics.median(got), 3)
+    return out
+
+
+def _run_side(side: str, root: Path, pythonpath: str, epoch: bool = True,
+              one_cpu: int | None = None) -> dict:
+    """One side in a fresh subprocess importing tl_kit from ``pythonpath`` (on CPU ``one_cpu``
+    alone when given)."""
     env = dict(os.environ, PYTHONPATH=pythonpath, TL_KIT_BENCH_TL_PATH=pythonpath)
     cmd = [sys.executable, __file__, "--side", side, "--root", str(root), "--load-px", str(LOAD_PX)]
+    pin = None if one_cpu is None else (lambda: os.sched_setaffinity(0, {one_cpu}))
     proc = subprocess.run(cmd + ([] if epoch else ["--loads-only"]), capture_output=True,
-                          text=True, env=env)
+                          text=True, env=env, preexec_fn=pin)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"error": (proc.stderr or proc.stdout)[-2000:]}
@@ -321,7 +366,8 @@ def _run_side(side: str, root: Path, pythonpath: str, epoch: bool = True) -> dic
 def _ratios(out: dict) -> dict:
     s = out["sides"]
     r: dict = {}
-    tl, k, d, m = s.get("tl_stream", {}), s.get("keras", {}), s.get("decode_once", {}), s.get("tl_memory", {})
+    tl, k, m = s.get("tl_stream", {}), s.get("keras", {}), s.get("tl_memory", {})
+    d = {**s.get("decode_kept", {}), **s.get("decode_once", {})}
     if "epoch_images_per_s" in tl and "epoch_images_per_s" in k:
         r["stream_epoch_vs_keras"] = round(tl["epoch_images_per_s"] / k["epoch_images_per_s"], 3)
     if "first_load_s" in tl and "decode_once_s" in d:
@@ -337,6 +383,13 @@ def _ratios(out: dict) -> dict:
         r["memory_first_load_vs_decode_once"] = round(d["decode_once_s"] / m["first_load_s"], 3)
     if "first_load_s" in m and "decode_once_kept_s" in d:  # the same product: pixels in memory
         r["memory_first_load_vs_decode_once_kept"] = round(d["decode_once_kept_s"] / m["first_load_s"], 3)
+    if "first_load_cpu_s" in m and "decode_once_kept_cpu_s" in d:
+        r["memory_first_load_cpu_vs_decode_once_kept"] = round(
+            d["decode_once_kept_cpu_s"] / m["first_load_cpu_s"], 3)
+    for name, fig, secs, cpu in (("memory_first_load_cores", m, "first_load_s", "first_load_cpu_s"),
+                                 ("decode_once_kept_cores", d, "decode_once_kept_s", "decode_once_kept_cpu_s")):
+        if fig.get(secs) and cpu in fig:
+            r[name] = round(fig[cpu] / fig[secs], 3)
     for name in ("tl_memory", "tl_memory@before"):
         r.update(_memory_ratios(s.get(name, {}), name.replace("tl_memory", "memory")))
     out["ratios"] = r
@@ -359,7 +412,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     global LOAD_PX, SRC_PX
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=20000)
-    ap.add_argument("--sides", default=",".join(SIDES))
+    ap.add_argument("--sides", default=",".join(SIDES),
+                    help=f"comma-separated, of {', '.join(SIDES + EXTRA_SIDES)} (default: {', '.join(SIDES)})")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--root", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None)
@@ -373,12 +427,20 @@ def main(argv: list[str] | None = None) -> dict | None:
                     help="run every side this many times, in turn; figures are the medians")
     ap.add_argument("--source-px", type=int, default=SRC_PX,
                     help=f"the side of the generated JPEGs (default {SRC_PX}; e.g. 1024 for photos)")
+    ap.add_argument("--one-cpu", type=int, default=None, metavar="CPU",
+                    help="run every side on this one CPU alone: wall clock = work done (a steadier "
+                         "measure on a machine whose cores come and go)")
     args = ap.parse_args(argv)
     LOAD_PX, SRC_PX = args.load_px, args.source_px
+    unknown = [x for x in args.sides.split(",") if x and x not in SIDES + EXTRA_SIDES]
+    if unknown:
+        ap.error(f"--sides: unknown {', '.join(unknown)}; choose from {', '.join(SIDES + EXTRA_SIDES)}")
     if args.side:  # one side, in this (fresh) process
         print(json.dumps(run_side(args.side, Path(args.root), not args.loads_only)), flush=True)
         return None
-    out = bench_data(args.files, args.sides, args.before, not args.loads_only, args.rounds)
+    if args.one_cpu is not None and args.one_cpu not in os.sched_getaffinity(0):
+        ap.error(f"--one-cpu {args.one_cpu}: not one of this process's CPUs {sorted(os.sched_getaffinity(0))}")
+    out = bench_data(args.files, args.sides, args.before, not args.loads_only, args.rounds, args.one_cpu)
     print(json.dumps(out, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2))

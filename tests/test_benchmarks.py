@@ -139,6 +139,82 @@ def test_data_rounds_report_each_figure_as_its_median():
     assert bench._median_ratios([{"a": 1.0}, {"a": 3.0, "b": 2.0}]) == {"a": 2.0, "b": 2.0}
 
 
+def test_data_full_core_rounds_pair_only_rounds_where_both_sides_had_the_cores():
+    """bench_data: each pass's cores (CPU s / wall s), the in-memory first load against the
+    ``decode_kept`` side, and ``full_core_rounds`` keeping the rounds where both passes used
+    at least FULL_CORES cores."""
+    import benchmarks.bench_data as bench
+
+    def rnd(mem_s, mem_cpu, kept_s, kept_cpu):
+        return {"tl_memory": {"first_load_s": mem_s, "first_load_cpu_s": mem_cpu},
+                "decode_kept": {"decode_once_kept_s": kept_s, "decode_once_kept_cpu_s": kept_cpu}}
+
+    rounds = [rnd(10.0, 19.0, 12.0, 23.0),   # both on two cores: 1.2
+              rnd(20.0, 20.0, 12.0, 23.0),   # the tl_kit pass caught a one-core spell: 0.6
+              rnd(10.0, 18.0, 11.0, 21.0),   # both on two cores: 1.1
+              rnd(10.0, 19.0, 21.0, 20.0)]   # the decode pass on one core: 2.1
+    ratios = [bench._ratios({"sides": r})["ratios"] for r in rounds]
+    assert ratios[0]["memory_first_load_vs_decode_once_kept"] == 1.2
+    assert ratios[0]["memory_first_load_cpu_vs_decode_once_kept"] == round(23.0 / 19.0, 3)
+    assert ratios[1]["memory_first_load_cores"] == 1.0 and ratios[0]["decode_once_kept_cores"] == round(23 / 12, 3)
+    full = bench._full_core_ratios(ratios)
+    assert full["rounds"] == [0, 2]
+    assert full["memory_first_load_vs_decode_once_kept"] == round((1.2 + 1.1) / 2, 3)
+    assert bench._full_core_ratios(ratios, least=2.5) == {"least_cores": 2.5, "rounds": []}
+
+
+def test_data_one_cpu_runs_each_side_on_that_cpu_alone(monkeypatch, tmp_path):
+    """bench_data --one-cpu: the side's subprocess is started pinned to that one CPU (checked
+    in a real child process: its affinity is that CPU), and its figures are read back."""
+    import os
+    import subprocess
+    import sys
+
+    import benchmarks.bench_data as bench
+
+    seen, real_run = {}, subprocess.run
+
+    def fake_run(cmd, **kw):
+        seen.update(kw)
+        return subprocess.CompletedProcess(cmd, 0, stdout='{"first_load_s": 1.5}\n', stderr="")
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    cpu = min(os.sched_getaffinity(0))
+    assert bench._run_side("tl_memory", tmp_path, ".", False, cpu) == {"first_load_s": 1.5}
+    child = real_run([sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+                           preexec_fn=seen["preexec_fn"], capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == str([cpu])
+    bench._run_side("tl_memory", tmp_path, ".", False, None)
+    assert seen["preexec_fn"] is None
+
+
+def test_load_phases_add_up_to_the_load():
+    """bench_load_phases on 60 files: every side ran; the in-memory load's phases are
+    positive, do not exceed the load, and with ``rest`` make up its total."""
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.bench_load_phases as phases
+
+    r = phases.phases(60, rounds=1)
+    load = r["per_round"][0]["load"]
+    assert set(r["medians"]) == set(phases.SIDES) and _pos(r["load_vs_decode_kept"])
+    parts = [k for k in load if k not in ("total_s", "rest_s")]
+    assert {"listing_s", "stat_and_lookup_s", "scan_graph_s", "hygiene_report_s", "split_s"} <= set(parts)
+    assert all(load[k] > 0 for k in parts) and load["scan_graph_s"] < load["total_s"]
+    assert sum(load[k] for k in parts) + load["rest_s"] == pytest.approx(load["total_s"])
+    assert _pos(r["per_round"][0]["load_no_header_test"]["scan_graph_s"])
+    pair = r["round_ratios"][0]
+    assert pair["load_vs_decode_kept"] == round(r["per_round"][0]["decode_kept"]["total_s"] / load["total_s"], 3)
+    assert pair["scan_graph_vs_decode_kept"] > pair["load_vs_decode_kept"]
+
+
+def test_data_unknown_side_is_a_usage_error(capsys):
+    import benchmarks.bench_data as bench
+
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--sides", "tl_memory,decode_twice"])
+    assert e.value.code == 2 and "decode_twice" in capsys.readouterr().err
+
+
 def test_demo_rows(run):
     """Benchmark 8's row reads bench_demo's figures; a failed demo is a NO, not a crash."""
     r = {"command": "-m tl_kit.cli demo --out /tmp/x --task photos --quick", "returncode": 0,
