@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +19,27 @@ def load_snapshot() -> dict[str, float]:
     except OSError:  # pragma: no cover
         return {}
     return {"load1": round(one, 2), "load5": round(five, 2), "load15": round(fifteen, 2)}
+
+
+def pin_to(cpu: int | None):
+    """A ``preexec_fn`` for ``subprocess.run`` that starts the child on CPU ``cpu`` alone
+    (``sched_setaffinity``), or None for no pin: on one CPU, wall clock is the work done."""
+    return None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+
+
+def check_one_cpu(ap, cpu: int | None) -> None:
+    """``ap.error`` (exit status 2) when ``--one-cpu`` names a CPU this process may not use."""
+    if cpu is not None and cpu not in os.sched_getaffinity(0):
+        ap.error(f"--one-cpu {cpu}: not one of this process's CPUs {sorted(os.sched_getaffinity(0))}")
+
+
+def emit(out: dict, path: str | None, indent: int = 2) -> dict:
+    """Print a benchmark's figures as JSON, and write them to ``path`` when given."""
+    text = json.dumps(out, indent=indent)
+    print(text)
+    if path:
+        Path(path).write_text(text)
+    return out
 
 
 def median(xs: list[float]) -> float:

@@ -146,11 +146,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         res = _side_keras(root) if args.side == "keras" else _side_tl(root, Path(args.work))
         print(json.dumps(res), flush=True)
         return None
-    out = bench_augment(args.files, args.before, args.rounds, args.plain_resize)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=2))
-    return out
+    from benchmarks._common import emit
+
+    return emit(bench_augment(args.files, args.before, args.rounds, args.plain_resize), args.out)
 
 
 if __name__ == "__main__":

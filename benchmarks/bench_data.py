@@ -354,9 +354,10 @@ def _run_side(side: str, root: Path, pythonpath: str, epoch: bool = True,
     alone when given)."""
     env = dict(os.environ, PYTHONPATH=pythonpath, TL_KIT_BENCH_TL_PATH=pythonpath)
     cmd = [sys.executable, __file__, "--side", side, "--root", str(root), "--load-px", str(LOAD_PX)]
-    pin = None if one_cpu is None else (lambda: os.sched_setaffinity(0, {one_cpu}))
+    from benchmarks._common import pin_to  # the parent's import path: this checkout
+
     proc = subprocess.run(cmd + ([] if epoch else ["--loads-only"]), capture_output=True,
-                          text=True, env=env, preexec_fn=pin)
+                          text=True, env=env, preexec_fn=pin_to(one_cpu))
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"error": (proc.stderr or proc.stdout)[-2000:]}
@@ -438,13 +439,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     if args.side:  # one side, in this (fresh) process
         print(json.dumps(run_side(args.side, Path(args.root), not args.loads_only)), flush=True)
         return None
-    if args.one_cpu is not None and args.one_cpu not in os.sched_getaffinity(0):
-        ap.error(f"--one-cpu {args.one_cpu}: not one of this process's CPUs {sorted(os.sched_getaffinity(0))}")
+    from benchmarks._common import check_one_cpu, emit
+
+    check_one_cpu(ap, args.one_cpu)
     out = bench_data(args.files, args.sides, args.before, not args.loads_only, args.rounds, args.one_cpu)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=2))
-    return out
+    return emit(out, args.out)
 
 
 if __name__ == "__main__":

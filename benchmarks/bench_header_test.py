@@ -20,7 +20,6 @@ round (CPU seconds of this process; the median over the rounds):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -102,10 +101,9 @@ def main(argv: list[str] | None = None) -> dict:
     files = sorted(str(p) for p in root.glob("c*/*.jpg"))[: args.files]
     r = header_test_cost(files, args.rounds)
     r["machine"] = f"{os.cpu_count()} cores"
-    print(json.dumps(r, indent=1))
-    if args.out:
-        Path(args.out).write_text(json.dumps(r, indent=1))
-    return r
+    from benchmarks._common import emit
+
+    return emit(r, args.out, indent=1)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import check_one_cpu, emit, pin_to  # noqa: E402
+
 SIDES = ("load", "load_no_header_test", "decode_kept")
 PHASES = (("tl_kit.data.folders", "list_folder", "listing"),
           ("tl_kit.data.hygiene", "_known_verdicts", "stat_and_lookup"),
@@ -105,7 +107,7 @@ def phases(files: int, rounds: int = 3, one_cpu: int | None = None, load_px: int
     import benchmarks.bench_data as bd
 
     root = bd.generate(files)
-    pin = None if one_cpu is None else (lambda: os.sched_setaffinity(0, {one_cpu}))
+    pin = pin_to(one_cpu)
     per_round = []
     for k in range(rounds):
         got = {}
@@ -148,13 +150,8 @@ def main(argv: list[str] | None = None) -> dict | None:
                else run_load(root, args.load_px, header_test=args.side == "load"))
         print(json.dumps(fig), flush=True)
         return None
-    if args.one_cpu is not None and args.one_cpu not in os.sched_getaffinity(0):
-        ap.error(f"--one-cpu {args.one_cpu}: not one of this process's CPUs {sorted(os.sched_getaffinity(0))}")
-    out = phases(args.files, args.rounds, args.one_cpu, args.load_px)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=2))
-    return out
+    check_one_cpu(ap, args.one_cpu)
+    return emit(phases(args.files, args.rounds, args.one_cpu, args.load_px), args.out)
 
 
 if __name__ == "__main__":
