@@ -207,6 +207,21 @@ def test_load_phases_add_up_to_the_load():
     assert pair["scan_graph_vs_decode_kept"] > pair["load_vs_decode_kept"]
 
 
+def test_draft_decode_measures_each_side_and_picks_the_largest_ratio_that_keeps_the_size():
+    """bench_draft_decode: the DCT scale kept at least the load size on both sides; every side
+    ran over every file with positive figures."""
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.bench_draft_decode as draft
+
+    assert [draft.largest_ratio(px, s) for px, s in ((1024, 224), (96, 64), (500, 224), (2048, 224),
+                                                      (1024, 128), (1016, 128), (448, 224))] == [4, 1, 2, 8, 8, 4, 2]
+    r = draft.draft_cost(files=20, source_px=128, size=32, rounds=1)
+    assert r["ratio"] == 4 and r["files"] == 20
+    assert set(r["sides"]) == {"full_decode", "full_decode_resize", "scaled_decode", "scaled_decode_resize"}
+    assert all(v["wall_s"] > 0 and v["cpu_s"] >= 0 for v in r["sides"].values())
+    assert all(len(runs) == 1 for runs in r["runs"].values())
+
+
 def test_data_unknown_side_is_a_usage_error(capsys):
     import benchmarks.bench_data as bench
 

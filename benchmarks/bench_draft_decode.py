@@ -1,0 +1,100 @@
+"""What decoding photo-sized JPEGs at a DCT scale would save, before any such change.
+
+    python benchmarks/bench_draft_decode.py --files 400 --source-px 1024 --size 224 --rounds 3
+
+libjpeg can decode at 1/2, 1/4 or 1/8 scale (``tf.io.decode_jpeg(ratio=...)``). Every
+entropy-coded coefficient is still read, but the inverse DCT, the colour conversion and the
+resize that follows run on far fewer pixels. Over the generated benchmark folder of
+``--source-px`` JPEGs (``bench_data.generate``), read into memory once, this maps in one
+process, in turn each round (wall and CPU seconds, medians over the rounds):
+
+* ``full_decode``: :func:`tl_kit.decode.decode_bytes` only (no resize);
+* ``full_decode_resize``: what tl_kit does now, :func:`tl_kit.decode.resize_image` of that;
+* ``scaled_decode``: ``decode_jpeg`` at the largest ratio that keeps both sides at least
+  ``--size`` (computed here from the known source size), no resize;
+* ``scaled_decode_resize``: the same, then :func:`tl_kit.decode.resize_image`.
+
+The pixels of the scaled sides differ from tl_kit's (a different downscale), so this measures
+a proposal. Adopting it would mean the same scaled decode in training, ``predict`` and the
+SavedModel's serving signature, and a new ``RESIZE_VERSION``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import emit  # noqa: E402
+
+
+def _cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def largest_ratio(source_px: int, size: int) -> int:
+    """The largest of 8, 4, 2 and 1 at which a ``source_px`` image still decodes to at least ``size``."""
+    for r in (8, 4, 2):
+        if -(-source_px // r) >= size:
+            return r
+    return 1
+
+
+def draft_cost(files: int = 400, source_px: int = 1024, size: int = 224, rounds: int = 3) -> dict:
+    import tensorflow as tf
+
+    import benchmarks.bench_data as bd
+    from tl_kit import decode
+
+    bd.SRC_PX = source_px
+    paths = sorted(str(p) for p in bd.generate(files).glob("c*/*.jpg"))[:files]
+    src = tf.data.Dataset.from_tensor_slices([Path(p).read_bytes() for p in paths]).cache()
+    for _ in src:  # every side reads the bytes from memory
+        pass
+    ratio = largest_ratio(source_px, size)
+    hw = (size, size)
+    sides = {
+        "full_decode": lambda b: tf.shape(decode.decode_bytes(b, 3)),
+        "full_decode_resize": lambda b: decode.resize_image(decode.decode_bytes(b, 3), hw),
+        "scaled_decode": lambda b: tf.shape(tf.io.decode_jpeg(b, 3, ratio=ratio, dct_method=decode.DCT_METHOD)),
+        "scaled_decode_resize": lambda b: decode.resize_image(
+            tf.io.decode_jpeg(b, 3, ratio=ratio, dct_method=decode.DCT_METHOD), hw),
+    }
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            ds = src.map(tf.autograph.experimental.do_not_convert(fn), num_parallel_calls=16).batch(64)
+            t, cpu = time.perf_counter(), _cpu_s()
+            n = sum(int(x.shape[0]) for x in ds)
+            runs[name].append((time.perf_counter() - t, _cpu_s() - cpu))
+            assert n == len(paths)
+    med = {k: {"wall_s": round(statistics.median(w for w, _ in v), 3),
+               "cpu_s": round(statistics.median(c for _, c in v), 3)} for k, v in runs.items()}
+    now, scaled = med["full_decode_resize"]["cpu_s"], med["scaled_decode_resize"]["cpu_s"]
+    return {"files": len(paths), "source_px": source_px, "size": size, "ratio": ratio, "rounds": rounds,
+            "machine": f"{os.cpu_count()} cores", "sides": med, "runs": runs,
+            "cpu_now_over_scaled": round(now / scaled, 3) if scaled else None}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=400)
+    ap.add_argument("--source-px", type=int, default=1024)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    return emit(draft_cost(args.files, args.source_px, args.size, args.rounds), args.out)
+
+
+if __name__ == "__main__":
+    main()
