@@ -55,8 +55,11 @@ def draft_cost(files: int = 400, source_px: int = 1024, size: int = 224, rounds:
     import benchmarks.bench_data as bd
     from tl_kit import decode
 
-    bd.SRC_PX = source_px
-    paths = sorted(str(p) for p in bd.generate(files).glob("c*/*.jpg"))[:files]
+    before, bd.SRC_PX = bd.SRC_PX, source_px
+    try:
+        paths = sorted(str(p) for p in bd.generate(files).glob("c*/*.jpg"))[:files]
+    finally:
+        bd.SRC_PX = before  # the module's setting, as other callers expect it
     src = tf.data.Dataset.from_tensor_slices([Path(p).read_bytes() for p in paths]).cache()
     for _ in src:  # every side reads the bytes from memory
         pass

@@ -215,7 +215,11 @@ def test_draft_decode_measures_each_side_and_picks_the_largest_ratio_that_keeps_
 
     assert [draft.largest_ratio(px, s) for px, s in ((1024, 224), (96, 64), (500, 224), (2048, 224),
                                                       (1024, 128), (1016, 128), (448, 224))] == [4, 1, 2, 8, 8, 4, 2]
+    import benchmarks.bench_data as bd
+
+    px = bd.SRC_PX
     r = draft.draft_cost(files=20, source_px=128, size=32, rounds=1)
+    assert bd.SRC_PX == px  # bench_data's folders are left as they were
     assert r["ratio"] == 4 and r["files"] == 20
     assert set(r["sides"]) == {"full_decode", "full_decode_resize", "scaled_decode", "scaled_decode_resize"}
     assert all(v["wall_s"] > 0 and v["cpu_s"] >= 0 for v in r["sides"].values())
