@@ -32,13 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import emit  # noqa: E402
-
-
-def _cpu_s() -> float:
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+from benchmarks.bench_data import _cpu_s  # noqa: E402 - CPU seconds, as bench_data measures them
 
 
 def largest_ratio(source_px: int, size: int) -> int:

@@ -28,12 +28,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def _cpu_s() -> float:
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+from benchmarks.bench_data import _cpu_s, generate  # noqa: E402 - CPU seconds as bench_data measures them
 
 
 def header_test_cost(files: list[str], rounds: int = 5) -> dict:
@@ -95,8 +90,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--folder", type=int, default=100000, help="the generated folder's size (bench_data)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    from benchmarks.bench_data import generate
-
     root = generate(args.folder)
     files = sorted(str(p) for p in root.glob("c*/*.jpg"))[: args.files]
     r = header_test_cost(files, args.rounds)
