@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import json
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +43,35 @@ def emit(out: dict, path: str | None, indent: int = 2) -> dict:
     if path:
         Path(path).write_text(text)
     return out
+
+
+@contextlib.contextmanager
+def timed_parts(totals: dict[str, float], parts) -> Iterator[None]:
+    """Accumulate the wall seconds spent in each of ``parts`` into ``totals`` while the block
+    runs (measurement only: the functions run unchanged, and are restored after).
+    ``parts``: ``(name, module, class name or None, attribute)`` rows."""
+    patched = []
+
+    def wrap(name, fn):
+        @functools.wraps(fn)
+        def inner(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                totals[name] = totals.get(name, 0.0) + time.perf_counter() - t
+        return inner
+
+    for name, module, owner, attr in parts:
+        target = getattr(importlib.import_module(module), owner) if owner else importlib.import_module(module)
+        original = getattr(target, attr)
+        patched.append((target, attr, original))
+        setattr(target, attr, wrap(name, original))
+    try:
+        yield
+    finally:
+        for target, attr, original in reversed(patched):
+            setattr(target, attr, original)
 
 
 def median(xs: list[float]) -> float:

@@ -35,40 +35,20 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import check_one_cpu, emit, pin_to  # noqa: E402
+from benchmarks._common import check_one_cpu, emit, pin_to, timed_parts  # noqa: E402
 
 SIDES = ("load", "load_no_header_test", "decode_kept")
-PHASES = (("tl_kit.data.folders", "list_folder", "listing"),
-          ("tl_kit.data.hygiene", "_known_verdicts", "stat_and_lookup"),
-          ("tl_kit.data.hygiene", "_graph_pass", "scan_graph"),
-          ("tl_kit.data.hygiene", "listing_digest", "listing_digest"),
-          ("tl_kit.data.hygiene_index", "HygieneIndex.save", "index_write"),
-          ("tl_kit.data.folders", "write_hygiene", "hygiene_report"),
-          ("tl_kit.data.folders", "folder_split", "split"))
-
-
-def _timed(module, name: str, label: str, spent: dict) -> None:
-    """Wrap ``module.name`` (``Class.method`` for a method) so that its seconds add up in ``spent``."""
-    owner, attr = module, name
-    if "." in name:
-        cls, attr = name.split(".")
-        owner = getattr(module, cls)
-    fn = getattr(owner, attr)
-
-    def wrapper(*a, **k):
-        t = time.perf_counter()
-        try:
-            return fn(*a, **k)
-        finally:
-            spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
-
-    setattr(owner, attr, wrapper)
+PHASES = (("listing", "tl_kit.data.folders", None, "list_folder"),
+          ("stat_and_lookup", "tl_kit.data.hygiene", None, "_known_verdicts"),
+          ("scan_graph", "tl_kit.data.hygiene", None, "_graph_pass"),
+          ("listing_digest", "tl_kit.data.hygiene", None, "listing_digest"),
+          ("index_write", "tl_kit.data.hygiene_index", "HygieneIndex", "save"),
+          ("hygiene_report", "tl_kit.data.folders", None, "write_hygiene"),
+          ("split", "tl_kit.data.folders", None, "folder_split"))
 
 
 def run_load(root: Path, load_px: int, header_test: bool = True) -> dict:
     """One in-memory first load of ``root``, its seconds per phase (``rest``: what no phase timer covers)."""
-    import importlib
-
     import keras  # noqa: F401 - imported before the clock starts, as in bench_data's tl_kit sides
     import tensorflow as tf
 
@@ -80,14 +60,13 @@ def run_load(root: Path, load_px: int, header_test: bool = True) -> dict:
 
         dec._jpeg_codes = lambda contents: (tf.constant(3), tf.constant(1))
     spent: dict = {}
-    for module, name, label in PHASES:
-        _timed(importlib.import_module(module), name, label, spent)
     D.CACHE_LIMIT_BYTES = 64 << 30  # the in-memory path, whatever the folder's size
     work = Path(tempfile.mkdtemp(prefix="tl_phases_"))
-    t = time.perf_counter()
-    data = D.load_data(str(root), image_size=load_px, validation_split=0.1, run_dir=work / "run",
-                       hygiene_index=work / "index.json")
-    total = time.perf_counter() - t
+    with timed_parts(spent, PHASES):
+        t = time.perf_counter()
+        data = D.load_data(str(root), image_size=load_px, validation_split=0.1, run_dir=work / "run",
+                           hygiene_index=work / "index.json")
+        total = time.perf_counter() - t
     assert data.info.pipeline.startswith("memory"), data.info.pipeline
     out = {"total_s": total, **{f"{k}_s": v for k, v in spent.items()}}
     out["rest_s"] = total - sum(spent.values())  # the phases do not nest

@@ -28,16 +28,13 @@ holds ``final_val_evaluation`` and ``save_model``).
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import tempfile
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from benchmarks._common import load_snapshot
+from benchmarks._common import load_snapshot, timed_parts
 
 
 def _split(k: int, seed: int = 0):
@@ -70,36 +67,6 @@ PARTS = (
     ("evaluate_plots", "tl_kit.evaluate.plots", None, "plot_confusion_matrix"),
 )
 # custom_fit's own checkpoint writes are reported by the learner (metrics["checkpoints"]).
-
-
-@contextlib.contextmanager
-def timed_parts(totals: dict[str, float]) -> Iterator[None]:
-    """Accumulate wall seconds spent in each of :data:`PARTS` into ``totals`` (measurement
-    only: the functions run unchanged)."""
-    import importlib
-
-    patched = []
-
-    def wrap(name, fn):
-        @functools.wraps(fn)
-        def inner(*a, **k):
-            t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                totals[name] = totals.get(name, 0.0) + time.perf_counter() - t
-        return inner
-
-    for name, module, owner, attr in PARTS:
-        target = getattr(importlib.import_module(module), owner) if owner else importlib.import_module(module)
-        original = getattr(target, attr)
-        patched.append((target, attr, original))
-        setattr(target, attr, wrap(name, original))
-    try:
-        yield
-    finally:
-        for target, attr, original in reversed(patched):
-            setattr(target, attr, original)
 
 
 def run_tl_kit(source, train, val, test, pre_epochs: int, epochs: int, tmp: str) -> dict[str, Any]:
@@ -204,7 +171,7 @@ def bench_recipe(labels_per_class: int = 20, pre_epochs: int = 10, epochs: int =
             order = ("tl", "hand") if rep % 2 == 0 else ("hand", "tl")
             for side in order:
                 if side == "tl":
-                    with timed_parts(parts):
+                    with timed_parts(parts, PARTS):
                         tl.append(run_tl_kit(source, train, val, test, pre_epochs, epochs, f"{tmp}/{rep}"))
                 else:
                     hand.append(run_hand(source, train, val, test, pre_epochs, epochs))

@@ -234,6 +234,21 @@ def test_data_unknown_side_is_a_usage_error(capsys):
     assert e.value.code == 2 and "decode_twice" in capsys.readouterr().err
 
 
+def test_one_cpu_not_ours_is_a_usage_error(capsys):
+    """--one-cpu naming a CPU this process may not use: exit 2 naming it, before any work."""
+    import os
+
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.bench_data as data
+    import benchmarks.bench_load_phases as phases
+
+    bad = str(max(os.sched_getaffinity(0)) + 1000)
+    for main in (data.main, phases.main):
+        with pytest.raises(SystemExit) as e:
+            main(["--files", "10", "--one-cpu", bad])
+        assert e.value.code == 2 and f"--one-cpu {bad}" in capsys.readouterr().err
+
+
 def test_demo_rows(run):
     """Benchmark 8's row reads bench_demo's figures; a failed demo is a NO, not a crash."""
     r = {"command": "-m tl_kit.cli demo --out /tmp/x --task photos --quick", "returncode": 0,
