@@ -221,7 +221,8 @@ def test_draft_decode_measures_each_side_and_picks_the_largest_ratio_that_keeps_
     r = draft.draft_cost(files=20, source_px=128, size=32, rounds=1)
     assert bd.SRC_PX == px  # bench_data's folders are left as they were
     assert r["ratio"] == 4 and r["files"] == 20
-    assert set(r["sides"]) == {"full_decode", "full_decode_resize", "scaled_decode", "scaled_decode_resize"}
+    assert set(r["sides"]) == {"full_decode", "full_decode_resize", "scaled_decode", "scaled_decode_resize",
+                               "decode_resize"}
     assert all(v["wall_s"] > 0 and v["cpu_s"] >= 0 for v in r["sides"].values())
     assert all(len(runs) == 1 for runs in r["runs"].values())
 

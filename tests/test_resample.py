@@ -76,8 +76,9 @@ def test_the_in_memory_cache_of_another_resize_version_is_not_reused(tmp_path, m
             Image.fromarray(_img(24, 24, i + (10 if c == "b" else 0))).save(tmp_path / "data" / c / f"{i}.png")
     index = tmp_path / "index.json"
     first = load_data(tmp_path / "data", image_size=16, validation_split=0.0, hygiene_index=index)
-    assert [p.name for p in tmp_path.glob("index*-r2.npy")], sorted(p.name for p in tmp_path.iterdir())
-    monkeypatch.setattr(decode, "RESIZE_VERSION", 3)
+    now = decode.RESIZE_VERSION
+    assert [p.name for p in tmp_path.glob(f"index*-r{now}.npy")], sorted(p.name for p in tmp_path.iterdir())
+    monkeypatch.setattr(decode, "RESIZE_VERSION", now + 1)
     again = load_data(tmp_path / "data", image_size=16, validation_split=0.0, hygiene_index=index)
-    assert [p.name for p in tmp_path.glob("index*-r3.npy")]  # decoded again and kept under r3
+    assert [p.name for p in tmp_path.glob(f"index*-r{now + 1}.npy")]  # decoded again and kept under the new one
     assert np.array_equal(first.arrays("train")[0], again.arrays("train")[0])

@@ -6,7 +6,11 @@ The same encoded bytes give the same pixels everywhere, because everywhere they 
 
 * JPEG: ``tf.io.decode_jpeg(dct_method=DCT_METHOD)`` (``"INTEGER_ACCURATE"``, libjpeg's
   ``JDCT_ISLOW``: the accurate integer DCT, the one Pillow uses; TensorFlow's default is the
-  fast one, up to 3 levels off);
+  fast one, up to 3 levels off). Decoded for a given size (:func:`decode_resize`, what every
+  path above runs), a JPEG at least twice that size is decoded at libjpeg's DCT scale 1/2,
+  1/4 or 1/8 (:func:`dct_scale`: the largest that still leaves at least the pixels the
+  resize needs), so a photo's inverse DCT, colour conversion and resize run on up to 64x
+  fewer pixels (benchmarks/RESULTS.md, "Photos decode at a DCT scale");
 * PNG, GIF (first frame), BMP, WebP: ``tf.io.decode_image``;
 * grey images become RGB by repeating the channel (``channels=3``), colour images become
   grey with the decoder's own conversion (``channels=1``);
@@ -15,7 +19,8 @@ The same encoded bytes give the same pixels everywhere, because everywhere they 
   other shrinks; ``"stretch"`` (the serving signature's resize), aspect-preserving variants
   for ``"crop"`` / ``"pad"``; then rounded (half to even) to uint8, the dtype the in-memory
   cache keeps. :data:`RESIZE_VERSION` names this definition (version 1 was antialiased
-  bilinear everywhere); the in-memory path's saved pixels are keyed by it.
+  bilinear everywhere, version 2 decoded every JPEG at full size); the in-memory path's
+  saved pixels are keyed by it.
 
 Files TensorFlow would decode differently from what the picture shows are decoded with
 Pillow instead (:func:`needs_pil` says which, from the header): EXIF orientation other than
@@ -23,14 +28,16 @@ Pillow instead (:func:`needs_pil` says which, from the header): EXIF orientation
 composited on WHITE; TensorFlow would drop the alpha channel and show what lies under it),
 CMYK (Adobe's inverted CMYK is common), 16-bit and 1-bit images, palette BMPs (TensorFlow
 reads their indices as grey), and any file TensorFlow fails on but Pillow reads. Their
-full-size pixels then go through the same :func:`resize_image`. The hygiene scan records
+pixels then go through the same :func:`resize_image` (a JPEG among them read by Pillow at
+the same DCT scale, with ``draft``). The hygiene scan records
 which decoder each file used (``HygieneRecord.decoder``: ``"tf"`` or ``"pil"``).
 
 The SavedModel's ``serving_default`` receives bytes and has only TensorFlow: for the files
 above it decodes them as TensorFlow does (EXIF ignored, alpha dropped, TensorFlow's CMYK
 conversion), so its pixels may differ from training's. Convert such files to plain RGB
-JPEG/PNG before serving, or send pixels to ``serving_uint8`` after
-:func:`read_image` (which applies the same conversions as training).
+JPEG/PNG before serving, or send ``serving_uint8`` the pixels of :func:`decode_file` at the
+model's size (training's own; :func:`read_image`'s full-size pixels resized give training's
+only for images smaller than twice the model's size, which decode at full size).
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ __all__ = [
     "DCT_METHOD",
     "RESIZE_VERSION",
     "decode_bytes",
+    "decode_resize",
+    "decode_scaled",
+    "dct_scale",
     "decode_file",
     "decode_file_bytes",
     "check_bytes",
@@ -68,7 +78,9 @@ __all__ = [
 
 DCT_METHOD = "INTEGER_ACCURATE"
 #: The version of :func:`resample`'s definition: pixels saved by an earlier version are decoded again, never mixed.
-RESIZE_VERSION = 2
+RESIZE_VERSION = 3
+#: libjpeg's DCT scales: ``tf.io.decode_jpeg(ratio=r)`` decodes at 1/r of each side (rounded up).
+DCT_RATIOS = (1, 2, 4, 8)
 
 _EXT_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".bmp": "BMP",
                ".gif": "GIF", ".webp": "WEBP"}
@@ -86,6 +98,67 @@ def decode_bytes(contents, channels: int = 3):
                     lambda: _decode_other(contents, channels))
     image.set_shape([None, None, channels])
     return image
+
+
+def dct_scale(height: int, width: int, size, mode: str = "stretch") -> int:
+    """The DCT scale (1, 2, 4 or 8) :func:`decode_scaled` decodes a ``height`` x ``width``
+    JPEG at for :func:`resize_image` to ``size`` with ``mode``: the largest at which the
+    decoded image still holds at least the pixels the resize keeps of it, so the resize
+    still only shrinks. ``"stretch"`` and ``"crop"``: both sides at least ``r`` times the
+    size's; ``"pad"`` (the image shrinks by its larger ratio): either side. Python ints."""
+    q = _quotient(height, width, size, mode, min, max)
+    return max(r for r in DCT_RATIOS if q >= r) if q >= 1 else 1
+
+
+def _quotient(ih, iw, size, mode: str, minimum, maximum):
+    """How many times the size fits in the image (the scale picked is the largest of
+    :data:`DCT_RATIOS` not above it): the smaller of the two sides' whole quotients, the
+    larger for ``"pad"`` (ints or int tensors, with their ``minimum`` / ``maximum``)."""
+    pick = maximum if mode == "pad" else minimum
+    return pick(ih // int(size[0]), iw // int(size[1]))
+
+
+def _scale_index(shape, size, mode: str):
+    """In-graph, from a JPEG's ``(height, width, components)``: the index in
+    :data:`DCT_RATIOS` of its :func:`dct_scale`, in four ops (inside tf.data each op costs
+    about a microsecond a file): both sides' quotients (the components' term made one that
+    never decides), each one's scale index, and the smaller (the larger for ``"pad"``)."""
+    import tensorflow as tf
+
+    pad = mode == "pad"
+    q = (shape * [1, 1, 0 if pad else 8]) // [int(size[0]), int(size[1]), 1]
+    index = tf.raw_ops.Bucketize(input=q, boundaries=[float(r) for r in DCT_RATIOS[1:]])
+    return tf.reduce_max(index) if pad else tf.reduce_min(index)
+
+
+def decode_scaled(contents, size, channels: int = 3, mode: str = "stretch"):
+    """In-graph: encoded bytes -> uint8 ``(h, w, channels)`` ready for :func:`resize_image`
+    to ``size`` with ``mode``: a JPEG at its :func:`dct_scale` (read from its header), any
+    other image as :func:`decode_bytes` gives it."""
+    import tensorflow as tf
+
+    image = tf.cond(tf.io.is_jpeg(contents), lambda: _decode_jpeg_at(contents, channels, size, mode),
+                    lambda: _decode_other(contents, channels))
+    image.set_shape([None, None, channels])
+    return image
+
+
+def decode_resize(contents, size, channels: int = 3, mode: str = "stretch"):
+    """In-graph: encoded bytes -> uint8 ``(H, W, channels)`` at ``size``, training's pixels:
+    :func:`resize_image` of :func:`decode_scaled`."""
+    return resize_image(decode_scaled(contents, size, channels, mode), size, mode)
+
+
+def _decode_jpeg_at(contents, channels: int, size, mode: str, shape=None):
+    """A JPEG decoded at its :func:`dct_scale` for ``size`` and ``mode``; ``shape``: its
+    ``tf.io.extract_jpeg_shape`` when already read."""
+    import tensorflow as tf
+
+    shape = tf.io.extract_jpeg_shape(contents) if shape is None else shape
+    index = _scale_index(shape, size, mode)
+    return tf.switch_case(index, [
+        (lambda r=r: tf.io.decode_jpeg(contents, channels=channels, ratio=r, dct_method=DCT_METHOD))
+        for r in DCT_RATIOS])
 
 
 def check_bytes(contents, channels: int = 3):
@@ -201,12 +274,18 @@ def png_plain(contents):
     return tf.logical_and(tf.logical_and(ihdr, mode), tf.logical_not(found))
 
 
-def decode_plain(contents, ext, channels: int = 3):
-    """In-graph: ``(plain_codes(contents, ext), decode_bytes(contents, channels))``, the same
-    values from ONE branch on the format per file instead of two (a ``tf.cond`` costs about
-    10 microseconds a file inside tf.data; the in-memory hygiene scan's graph)."""
-    components, pieces, image = _with_plain(contents, ext, lambda: _decode_jpeg(contents, channels),
-                                            lambda: _decode_other(contents, channels))
+def decode_plain(contents, ext, channels: int = 3, size=None, mode: str = "stretch"):
+    """In-graph: ``(plain_codes(contents, ext), decode_bytes(contents, channels))`` (with a
+    ``size``: :func:`decode_scaled` for it and ``mode`` instead of :func:`decode_bytes`), the
+    same values from ONE branch on the format per file instead of two (a ``tf.cond`` costs
+    about 10 microseconds a file inside tf.data; the in-memory hygiene scan's graph). The
+    JPEG header is read once, for the codes and the scale."""
+    def jpeg(shape):
+        if size is None:
+            return _decode_jpeg(contents, channels)
+        return _decode_jpeg_at(contents, channels, size, mode, shape)
+
+    components, pieces, image = _with_plain(contents, ext, jpeg, lambda: _decode_other(contents, channels))
     image.set_shape([None, None, channels])
     return (components, pieces), image
 
@@ -216,25 +295,30 @@ def check_plain(contents, ext, channels: int = 3):
     branch on the format per file (the streamed hygiene scan's graph)."""
     import tensorflow as tf
 
-    components, pieces, shape = _with_plain(contents, ext, lambda: _check_jpeg(contents, channels),
+    components, pieces, shape = _with_plain(contents, ext, lambda _: _check_jpeg(contents, channels),
                                             lambda: tf.shape(_decode_other(contents, channels)))
     return (components, pieces), shape
 
 
 def _with_plain(contents, ext, jpeg, other):
-    """One ``tf.cond`` on the format: ``(*plain_codes, jpeg())`` for JPEG bytes, else
-    ``(*plain_codes, other())``."""
+    """One ``tf.cond`` on the format: ``(*plain_codes, jpeg(header shape))`` for JPEG bytes,
+    else ``(*plain_codes, other())``."""
     import tensorflow as tf
 
-    return tf.cond(tf.io.is_jpeg(contents), lambda: (*_jpeg_codes(contents), jpeg()),
-                   lambda: (*_other_codes(contents, ext), other()))
+    def is_jpeg():
+        shape = tf.io.extract_jpeg_shape(contents)
+        return (*_jpeg_codes(contents, shape), jpeg(shape))
+
+    return tf.cond(tf.io.is_jpeg(contents), is_jpeg, lambda: (*_other_codes(contents, ext), other()))
 
 
-def _jpeg_codes(contents):
-    """:func:`plain_codes` of bytes that are a JPEG: component count, pieces on ``FF E1``."""
+def _jpeg_codes(contents, shape=None):
+    """:func:`plain_codes` of bytes that are a JPEG: component count, pieces on ``FF E1``
+    (``shape``: its ``tf.io.extract_jpeg_shape`` when already read)."""
     import tensorflow as tf
 
-    return tf.io.extract_jpeg_shape(contents)[2], _pieces(contents, b"\xff\xe1")
+    shape = tf.io.extract_jpeg_shape(contents) if shape is None else shape
+    return shape[2], _pieces(contents, b"\xff\xe1")
 
 
 def _pieces(contents, needle: bytes):
@@ -328,7 +412,7 @@ def _tf_decode_resize(size: tuple[int, int], channels: int, mode: str):
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def fn(contents):
-        return resize_image(decode_bytes(contents, channels), size, mode)
+        return decode_resize(contents, size, channels, mode)
 
     return fn
 
@@ -401,13 +485,21 @@ def _to_mode(im, channels: int):
     return im, notes
 
 
-def _pil_pixels(im, channels: int) -> tuple[np.ndarray, list[str]]:
-    """Full decode with Pillow (EXIF orientation, mode conversions) -> uint8 (h, w, C)."""
+def _pil_pixels(im, channels: int, size=None, mode: str = "stretch") -> tuple[np.ndarray, list[str]]:
+    """Full decode with Pillow (EXIF orientation, mode conversions) -> uint8 (h, w, C); a
+    JPEG decoded for ``size`` at its :func:`dct_scale` (of the picture as shown, EXIF
+    rotation applied), through Pillow's ``draft``."""
     from PIL import ImageOps
 
+    orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+    if size is not None and im.format in ("JPEG", "MPO"):
+        w, h = im.size
+        shown = (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # (height, width) once rotated
+        r = dct_scale(shown[0], shown[1], size, mode)
+        if r > 1:  # draft picks the largest scale at which (w, h) still holds the size asked
+            im.draft(im.mode, (max(1, w // r), max(1, h // r)))
     im.load()  # full decode: truncated/corrupt files raise here
     notes = []
-    orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
     if orientation not in (None, 1):
         im = ImageOps.exif_transpose(im)
         notes.append(f"EXIF orientation {orientation} applied")
@@ -435,7 +527,7 @@ def _decode(data: bytes, name: str, channels: int, size=None,
                 return decode_bytes(tf.constant(data), channels).numpy(), notes, "tf"
             except tf.errors.OpError as e:  # TensorFlow refuses it; Pillow decides below
                 why = f"TensorFlow could not decode it ({_first_line(e)})"
-        arr, conv = _pil_pixels(im, channels)
+        arr, conv = _pil_pixels(im, channels, size, mode)
     notes += conv
     notes.append(f"decoded with PIL ({why})")
     if size is not None:
@@ -520,4 +612,4 @@ def load_path(path, size, channels: int = 3, mode: str = "stretch"):
     ``"tf"`` (the streaming pipeline; any filesystem ``tf.io.read_file`` reads)."""
     import tensorflow as tf
 
-    return resize_image(decode_bytes(tf.io.read_file(path), channels), size, mode)
+    return decode_resize(tf.io.read_file(path), size, channels, mode)

@@ -227,7 +227,7 @@ def explain(model, images, *, class_names: Sequence[str] | None = None, out: str
 
     size = model_image_size(model)
     channels = int(model.input_shape[-1])
-    arrays, paths, failed = collect_images(images, channels)
+    arrays, paths, failed = collect_images(images, channels, size)  # files: training's pixels
     if failed:
         bad = "; ".join(f"{paths[i]}: {why}" for i, why in sorted(failed.items()))
         raise UserError(f"Cannot explain images that cannot be read: {bad}")

@@ -66,16 +66,17 @@ def _from_pil(image, channels: int) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
-def load_image(path: str | os.PathLike, channels: int = 3) -> np.ndarray:
-    """Read an image file as uint8 (H, W, channels) with training's decoder
-    (:func:`tl_kit.decode.read_image`: the same bytes give the same pixels as in training
-    and in the SavedModel's ``serving_default``)."""
+def load_image(path: str | os.PathLike, channels: int = 3, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read an image file as uint8 (H, W, channels) with training's decoder: at its own size
+    (:func:`tl_kit.decode.read_image`), or decoded and resized to ``size`` as training and
+    the SavedModel's ``serving_default`` do (:func:`tl_kit.decode.decode_file`: a large
+    JPEG decodes at a DCT scale, so only this gives training's pixels for it)."""
     from PIL import UnidentifiedImageError
 
-    from tl_kit.decode import read_image
+    from tl_kit.decode import decode_file, read_image
 
     try:
-        return read_image(path, channels)
+        return read_image(path, channels) if size is None else decode_file(path, size, channels)[0]
     except FileNotFoundError as error:
         raise UserError(f"Image file not found. Received: path={str(path)!r}") from error
     except (UnidentifiedImageError, OSError) as error:
@@ -127,10 +128,11 @@ def _read_failure(error: UserError) -> str:
     return " ".join(text.split()) or type(cause or error).__name__
 
 
-def collect_images(inputs, channels: int) -> tuple[list[np.ndarray | None], list[str | None],
-                                                  dict[int, str]]:
+def collect_images(inputs, channels: int, size: tuple[int, int] | None = None
+                   ) -> tuple[list[np.ndarray | None], list[str | None], dict[int, str]]:
     """Turn paths / arrays / PIL images into (H, W, C) arrays and their paths; a file that
-    cannot be read gets ``None`` and its reason (in the returned dict, by position)."""
+    cannot be read gets ``None`` and its reason (in the returned dict, by position). With a
+    ``size``, files are decoded and resized to it as training does (:func:`load_image`)."""
     failed: dict[int, str] = {}
     inputs = expand_inputs(inputs)
     if isinstance(inputs, np.ndarray) or hasattr(inputs, "numpy"):
@@ -149,7 +151,7 @@ def collect_images(inputs, channels: int) -> tuple[list[np.ndarray | None], list
     for item in inputs:
         if isinstance(item, str | os.PathLike):
             try:
-                images.append(load_image(item, channels))
+                images.append(load_image(item, channels, size))
             except UserError as error:  # one bad file: reported in its row, the rest go on
                 images.append(None)
                 failed[len(paths)] = _read_failure(error)
@@ -185,7 +187,8 @@ def predict_images(
 ) -> list[dict]:
     """Predict classes for image files, PIL images or raw [0, 255] arrays.
 
-    Images are resized (bilinear) to the model's input size; with ``tta="multicrop"`` they
+    Images are resized to the model's input size with training's resize (files are decoded
+    and resized as training does them, :func:`load_image`); with ``tta="multicrop"`` they
     are resized to ``size / 0.875`` and the 10 crops are taken at the model's size.
 
     Folders among ``inputs`` are expanded (:func:`expand_inputs`). A file that cannot be
@@ -205,7 +208,8 @@ def predict_images(
     """
     class_names = [str(name) for name in class_names]
     channels = int(model.input_shape[-1])
-    images, paths, failed = collect_images(inputs, channels)
+    fixed = model_image_size(model)
+    images, paths, failed = collect_images(inputs, channels, None if fixed is None else _load_size(fixed, tta))
     read = _readable(images, paths, failed, inputs)
     images = [images[i] for i in read]
     for image in images:
@@ -213,10 +217,7 @@ def predict_images(
             raise UserError(
                 f"The model takes {channels}-channel images. Received: shape={image.shape}"
             )
-    size = _input_size(model, images)
-    load_size = size
-    if tta == "multicrop":
-        load_size = tuple(round(side / DEFAULT_CROP_FRACTION) for side in size)
+    load_size = _load_size(_input_size(model, images), tta)
     batch = np.stack([resize_to(image, load_size) for image in images])
     probs = predict_tta(model, batch, tta, batch_size=batch_size)
     if probs.shape[-1] != len(class_names):
@@ -248,6 +249,13 @@ def _readable(images: list, paths: list, failed: dict[int, str], inputs) -> list
             f"{failed[first]}). Received: inputs={paths[:3]!r}"
             + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""))
     return [i for i, image in enumerate(images) if image is not None]
+
+
+def _load_size(size: tuple[int, int], tta: str | None) -> tuple[int, int]:
+    """The size images are loaded at for ``size`` and ``tta``: larger for the 10 crops."""
+    if tta == "multicrop":
+        return tuple(round(side / DEFAULT_CROP_FRACTION) for side in size)
+    return tuple(size)
 
 
 def _input_size(model, images: list[np.ndarray]) -> tuple[int, int]:

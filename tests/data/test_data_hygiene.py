@@ -127,7 +127,7 @@ def test_in_memory_pixels_are_kept_beside_the_index_until_a_file_changes(messy, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         first = load_data(root, image_size=SIZE, validation_split=0.25, hygiene_index=index, seed=2)
-        kept = list(tmp_path.glob("index-16x16-stretch-r2.npy"))
+        kept = list(tmp_path.glob(f"index-16x16-stretch-r{dec.RESIZE_VERSION}.npy"))
         assert len(kept) == 1 and not list(tmp_path.glob(".*.tmp.npy"))  # published, no leftover
         filled = first.examples("train").pixels  # decoded straight into the kept file: no copy
         assert isinstance(filled, np.memmap) and _mapped(kept[0])
@@ -173,10 +173,11 @@ def test_a_pixel_file_is_never_left_half_written(messy, tmp_path, monkeypatch):
 
     import tl_kit.data.hygiene as H
     from tl_kit.data.hygiene_index import _HOST
+    from tl_kit.decode import RESIZE_VERSION
 
     index = tmp_path / "index.json"
-    dead = tmp_path / f".index-16x16-stretch-r2.npy.{_HOST}-999999999.tmp.npy"  # no such pid
-    mine = tmp_path / f".index-16x16-stretch-r2.npy.{_HOST}-{os.getppid()}.tmp.npy"  # alive
+    dead = tmp_path / f".index-16x16-stretch-r{RESIZE_VERSION}.npy.{_HOST}-999999999.tmp.npy"  # no such pid
+    mine = tmp_path / f".index-16x16-stretch-r{RESIZE_VERSION}.npy.{_HOST}-{os.getppid()}.tmp.npy"  # alive
     dead.write_bytes(b"half")
     mine.write_bytes(b"half")
     real = H._check_all

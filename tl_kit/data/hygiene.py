@@ -264,7 +264,7 @@ def _graph_pass(rows: list[int], files, size, channels, resize, out, on_plain) -
         if out is None:
             codes, shape = _dec.check_plain(contents, ext, channels)
             return i, *codes, shape
-        codes, image = _dec.decode_plain(contents, ext, channels)
+        codes, image = _dec.decode_plain(contents, ext, channels, (h, w), resize)
         return i, *codes, _dec.resize_image(image, (h, w), resize)
 
     ds = (tf.data.Dataset.from_tensor_slices((np.asarray(rows, np.int64), paths, exts))

@@ -32,7 +32,7 @@ def _serving_functions(model, names, size, channels: int) -> dict:
                 "class_name": tf.gather(class_table, index)}
 
     def decode(encoded):  # training's decoder and resize (tl_kit.decode), uint8
-        return _dec.resize_image(_dec.decode_bytes(encoded, channels), (height, width))
+        return _dec.decode_resize(encoded, (height, width), channels)
 
     def decode_images(image_bytes):
         images = tf.map_fn(decode, image_bytes,
