@@ -225,6 +225,8 @@ def test_draft_decode_measures_each_side_and_picks_the_largest_ratio_that_keeps_
                                "decode_resize"}
     assert all(v["wall_s"] > 0 and v["cpu_s"] >= 0 for v in r["sides"].values())
     assert all(len(runs) == 1 for runs in r["runs"].values())
+    full, ours = r["runs"]["full_decode_resize"][0][0], r["runs"]["decode_resize"][0][0]
+    assert r["round_full_over_decode_resize"] == [round(full / ours, 3)]
 
 
 def test_data_unknown_side_is_a_usage_error(capsys):
@@ -241,10 +243,11 @@ def test_one_cpu_not_ours_is_a_usage_error(capsys):
 
     sys.path.insert(0, str(ROOT))
     import benchmarks.bench_data as data
+    import benchmarks.bench_draft_decode as draft
     import benchmarks.bench_load_phases as phases
 
     bad = str(max(os.sched_getaffinity(0)) + 1000)
-    for main in (data.main, phases.main):
+    for main in (data.main, phases.main, draft.main):
         with pytest.raises(SystemExit) as e:
             main(["--files", "10", "--one-cpu", bad])
         assert e.value.code == 2 and f"--one-cpu {bad}" in capsys.readouterr().err
