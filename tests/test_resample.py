@@ -6,6 +6,8 @@ images resized one at a time, in every mode."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -81,4 +83,7 @@ def test_the_in_memory_cache_of_another_resize_version_is_not_reused(tmp_path, m
     monkeypatch.setattr(decode, "RESIZE_VERSION", now + 1)
     again = load_data(tmp_path / "data", image_size=16, validation_split=0.0, hygiene_index=index)
     assert [p.name for p in tmp_path.glob(f"index*-r{now + 1}.npy")]  # decoded again and kept under the new one
+    assert not list(tmp_path.glob(f"index*-r{now}.npy"))  # the old version's file is gone
+    kept = json.loads(index.read_text())["pixels"]
+    assert [k.rpartition("-r")[2] for k in kept] == [str(now + 1)]  # and forgotten by the index
     assert np.array_equal(first.arrays("train")[0], again.arrays("train")[0])

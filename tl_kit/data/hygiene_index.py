@@ -22,7 +22,8 @@ The in-memory path needs every file's pixels for its cache: the first load decod
 digest of the listing: every path, label, size and mtime in order), so keeping the pixels
 costs no copy; the next load of the same unchanged listing at the same size maps that file
 read-only instead of decoding. Any change (a file added, removed or touched) decodes
-again and replaces it (atomically: a load that holds the old file keeps it). Verdicts depend on ``channels`` (conversion notes), not on the
+again and replaces it (atomically: a load that holds the old file keeps it); the file of
+an earlier ``RESIZE_VERSION`` at the same size is removed once the new one is kept. Verdicts depend on ``channels`` (conversion notes), not on the
 image size or resize mode; an index written for other channels is not used.
 """
 
@@ -219,7 +220,24 @@ class HygieneIndex:
         with self._lock:
             self._pixels[key] = digest
             self._changed = True
+        self._drop_other_versions(key)
         return True
+
+    def _drop_other_versions(self, key: str) -> None:
+        """Remove the pixel files of the same size and resize mode but another
+        ``RESIZE_VERSION`` (key ``...-r<N>``): no load reads them again, and a 100k-file
+        folder's is over a GB. An array mapped from one stays valid in its process."""
+        stem, _, version = key.rpartition("-r")
+        if not stem or not version.isdigit():
+            return
+        prefix = f"{self.path.stem}-"
+        for p in self.path.parent.glob(f"{prefix}{stem}-r*.npy"):
+            other = p.name[len(prefix):-len(".npy")]
+            base, _, n = other.rpartition("-r")
+            if other != key and base == stem and n.isdigit():
+                p.unlink(missing_ok=True)
+                with self._lock:
+                    self._pixels.pop(other, None)
 
     def drop_pixels(self, key: str) -> None:
         """Forget :meth:`pixel_target`'s file for ``key`` (a failed scan): it is removed; an
