@@ -106,16 +106,9 @@ def dct_scale(height: int, width: int, size, mode: str = "stretch") -> int:
     decoded image still holds at least the pixels the resize keeps of it, so the resize
     still only shrinks. ``"stretch"`` and ``"crop"``: both sides at least ``r`` times the
     size's; ``"pad"`` (the image shrinks by its larger ratio): either side. Python ints."""
-    q = _quotient(height, width, size, mode, min, max)
+    pick = max if mode == "pad" else min
+    q = pick(height // int(size[0]), width // int(size[1]))  # how many times the size fits
     return max(r for r in DCT_RATIOS if q >= r) if q >= 1 else 1
-
-
-def _quotient(ih, iw, size, mode: str, minimum, maximum):
-    """How many times the size fits in the image (the scale picked is the largest of
-    :data:`DCT_RATIOS` not above it): the smaller of the two sides' whole quotients, the
-    larger for ``"pad"`` (ints or int tensors, with their ``minimum`` / ``maximum``)."""
-    pick = maximum if mode == "pad" else minimum
-    return pick(ih // int(size[0]), iw // int(size[1]))
 
 
 def _scale_index(shape, size, mode: str):
