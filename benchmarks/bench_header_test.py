@@ -53,8 +53,8 @@ def header_test_cost(files: list[str], rounds: int = 5) -> dict:
         return tf.cond(tf.io.is_jpeg(c), lambda: tf.io.extract_jpeg_shape(c), zero), tf.constant(0)
 
     def codes(c, e):
-        components, pieces, shape = dec._with_plain(c, e, lambda header: header, zero)
-        return shape, components + pieces
+        header, pieces, shape = dec._with_plain(c, e, lambda header: header, zero)
+        return shape, header[2] + pieces
 
     def whole_test(c, e):  # the same ops, every one in the graph per file, in one tf.cond
         def other():

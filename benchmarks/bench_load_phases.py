@@ -58,7 +58,7 @@ def run_load(root: Path, load_px: int, header_test: bool = True) -> dict:
 
     if not header_test:
 
-        dec._jpeg_codes = lambda contents, shape=None: (tf.constant(3), tf.constant(1))
+        dec._pieces = lambda contents, needle: tf.constant(1)  # the JPEG header test's only op
     spent: dict = {}
     D.CACHE_LIMIT_BYTES = 64 << 30  # the in-memory path, whatever the folder's size
     work = Path(tempfile.mkdtemp(prefix="tl_phases_"))

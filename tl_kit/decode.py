@@ -68,6 +68,8 @@ __all__ = [
     "png_to_test",
     "sniff_file",
     "load_path",
+    "load_routed",
+    "route_codes",
     "needs_pil",
     "read_image",
     "resize_array",
@@ -267,42 +269,51 @@ def png_plain(contents):
     return tf.logical_and(tf.logical_and(ihdr, mode), tf.logical_not(found))
 
 
-def decode_plain(contents, ext, channels: int = 3, size=None, mode: str = "stretch"):
+def decode_plain(contents, ext, channels: int = 3, size=None, mode: str = "stretch", *,
+                 header: bool = False):
     """In-graph: ``(plain_codes(contents, ext), decode_bytes(contents, channels))`` (with a
     ``size``: :func:`decode_scaled` for it and ``mode`` instead of :func:`decode_bytes`), the
     same values from ONE branch on the format per file instead of two (a ``tf.cond`` costs
     about 10 microseconds a file inside tf.data; the in-memory hygiene scan's graph). The
-    JPEG header is read once, for the codes and the scale."""
+    JPEG header is read once, for the codes and the scale. ``header=True``: the first code
+    is the JPEG's whole header shape ``(height, width, components)`` (``(0, 0, 0)`` for
+    other bytes) instead of its component count, at no extra op (the scan records it, so
+    that streamed epochs need not read it again: :func:`route_codes`)."""
     def jpeg(shape):
         if size is None:
             return _decode_jpeg(contents, channels)
         return _decode_jpeg_at(contents, channels, size, mode, shape)
 
-    components, pieces, image = _with_plain(contents, ext, jpeg, lambda: _decode_other(contents, channels))
+    shape, pieces, image = _with_plain(contents, ext, jpeg, lambda: _decode_other(contents, channels))
     image.set_shape([None, None, channels])
-    return (components, pieces), image
+    return (shape if header else shape[2], pieces), image
 
 
-def check_plain(contents, ext, channels: int = 3):
+def check_plain(contents, ext, channels: int = 3, *, header: bool = False):
     """In-graph: ``(plain_codes(contents, ext), check_bytes(contents, channels))`` from ONE
-    branch on the format per file (the streamed hygiene scan's graph)."""
+    branch on the format per file (the streamed hygiene scan's graph); ``header`` as in
+    :func:`decode_plain`."""
     import tensorflow as tf
 
-    components, pieces, shape = _with_plain(contents, ext, lambda _: _check_jpeg(contents, channels),
-                                            lambda: tf.shape(_decode_other(contents, channels)))
-    return (components, pieces), shape
+    shape, pieces, decoded = _with_plain(contents, ext, lambda _: _check_jpeg(contents, channels),
+                                         lambda: tf.shape(_decode_other(contents, channels)))
+    return (shape if header else shape[2], pieces), decoded
 
 
 def _with_plain(contents, ext, jpeg, other):
-    """One ``tf.cond`` on the format: ``(*plain_codes, jpeg(header shape))`` for JPEG bytes,
-    else ``(*plain_codes, other())``."""
+    """One ``tf.cond`` on the format: ``(header shape, FF E1 pieces, jpeg(header shape))``
+    for JPEG bytes, else ``((0, 0, 0), *_other_codes[1:], other())``: :func:`plain_codes`
+    with the whole header in place of the component count."""
     import tensorflow as tf
 
     def is_jpeg():
         shape = tf.io.extract_jpeg_shape(contents)
-        return (*_jpeg_codes(contents, shape), jpeg(shape))
+        return shape, _pieces(contents, b"\xff\xe1"), jpeg(shape)
 
-    return tf.cond(tf.io.is_jpeg(contents), is_jpeg, lambda: (*_other_codes(contents, ext), other()))
+    def not_jpeg():
+        return tf.zeros([3], tf.int32), _other_codes(contents, ext)[1], other()
+
+    return tf.cond(tf.io.is_jpeg(contents), is_jpeg, not_jpeg)
 
 
 def _jpeg_codes(contents, shape=None):
@@ -606,3 +617,49 @@ def load_path(path, size, channels: int = 3, mode: str = "stretch"):
     import tensorflow as tf
 
     return decode_resize(tf.io.read_file(path), size, channels, mode)
+
+
+#: :func:`route_codes` values: 0-3 a JPEG decoded at ``DCT_RATIOS[code]``; then:
+ROUTE_OTHER = 4  # bytes that are not a JPEG (``tf.io.decode_image``)
+ROUTE_HEADER = 5  # not known: the bytes say (:func:`decode_scaled`, the header read per file)
+
+
+def route_codes(header, size, mode: str = "stretch") -> np.ndarray:
+    """NumPy, per file: how :func:`load_routed` decodes it for ``size`` and ``mode``, from
+    the header the hygiene scan recorded (``header``: ``(N, 2)`` height and width; ``(0, 0)``
+    bytes that are not a JPEG; negative: not known). The same pick as :func:`dct_scale`
+    (and, in-graph, :func:`decode_scaled`), made once per file instead of once per epoch."""
+    hw = np.asarray(header, np.int64).reshape(-1, 2)
+    codes = np.full(len(hw), ROUTE_HEADER, np.int32)
+    jpeg = (hw > 0).all(axis=1)
+    q = hw[jpeg] // np.asarray([int(size[0]), int(size[1])], np.int64)
+    q = q.max(axis=1) if mode == "pad" else q.min(axis=1)
+    codes[jpeg] = np.searchsorted(np.asarray(DCT_RATIOS[1:]), q, side="right")
+    codes[(hw == 0).all(axis=1)] = ROUTE_OTHER
+    return codes
+
+
+def load_routed(path, branch, routes, size, channels: int = 3, mode: str = "stretch"):
+    """In-graph: :func:`load_path`'s pixels, decoded the way :func:`route_codes` said:
+    ``routes`` (Python ints, sorted) are the codes that occur, ``branch`` (int32 tensor) the
+    file's position among them. A streamed epoch then neither reads a JPEG's header nor
+    picks its scale nor branches on its format per file (one ``tf.switch_case``, no switch
+    at all when one code covers every file). The pixels are :func:`load_path`'s as long as
+    the file is the one the scan saw; a file that changed since stays an image (it decodes
+    at the old scale) or fails like a broken one (a JPEG replaced by another format)."""
+    import tensorflow as tf
+
+    contents = tf.io.read_file(path)
+
+    def at(code: int):
+        if code < ROUTE_OTHER:
+            return lambda: tf.io.decode_jpeg(contents, channels=channels, ratio=DCT_RATIOS[code],
+                                             dct_method=DCT_METHOD)
+        if code == ROUTE_OTHER:
+            return lambda: _decode_other(contents, channels)
+        return lambda: decode_scaled(contents, size, channels, mode)
+
+    fns = [at(int(code)) for code in routes]
+    image = fns[0]() if len(fns) == 1 else tf.switch_case(branch, fns)
+    image.set_shape([None, None, channels])
+    return resize_image(image, size, mode)
