@@ -38,7 +38,7 @@ class _Cluster:
 
 
 def _verdicts(records) -> list[tuple]:
-    return [(r.path, r.label, r.status, r.reason, r.decoder) for r in records]
+    return [(r.path, r.label, r.status, r.reason, r.decoder, r.height, r.width) for r in records]
 
 
 def _run(workers: int, listing, keep, monkeypatch, index=lambda w: None):

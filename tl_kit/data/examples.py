@@ -9,7 +9,10 @@ __all__ = ["Examples"]
 
 class Examples:
     """One split's examples: images in memory, or file ``paths`` to stream (``pil``: per
-    path, decoded with Pillow instead of TF ops), and int ``labels``.
+    path, decoded with Pillow instead of TF ops; ``header``: per path, the ``(height,
+    width)`` the hygiene scan read, ``(0, 0)`` not a JPEG, negative not known, so that a
+    streamed epoch decodes each file without reading its header: see
+    :func:`tl_kit.decode.route_codes`), and int ``labels``.
 
     In memory, the images live in ``pixels``, a uint8/float32 array ``(M, H, W, C)`` that
     several splits may share (a folder's one cache, possibly memory-mapped): example ``i`` is
@@ -18,7 +21,7 @@ class Examples:
 
     def __init__(self, labels: np.ndarray, x: np.ndarray | None = None,
                  paths: list[str] | None = None, pil: np.ndarray | None = None,
-                 rows: np.ndarray | None = None):
+                 rows: np.ndarray | None = None, header: np.ndarray | None = None):
         self.labels = np.asarray(labels, dtype=np.int64)
         self.pixels = x
         self.rows = None if rows is None or x is None else np.asarray(rows, np.int64)
@@ -26,6 +29,7 @@ class Examples:
         # per path: decoded with Pillow (tl_kit.decode.needs_pil) instead of TF ops
         self.pil = np.asarray(pil, bool) if pil is not None else (
             np.zeros(len(paths), bool) if paths is not None else None)
+        self.header = None if header is None or paths is None else np.asarray(header, np.int32).reshape(-1, 2)
 
     @property
     def in_memory(self) -> bool:
@@ -59,7 +63,8 @@ class Examples:
         ii = np.asarray(ii, np.int64)
         return Examples(self.labels[ii], x=self.pixels, rows=self._rows_at(ii),
                         paths=[self.paths[i] for i in ii] if self.paths is not None else None,
-                        pil=self.pil[ii] if self.pil is not None else None)
+                        pil=self.pil[ii] if self.pil is not None else None,
+                        header=self.header[ii] if self.header is not None else None)
 
     def every(self, start: int, step: int) -> Examples:
         """Every ``step``-th example from ``start`` (images shared, not copied)."""
@@ -70,11 +75,13 @@ class Examples:
             x, rows = self.pixels, (self.rows[sl] if self.rows is not None else None)
         return Examples(self.labels[sl], x=x, rows=rows,
                         paths=self.paths[sl] if self.paths is not None else None,
-                        pil=self.pil[sl] if self.pil is not None else None)
+                        pil=self.pil[sl] if self.pil is not None else None,
+                        header=self.header[sl] if self.header is not None else None)
 
     def relabel(self, labels: np.ndarray) -> Examples:
         """The same examples (images shared, not copied) with other ``labels``."""
-        return Examples(labels, x=self.pixels, rows=self.rows, paths=self.paths, pil=self.pil)
+        return Examples(labels, x=self.pixels, rows=self.rows, paths=self.paths, pil=self.pil,
+                        header=self.header)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -100,7 +100,8 @@ def load_folder(root, *, size, channels, resize, fracs, seed, run_dir, num_class
     skipped += problems
     # in memory, every split is row indices into the one pixel array (no copy, no reorder)
     whole = Examples(labels_all, x=pixels, rows=ok if keep else None,
-                     paths=[files[i][0] for i in ok], pil=[body[i].decoder == "pil" for i in ok])
+                     paths=[files[i][0] for i in ok], pil=[body[i].decoder == "pil" for i in ok],
+                     header=None if keep else [(body[i].height, body[i].width) for i in ok])
     splits = {s: whole.take(ii) for s, ii in idx.items() if ii}
     info = make_info(classes, channels, str(root), {s: v.labels for s, v in splits.items()}, skipped)
     info.pipeline = pipeline

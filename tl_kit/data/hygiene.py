@@ -44,6 +44,11 @@ class HygieneRecord:
     status: str  # "ok" | "skipped"
     reason: str = ""  # why skipped, or the conversions applied ("CMYK->RGB; exif rotate")
     decoder: str = ""  # "tf" | "pil" (tl_kit.decode) for files read, "" for skipped ones
+    # the header TensorFlow decodes it by: a JPEG's height and width, 0 and 0 for other bytes,
+    # -1 when not known (Pillow files, skipped ones, verdicts of an index written without it);
+    # a streamed epoch decodes by it (tl_kit.decode.route_codes), not in hygiene.csv
+    height: int = -1
+    width: int = -1
 
 
 def hygiene_table(records: list[HygieneRecord], *, only_problems: bool = True) -> str:
@@ -168,11 +173,13 @@ def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, 
         return
     size, channels, resize = how
     n_workers = worker_count(workers)
+    header = np.full((len(files), 2), -1, np.int64)  # filled by the graph for the files it decoded
 
     def done(i: int, rec: HygieneRecord) -> None:
         records[i] = rec
         if index is not None and stats[i] is not None:
-            index.put(files[i][0], stats[i], rec.status, rec.reason, rec.decoder)
+            index.put(files[i][0], stats[i], rec.status, rec.reason, rec.decoder,
+                      rec.height, rec.width)
 
     def headers(chunk):
         for i in chunk:
@@ -185,7 +192,7 @@ def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, 
             if why:
                 done(i, check_file(path, classes[k], size, channels, resize, out, i))
             else:
-                done(i, HygieneRecord(path, classes[k], "ok", "; ".join(notes), "tf"))
+                done(i, HygieneRecord(path, classes[k], "ok", "; ".join(notes), "tf", *header[i].tolist()))
 
     def one_by_one(chunk):
         for i in chunk:
@@ -193,9 +200,9 @@ def _check_all(todo: list[int], files, classes, how: tuple, out, records: list, 
             done(i, check_file(path, classes[k], size, channels, resize, out, i))
 
     def plain_ok(rows: list[int]) -> None:  # while the graph goes on with the next files
-        _record_plain(rows, files, classes, records, stats, index)
+        _record_plain(rows, files, classes, records, stats, index, header)
 
-    plain = _graph_pass(todo, files, size, channels, resize, out, plain_ok)
+    plain = _graph_pass(todo, files, size, channels, resize, out, plain_ok, header)
     _in_threads(headers, sorted(i for i, is_plain in plain.items() if not is_plain), n_workers)
     _in_threads(one_by_one, sorted(set(todo) - set(plain)), n_workers)
 
@@ -214,23 +221,36 @@ def _check_shared(share, todo: list[int], files, classes, how: tuple, records: l
     codes = np.zeros(n)
     for i in owned.tolist():
         r = records[i]
-        codes[i] = PLAIN if (r.status, r.reason, r.decoder) == ("ok", "", "tf") else OTHER
+        if (r.status, r.reason, r.decoder) == ("ok", "", "tf"):
+            codes[i] = PLAIN + 4 * _header_code(r.height, r.width)  # exact in float64
+        else:
+            codes[i] = OTHER
     codes = share.total(codes)
+    kind, known = np.remainder(codes, 4), np.floor_divide(codes, 4).astype(np.int64) - 1
+    header = np.where(known[:, None] >= 0, np.stack([known // 65536, known % 65536], axis=1), -1)
     rest = [i for i in todo if i not in mine]
-    _record_plain([i for i in rest if codes[i] == PLAIN], files, classes, records, stats, index)
-    again = [i for i in rest if codes[i] != PLAIN]
+    _record_plain([i for i in rest if kind[i] == PLAIN], files, classes, records, stats, index, header)
+    again = [i for i in rest if kind[i] != PLAIN]
     _check_all(again, files, classes, how, None, records, stats, index, workers)
     share.shared = True
     share.checked += len(todo) - len(rest) + len(again)
     share.files += n
 
 
-def _record_plain(rows: list[int], files, classes, records: list, stats: list, index) -> None:
-    """Plain files that decoded in the graph: "ok", decoded by TensorFlow, no notes."""
-    for i in rows:
-        records[i] = HygieneRecord(files[i][0], classes[files[i][1]], "ok", "", "tf")
+def _header_code(height: int, width: int) -> int:
+    """A header (JPEG sides are under 65536) as one int for a shared scan's sum: 0 not known."""
+    return 0 if height < 0 or width < 0 else 1 + height * 65536 + width
+
+
+def _record_plain(rows: list[int], files, classes, records: list, stats: list, index,
+                  header: np.ndarray) -> None:
+    """Plain files that decoded in the graph: "ok", decoded by TensorFlow, no notes, with the
+    header the graph read (``header[row]``)."""
+    hw = header[rows].tolist()
+    for i, (h, w) in zip(rows, hw, strict=True):
+        records[i] = HygieneRecord(files[i][0], classes[files[i][1]], "ok", "", "tf", h, w)
     if index is not None:
-        index.put_all([files[i][0] for i in rows], [stats[i] for i in rows], ("ok", "", "tf"))
+        index.put_all([files[i][0] for i in rows], [stats[i] for i in rows], ("ok", "", "tf"), hw)
 
 
 def _in_threads(fn, items: list[int], n_workers: int) -> None:
@@ -242,10 +262,12 @@ def _in_threads(fn, items: list[int], n_workers: int) -> None:
         list(ex.map(fn, [items[j:j + step] for j in range(0, len(items), step)]))
 
 
-def _graph_pass(rows: list[int], files, size, channels, resize, out, on_plain) -> dict[int, bool]:
+def _graph_pass(rows: list[int], files, size, channels, resize, out, on_plain,
+                header: np.ndarray) -> dict[int, bool]:
     """Read and decode the files ``rows`` in one parallel tf.data graph (pixels resized into
     ``out[row]`` when ``out`` is given); ``{row: plain}`` for the rows that decoded, ``plain``
-    from :func:`tl_kit.decode.plain_header` (a file that fails is dropped, not raised).
+    from :func:`tl_kit.decode.plain_header` (a file that fails is dropped, not raised), and
+    ``header[row]`` set to each one's JPEG height and width (0, 0: not a JPEG).
     ``on_plain(rows)`` is called with each batch's plain rows as it arrives, so their
     records are written while the graph decodes the next files."""
     if not rows:
@@ -262,9 +284,9 @@ def _graph_pass(rows: list[int], files, size, channels, resize, out, on_plain) -
     def load(i, path, ext):
         contents = tf.io.read_file(path)
         if out is None:
-            codes, shape = _dec.check_plain(contents, ext, channels)
+            codes, shape = _dec.check_plain(contents, ext, channels, header=True)
             return i, *codes, shape
-        codes, image = _dec.decode_plain(contents, ext, channels, (h, w), resize)
+        codes, image = _dec.decode_plain(contents, ext, channels, (h, w), resize, header=True)
         return i, *codes, _dec.resize_image(image, (h, w), resize)
 
     ds = (tf.data.Dataset.from_tensor_slices((np.asarray(rows, np.int64), paths, exts))
@@ -272,11 +294,13 @@ def _graph_pass(rows: list[int], files, size, channels, resize, out, on_plain) -
           .ignore_errors().batch(256).prefetch(2))
     plain: dict[int, bool] = {}
     png_rows: list[int] = []
-    for idx, components, pieces, pixels in ds:
+    for idx, shapes, pieces, pixels in ds:
         idx = idx.numpy()
         if out is not None:
             out[idx] = pixels.numpy()
-        components, pieces = components.numpy(), pieces.numpy()
+        shapes, pieces = shapes.numpy(), pieces.numpy()
+        header[idx] = shapes[:, :2]
+        components = shapes[:, 2]
         flags = _dec.plain_of(ext_of[idx], components, pieces).tolist()
         png_rows += idx[_dec.png_to_test(components, pieces)].tolist()
         idx = idx.tolist()

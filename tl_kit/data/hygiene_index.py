@@ -2,7 +2,8 @@
 
 A folder scan (:func:`tl_kit.data.hygiene.scan`, run by :func:`tl_kit.data.load_data`)
 decodes every file to find the corrupt, truncated and non-image ones. With an index, a file whose size and modification time
-(nanoseconds) match its entry keeps its verdict (status, reason, decoder) without being
+(nanoseconds) match its entry keeps its verdict (status, reason, decoder, and a JPEG's header height
+and width, by which a streamed epoch picks its DCT scale) without being
 opened: a second load of an unchanged folder only lists and stats it. A changed or added
 file is checked again; a removed file's entry is dropped, so it is checked again if it
 comes back. The index is written only when something changed, atomically.
@@ -69,8 +70,9 @@ def _where(root) -> str:
 
 class HygieneIndex:
     """Verdicts of one folder's files: ``{relative path: (size, mtime_ns, status, reason,
-    decoder)}``; :meth:`lookup_all` before decoding, :meth:`put_all` / :meth:`put` after,
-    :meth:`save` at the end."""
+    decoder[, height, width])}`` (the header TensorFlow decodes the file by, when the scan
+    read it: :attr:`tl_kit.data.hygiene.HygieneRecord.height`); :meth:`lookup_all` before
+    decoding, :meth:`put_all` / :meth:`put` after, :meth:`save` at the end."""
 
     def __init__(self, path: Path | None, root: Path, channels: int, writable: bool = True):
         self.path = path
@@ -123,9 +125,10 @@ class HygieneIndex:
         return self._changed or len(self._seen) != len(self._entries) or bool(
             set(self._entries) - self._seen)
 
-    def lookup_all(self, files: list[str], stats: list) -> list[tuple[str, str, str] | None]:
-        """``(status, reason, decoder)`` of each file unchanged since it was checked, else
-        None (``stats``: each file's :func:`~tl_kit.data.uri.stat_file` now, None when it
+    def lookup_all(self, files: list[str], stats: list) -> list[tuple | None]:
+        """``(status, reason, decoder)`` of each file unchanged since it was checked, plus
+        ``(height, width)`` when the entry has its header, else None (``stats``: each file's
+        :func:`~tl_kit.data.uri.stat_file` now, None when it
         could not be read: such a file is not looked up, so its entry is dropped at save).
         One pass and one lock for the whole listing: a call per file cost ~3 us of Python."""
         keys = self.keys(files)
@@ -138,25 +141,31 @@ class HygieneIndex:
                 self._seen.add(key)
                 entry = get(key)
                 if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
-                    out[j] = (entry[2], entry[3], entry[4])
+                    out[j] = tuple(entry[2:7])
                     self.hits += 1
         return out
 
     def put(self, file: str, stat: FileStamp | os.stat_result, status: str, reason: str,
-            decoder: str) -> None:
-        """Record the verdict of ``file`` as it was when ``stat`` was taken."""
-        self.put_all([file], [stat], (status, reason, decoder))
+            decoder: str, height: int = -1, width: int = -1) -> None:
+        """Record the verdict of ``file`` as it was when ``stat`` was taken (with its header's
+        ``height`` and ``width`` when known, i.e. not negative)."""
+        self.put_all([file], [stat], (status, reason, decoder), [(height, width)])
 
-    def put_all(self, files: list[str], stats: list, verdict: tuple[str, str, str]) -> None:
+    def put_all(self, files: list[str], stats: list, verdict: tuple[str, str, str],
+                headers: list | None = None) -> None:
         """Record one ``(status, reason, decoder)`` for every file in ``files`` (each as it
-        was when its ``stats`` entry was taken; files with a None stat are not recorded)."""
+        was when its ``stats`` entry was taken; files with a None stat are not recorded),
+        with each one's ``(height, width)`` from ``headers`` where known (not negative)."""
         keys = self.keys(files)
+        headers = headers if headers is not None else [(-1, -1)] * len(keys)
         with self._lock:
-            for key, st in zip(keys, stats, strict=True):
+            for key, st, (h, w) in zip(keys, stats, headers, strict=True):
                 if st is None:
                     continue
                 self._seen.add(key)
                 entry = [st.st_size, st.st_mtime_ns, *verdict]
+                if h >= 0 and w >= 0:
+                    entry += [h, w]
                 if self._entries.get(key) != entry:
                     self._entries[key] = entry
                     self._changed = True
