@@ -325,29 +325,33 @@ def _record_checks() -> list[str]:
 
 def _record_reads() -> list[str]:
     """Every file the training pipelines of this process decode, in order: the in-graph
-    decoder (``tl_kit.decode.load_path``, which every streamed RGB file goes through) is
-    wrapped to append the path to the returned list before it reads the file, and so is
-    ``tl_kit.decode.decode_file`` when the pipeline calls it for a Pillow file. The hygiene
-    scan's decode at load time does not go through it (:func:`tl_kit.data.hygiene._graph_pass`
-    reads with its own ops; :func:`_record_checks` records it), so it is not counted here."""
+    decoders (``tl_kit.decode.load_routed``, which every streamed file TensorFlow decodes
+    goes through, and ``load_path``) are wrapped to append the path to the returned list
+    before they read the file, and so is ``tl_kit.decode.decode_file`` when the pipeline
+    calls it for a Pillow file. The hygiene scan's decode at load time does not go through
+    them (:func:`tl_kit.data.hygiene._graph_pass` reads with its own ops;
+    :func:`_record_checks` records it), so it is not counted here."""
     import numpy as np
     import tensorflow as tf
 
     from tl_kit import decode
 
     reads: list[str] = []
-    original = decode.load_path
 
     def note(p):
         reads.append(p.decode() if isinstance(p, bytes) else str(p))
         return np.int64(0)
 
-    def load_path(p, *args, **kwargs):
-        done = tf.numpy_function(note, [p], tf.int64, stateful=True)
-        with tf.control_dependencies([done]):
-            return original(tf.identity(p), *args, **kwargs)
+    def noted(original):
+        def load(p, *args, **kwargs):
+            done = tf.numpy_function(note, [p], tf.int64, stateful=True)
+            with tf.control_dependencies([done]):
+                return original(tf.identity(p), *args, **kwargs)
 
-    decode.load_path = load_path
+        return load
+
+    decode.load_path = noted(decode.load_path)
+    decode.load_routed = noted(decode.load_routed)
     original_file = decode.decode_file
 
     def decode_file(path, *args, **kwargs):  # Pillow files: the pipeline's numpy_function

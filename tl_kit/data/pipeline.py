@@ -4,10 +4,11 @@
 ``[0, 255]`` of shape ``(B, H, W, C)`` and one-hot float32 labels ``(B, K)``. Images held in
 memory (:func:`from_memory`) are gathered by shuffled indices from the array as it is;
 folders too large for memory stream (:func:`stream`): each known-good file is decoded in
-the tf.data graph by :func:`tl_kit.decode.load_path` (Pillow files through
-``tf.numpy_function``), and a file that became unreadable since the scan is dropped with a
-warning. Both then batch, cast to float32, one-hot the labels, augment (training only) and
-prefetch.
+the tf.data graph by :func:`tl_kit.decode.load_routed` (:func:`tl_kit.decode.load_path`'s
+pixels, decoded by the header the hygiene scan recorded, so an epoch reads no header;
+Pillow files through ``tf.numpy_function``), and a file that became unreadable since the
+scan is dropped with a warning. Both then batch, cast to float32, one-hot the labels,
+augment (training only) and prefetch.
 """
 
 from __future__ import annotations
@@ -252,13 +253,21 @@ def from_memory(sp: Examples, batch_size: int, shuffle: bool, seed: int, repeat:
 def stream(sp: Examples, size, channels: int, mode: str, shuffle: bool, seed: int,
            deterministic: bool | None = None):
     """Streaming path: (uint8 image, label) decoded inside the tf.data graph by
-    :func:`tl_kit.decode.load_path`; Pillow files (``sp.pil``) through ``numpy_function``.
-    A file broken since the scan is dropped with a warning (never a crash mid-epoch)."""
+    :func:`tl_kit.decode.load_routed` (:func:`tl_kit.decode.load_path`'s pixels, by the
+    header the hygiene scan read: ``sp.header``); Pillow files (``sp.pil``) through
+    ``numpy_function``. A file broken since the scan is dropped with a warning (never a
+    crash mid-epoch)."""
     import tensorflow as tf
 
     h, w = size
     n = len(sp)
-    ds = tf.data.Dataset.from_tensor_slices((np.asarray(sp.paths), sp.pil, sp.labels))
+    header = sp.header if sp.header is not None else np.full((n, 2), -1, np.int32)
+    codes = _dec.route_codes(header, size, mode)
+    routes = np.unique(codes[~sp.pil]) if (~sp.pil).any() else np.asarray([_dec.ROUTE_HEADER])
+    # each file's position among the routes that occur (a Pillow file's is never used)
+    branch = np.minimum(np.searchsorted(routes, codes), len(routes) - 1).astype(np.int32)
+    routes = routes.tolist()
+    ds = tf.data.Dataset.from_tensor_slices((np.asarray(sp.paths), sp.pil, sp.labels, branch))
     if shuffle:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     any_pil = bool(sp.pil.any())
@@ -267,9 +276,9 @@ def stream(sp: Examples, size, channels: int, mode: str, shuffle: bool, seed: in
         return _dec.decode_file(p.decode() if isinstance(p, bytes) else str(p), size, channels, mode)[0]
 
     @tf.autograph.experimental.do_not_convert  # TF ops only: no conversion (~0.4 s a build)
-    def _map(p, use_pil, y):
+    def _map(p, use_pil, y, k):
         def graph():
-            return _dec.load_path(p, size, channels, mode)
+            return _dec.load_routed(p, k, routes, size, channels, mode)
 
         if any_pil:
             img = tf.cond(use_pil, lambda: tf.numpy_function(_pil, [p], tf.uint8, stateful=False),
