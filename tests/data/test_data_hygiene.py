@@ -302,3 +302,36 @@ def test_folder_load_pauses_cyclic_gc_and_restores_it(messy, monkeypatch):
     with pytest.raises(Exception, match="num_classes"):
         load_data(messy, image_size=SIZE, validation_split=0.0, num_classes=99)
     assert gc.isenabled()  # on again after an error too
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["in_memory", "streaming"])
+def test_a_broken_file_costs_the_graph_scan_its_batch_only(tmp_path, keep, monkeypatch):
+    """The scan's graph drops a batch with a broken file whole (its map runs fused with the
+    batch); the batch-mates are decoded again in a per-file pass, so only the broken files
+    reach check_file, and every other file keeps the graph's verdict, header and pixels."""
+    import tl_kit.data.hygiene as H
+    import tl_kit.decode as dec
+    from tl_kit.data.folders import list_folder
+
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        (tmp_path / f"c{k}").mkdir()
+        for i in range(300):  # 600 files: three batches of the graph's 256
+            Image.fromarray(rng.integers(0, 255, (20, 24, 3), np.uint8)).save(tmp_path / f"c{k}" / f"{i:03d}.jpg")
+    broken = {tmp_path / "c0" / "007.jpg", tmp_path / "c1" / "250.jpg"}
+    for p in broken:
+        p.write_bytes(p.read_bytes()[:40])  # a header and no scan: the graph fails on it
+    checked = []
+    real = H.check_file
+    monkeypatch.setattr(H, "check_file", lambda path, *a, **k: checked.append(path) or real(path, *a, **k))
+    classes, files, _ = list_folder(tmp_path)
+    records, pixels = H.scan(files, classes, SIZE, 3, "stretch", keep)
+    assert sorted(checked) == sorted(str(p) for p in broken)
+    for i, (path, _) in enumerate(files):
+        r = records[i]
+        if Path(path) in broken:
+            assert r.status == "skipped", path
+            continue
+        assert (r.status, r.reason, r.decoder, r.height, r.width) == ("ok", "", "tf", 20, 24), path
+        if keep and i % 37 == 0:
+            np.testing.assert_array_equal(pixels[i], dec.decode_file(path, SIZE, 3, "stretch")[0], err_msg=path)

@@ -267,7 +267,10 @@ def _graph_pass(rows: list[int], files, size, channels, resize, out, on_plain,
     """Read and decode the files ``rows`` in one parallel tf.data graph (pixels resized into
     ``out[row]`` when ``out`` is given); ``{row: plain}`` for the rows that decoded, ``plain``
     from :func:`tl_kit.decode.plain_header` (a file that fails is dropped, not raised), and
-    ``header[row]`` set to each one's JPEG height and width (0, 0: not a JPEG).
+    ``header[row]`` set to each one's JPEG height and width (0, 0: not a JPEG). The graph
+    drops a batch in which a file fails, and decodes that batch's files again in a second
+    pass that drops file by file: a clean folder is read once, a broken file costs its
+    batch-mates a second decode.
     ``on_plain(rows)`` is called with each batch's plain rows as it arrives, so their
     records are written while the graph decodes the next files."""
     if not rows:
@@ -289,23 +292,36 @@ def _graph_pass(rows: list[int], files, size, channels, resize, out, on_plain,
         codes, image = _dec.decode_plain(contents, ext, channels, (h, w), resize, header=True)
         return i, *codes, _dec.resize_image(image, (h, w), resize)
 
-    ds = (tf.data.Dataset.from_tensor_slices((np.asarray(rows, np.int64), paths, exts))
-          .map(load, num_parallel_calls=graph_calls(), deterministic=False)
-          .ignore_errors().batch(256).prefetch(2))
+    row_of = np.asarray(rows, np.int64)
+
+    def batches(take: np.ndarray, per_file: bool):
+        ds = tf.data.Dataset.from_tensor_slices((row_of[take], paths[take], exts[take])).map(
+            load, num_parallel_calls=graph_calls(), deterministic=False)
+        # first pass: the map runs fused with its batch, ~4-11 us a file less than dropping
+        # errors file by file between them (benchmarks/RESULTS.md); a batch with a file that
+        # fails is dropped whole, and its files go through a second pass that drops file by file
+        ds = ds.ignore_errors().batch(256) if per_file else ds.batch(256).ignore_errors()
+        return ds.prefetch(2)
+
     plain: dict[int, bool] = {}
     png_rows: list[int] = []
-    for idx, shapes, pieces, pixels in ds:
-        idx = idx.numpy()
-        if out is not None:
-            out[idx] = pixels.numpy()
-        shapes, pieces = shapes.numpy(), pieces.numpy()
-        header[idx] = shapes[:, :2]
-        components = shapes[:, 2]
-        flags = _dec.plain_of(ext_of[idx], components, pieces).tolist()
-        png_rows += idx[_dec.png_to_test(components, pieces)].tolist()
-        idx = idx.tolist()
-        plain.update(zip(idx, flags, strict=True))
-        on_plain([i for i, f in zip(idx, flags, strict=True) if f])
+    take = np.arange(len(rows))
+    for per_file in (False, True):
+        for idx, shapes, pieces, pixels in batches(take, per_file):
+            idx = idx.numpy()
+            if out is not None:
+                out[idx] = pixels.numpy()
+            shapes, pieces = shapes.numpy(), pieces.numpy()
+            header[idx] = shapes[:, :2]
+            components = shapes[:, 2]
+            flags = _dec.plain_of(ext_of[idx], components, pieces).tolist()
+            png_rows += idx[_dec.png_to_test(components, pieces)].tolist()
+            idx = idx.tolist()
+            plain.update(zip(idx, flags, strict=True))
+            on_plain([i for i, f in zip(idx, flags, strict=True) if f])
+        take = np.asarray([j for j, i in enumerate(rows) if i not in plain], np.int64)
+        if not len(take):
+            break
     if png_rows:  # their PNG test, in a graph of their own (see tl_kit.decode.plain_codes)
         verdicts = _png_pass(png_rows, files)
         plain.update(verdicts)
