@@ -316,13 +316,11 @@ def _with_plain(contents, ext, jpeg, other):
     return tf.cond(tf.io.is_jpeg(contents), is_jpeg, not_jpeg)
 
 
-def _jpeg_codes(contents, shape=None):
-    """:func:`plain_codes` of bytes that are a JPEG: component count, pieces on ``FF E1``
-    (``shape``: its ``tf.io.extract_jpeg_shape`` when already read)."""
+def _jpeg_codes(contents):
+    """:func:`plain_codes` of bytes that are a JPEG: component count, pieces on ``FF E1``."""
     import tensorflow as tf
 
-    shape = tf.io.extract_jpeg_shape(contents) if shape is None else shape
-    return shape[2], _pieces(contents, b"\xff\xe1")
+    return tf.io.extract_jpeg_shape(contents)[2], _pieces(contents, b"\xff\xe1")
 
 
 def _pieces(contents, needle: bytes):
