@@ -89,6 +89,7 @@ def routes_cost(files: int = 20000, source_px: int = 96, size: int = 64, rounds:
 
 
 def epoch_cost(files: int = 20000, size: int = 64, rounds: int = 5, augment: str | None = "standard") -> dict:
+    import shutil
     import tempfile
 
     import numpy as np
@@ -103,11 +104,12 @@ def epoch_cost(files: int = 20000, size: int = 64, rounds: int = 5, augment: str
         return np.full(len(np.asarray(header).reshape(-1, 2)), decode.ROUTE_HEADER, np.int32)
 
     work = Path(tempfile.mkdtemp(prefix="tl_bench_routes_"))
-    D.CACHE_LIMIT_BYTES = 0
-    data = D.load_data(str(bd.generate(files)), image_size=size, validation_split=0.1,
-                       run_dir=work / "run", hygiene_index=work / "index.json")
+    limit, D.CACHE_LIMIT_BYTES = D.CACHE_LIMIT_BYTES, 0  # streaming; restored below
     runs: dict[str, list[tuple[float, float]]] = {"per_file_header": [], "routed": []}
+    n = 0
     try:
+        data = D.load_data(str(bd.generate(files)), image_size=size, validation_split=0.1,
+                           run_dir=work / "run", hygiene_index=work / "index.json")
         for _ in range(rounds):
             for name, fn in (("per_file_header", per_file), ("routed", routed)):
                 decode.route_codes = fn
@@ -118,12 +120,14 @@ def epoch_cost(files: int = 20000, size: int = 64, rounds: int = 5, augment: str
                 runs[name].append((round(time.perf_counter() - t, 3), round(_cpu_s() - cpu, 3)))
     finally:
         decode.route_codes = routed
+        D.CACHE_LIMIT_BYTES = limit
+        shutil.rmtree(work, ignore_errors=True)
     med = {k: {"wall_s": round(statistics.median(w for w, _ in v), 3),
                "cpu_s": round(statistics.median(c for _, c in v), 3)} for k, v in runs.items()}
     # rounds whose two sides both ran without a stall (wall within 3% of CPU): wall = work
     clean = [(a[0], b[0]) for a, b in zip(runs["per_file_header"], runs["routed"], strict=True)
              if a[0] <= 1.03 * a[1] and b[0] <= 1.03 * b[1]]
-    return {"epoch": True, "files": files, "epoch_images": n, "size": size, "augment": augment,
+    return {"epoch": True, "files": files, "epoch_images": n, "train_images": data.size("train"), "size": size, "augment": augment,
             "rounds": rounds, "machine": f"{os.cpu_count()} cores", "sides": med, "runs": runs,
             "cpu_per_file_over_routed": round(med["per_file_header"]["cpu_s"] / med["routed"]["cpu_s"], 3),
             "clean_round_ratios": [round(a / b, 3) for a, b in clean]}

@@ -229,6 +229,28 @@ def test_draft_decode_measures_each_side_and_picks_the_largest_ratio_that_keeps_
     assert r["round_full_over_decode_resize"] == [round(full / ours, 3)]
 
 
+def test_routes_measures_both_decodes_and_both_epochs():
+    """bench_routes: the recorded route is the DCT scale of the generated size; both sides
+    decoded every file (and streamed the same epoch) with positive figures; the patched
+    route_codes and the cache limit are restored."""
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.bench_data as bd
+    import benchmarks.bench_routes as routes
+    import tl_kit.data as D
+    from tl_kit import decode
+
+    px, limit, route_codes = bd.SRC_PX, D.CACHE_LIMIT_BYTES, decode.route_codes
+    r = routes.routes_cost(files=20, source_px=128, size=32, rounds=1)
+    assert bd.SRC_PX == px and r["files"] == 20
+    assert r["routes"] == [decode.DCT_RATIOS.index(4)]
+    assert all(v["wall_s"] > 0 for v in r["sides"].values()) and set(r["sides"]) == {"load_path", "load_routed"}
+    assert r["round_path_over_routed"] == [round(r["runs"]["load_path"][0][0] / r["runs"]["load_routed"][0][0], 3)]
+    e = routes.epoch_cost(files=40, size=16, rounds=1, augment=None)
+    assert 0 < e["epoch_images"] == e["train_images"] < 40 and set(e["runs"]) == {"per_file_header", "routed"}
+    assert all(len(v) == 1 and v[0][0] > 0 for v in e["runs"].values())
+    assert decode.route_codes is route_codes and D.CACHE_LIMIT_BYTES == limit
+
+
 def test_data_unknown_side_is_a_usage_error(capsys):
     import benchmarks.bench_data as bench
 
@@ -245,9 +267,10 @@ def test_one_cpu_not_ours_is_a_usage_error(capsys):
     import benchmarks.bench_data as data
     import benchmarks.bench_draft_decode as draft
     import benchmarks.bench_load_phases as phases
+    import benchmarks.bench_routes as routes
 
     bad = str(max(os.sched_getaffinity(0)) + 1000)
-    for main in (data.main, phases.main, draft.main):
+    for main in (data.main, phases.main, draft.main, routes.main):
         with pytest.raises(SystemExit) as e:
             main(["--files", "10", "--one-cpu", bad])
         assert e.value.code == 2 and f"--one-cpu {bad}" in capsys.readouterr().err
