@@ -32,6 +32,29 @@ def assert_same_outputs(a: keras.Model, b: keras.Model, x: np.ndarray, rtol=1e-5
         np.testing.assert_allclose(u, v, rtol=rtol, atol=atol)
 
 
+def pytest_configure(config):
+    """Fixtures wider than one test (module, session) and what they run get a cache of this
+    process's own too, never the user's."""
+    import os
+    import tempfile
+
+    config._tl_kit_cache = tempfile.mkdtemp(prefix="tl_kit_test_cache_")
+    os.environ["TL_KIT_CACHE_DIR"] = config._tl_kit_cache
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    shutil.rmtree(getattr(config, "_tl_kit_cache", None) or "", ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def own_cache_dir(tmp_path_factory, monkeypatch):
+    """Every test gets its own tl_kit cache (hygiene indexes, kept pixels): tests never write
+    to the user's ``~/.cache/tl_kit``, and no test sees another's verdicts."""
+    monkeypatch.setenv("TL_KIT_CACHE_DIR", str(tmp_path_factory.mktemp("tl_kit_cache")))
+
+
 @pytest.fixture
 def fresh_session():
     """Clear Keras' global state (layer-name counters, graph) before and after a test."""

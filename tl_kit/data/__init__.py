@@ -29,7 +29,8 @@ Decoding strategy (folders)
     (``HygieneRecord.decoder == "pil"``); see :mod:`tl_kit.decode` for what serving does
     with them. Files that fail to decode fully (corrupt, truncated, not an image) are
     skipped and listed, so training never meets them mid-epoch. With a hygiene index
-    (:mod:`tl_kit.data.hygiene_index`: in ``run_dir``, or ``$TL_KIT_CACHE_DIR``), a file whose
+    (:mod:`tl_kit.data.hygiene_index`: in the user's cache, ``~/.cache/tl_kit`` or
+    ``$TL_KIT_CACHE_DIR``, shared by every run of the folder), a file whose
     size and mtime did not change keeps its verdict without being decoded again, and the
     in-memory path's pixels are read back from beside the index when nothing changed. Mode conversion: grey,
     palette, CMYK and 16-bit become RGB (or ``L`` for ``channels=1``); images with

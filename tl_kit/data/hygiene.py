@@ -356,12 +356,12 @@ def listing_digest(files: list[tuple[str, int]], stats: list) -> str:
 
 def open_index(root: Path, channels: int, run_dir, record: bool, explicit):
     """The hygiene index a load of ``root`` uses (:mod:`tl_kit.data.hygiene_index`), or None."""
-    from tl_kit.data.hygiene_index import HygieneIndex, index_location
+    from tl_kit.data.hygiene_index import HygieneIndex, in_run_dir, index_location
 
     where = index_location(root, channels, run_dir=run_dir, explicit=explicit)
     if where is None:
         return None
-    in_run = run_dir is not None and explicit in (None, True)
+    in_run = explicit in (None, True) and in_run_dir(where, run_dir)
     return HygieneIndex(where, root, channels, writable=record or not in_run)
 
 

@@ -8,14 +8,19 @@ opened: a second load of an unchanged folder only lists and stats it. A changed 
 file is checked again; a removed file's entry is dropped, so it is checked again if it
 comes back. The index is written only when something changed, atomically.
 
-Where it lives (never in the data folder, so read-only data folders work), first match:
+Where it lives (never in the data folder, so read-only data folders work), first match,
+``<name>`` being ``<hash of the folder's absolute path>-c<channels>.json``:
 
 1. ``hygiene_index=PATH`` given to ``load_data``: that file (``False``: no index);
-2. a run directory: ``run_dir/hygiene_index/<hash of the folder's absolute path>-c<channels>.json``
-   (read; written only by training, not by evaluation or export, which never change a
-   run's records);
-3. ``$TL_KIT_CACHE_DIR/hygiene/<hash of the folder's absolute path>-c<channels>.json``
-   when that variable is set.
+2. the run directory's own ``run_dir/hygiene_index/<name>`` when that file exists (a run
+   that kept its index there; read, and written only by training, not by evaluation or
+   export, which never change a run's records);
+3. the user's cache, shared by every run and every load of the folder, so a second
+   ``tl-kit train`` into a new run directory only lists and stats an unchanged folder:
+   ``<cache>/hygiene/<name>``, ``<cache>`` being :func:`cache_dir`
+   (``$TL_KIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/tl_kit``, else ``~/.cache/tl_kit``);
+4. with the cache turned off (``TL_KIT_CACHE_DIR=""``): ``run_dir/hygiene_index/<name>``
+   of a run directory, else no index.
 
 The in-memory path needs every file's pixels for its cache: the first load decodes each file
 (that decode is the cache fill) straight into a file beside the index, memory-mapped
@@ -41,11 +46,22 @@ import numpy as np
 
 from tl_kit.data.uri import FileStamp
 
-__all__ = ["HygieneIndex", "index_location"]
+__all__ = ["HygieneIndex", "cache_dir", "in_run_dir", "index_location"]
 
 INDEX_VERSION = 1
 INDEX_DIR = "hygiene_index"
 _HOST = socket.gethostname().replace(".", "_") or "host"
+
+
+def cache_dir() -> Path | None:
+    """tl_kit's cache folder for hygiene indexes and kept pixels: ``$TL_KIT_CACHE_DIR``
+    when set (set and empty: None, no cache), else ``$XDG_CACHE_HOME/tl_kit``, else
+    ``~/.cache/tl_kit``."""
+    env = os.environ.get("TL_KIT_CACHE_DIR")
+    if env is not None:
+        return Path(env).expanduser() if env.strip() else None
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tl_kit"
 
 
 def index_location(root: Path, channels: int, run_dir=None, explicit=None) -> Path | None:
@@ -56,10 +72,17 @@ def index_location(root: Path, channels: int, run_dir=None, explicit=None) -> Pa
         return Path(explicit)
     key = hashlib.sha1(_where(root).encode()).hexdigest()[:16]
     name = f"{key}-c{int(channels)}.json"
-    if run_dir is not None:
-        return Path(run_dir) / INDEX_DIR / name
-    cache = os.environ.get("TL_KIT_CACHE_DIR")
-    return Path(cache) / "hygiene" / name if cache else None
+    own = Path(run_dir) / INDEX_DIR / name if run_dir is not None else None
+    if own is not None and own.is_file():
+        return own
+    cache = cache_dir()
+    return cache / "hygiene" / name if cache is not None else own
+
+
+def in_run_dir(path: Path | None, run_dir) -> bool:
+    """Whether the index file ``path`` is ``run_dir``'s own (a run's record: written only by
+    training), not a cache shared by every load."""
+    return path is not None and run_dir is not None and Path(path).parent == Path(run_dir) / INDEX_DIR
 
 
 def _where(root) -> str:

@@ -48,7 +48,8 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
             ``run_dir`` is created or changed.
         hygiene_index: the hygiene index of folder sources (:mod:`tl_kit.data.hygiene_index`:
             unchanged files are not decoded again by the scan): None for the default place
-            (``run_dir``, else ``$TL_KIT_CACHE_DIR``), a file path, or False for none.
+            (``run_dir``'s own index when it has one, else the user's cache:
+            :func:`tl_kit.data.hygiene_index.cache_dir`), a file path, or False for none.
 
     Returns:
         A :class:`Data`.
