@@ -88,6 +88,24 @@ def test_train_writes_a_run_directory(trained):
     for name in ("model.keras", "config.toml", "history.csv", "manifest.json"):
         assert (run / name).is_file(), name
     assert "val" in summary["metrics"]
+    log = (run / "train.log").read_text()  # the load's choices, stated: in memory, and the index
+    assert "data pipeline: memory: " in log and "CACHE_LIMIT_BYTES" in log
+    assert "hygiene index: " in log and "tl_kit_test_cache_" in log and "pixels kept in" in log
+
+
+def test_a_second_training_run_on_the_same_folder_checks_nothing_again(workspace, tmp_path, capsys):
+    """A new run directory, the same unchanged folder: every verdict and the pixels come from
+    the shared cache (the first run's), and the log says so."""
+    for out in ("first", "again"):
+        status = main(["train", "small", "--data", str(workspace["data"]), "--backbone", "lenet5",
+                       "--weights", "none", "--image-size", "32", "--quick", "--out", str(tmp_path / out)])
+        assert status == 0
+    capsys.readouterr()
+    assert " 0 of " in (tmp_path / "first" / "train.log").read_text()
+    log = (tmp_path / "again" / "train.log").read_text()
+    n = sum(1 for p in workspace["data"].rglob("*.jpg"))
+    assert f"{n} of {n} files known, not checked again; pixels mapped from" in log, log
+    assert (tmp_path / "again" / "hygiene.csv").is_file()  # the run still records its hygiene
 
 
 def test_train_user_errors_are_one_line(tmp_path, workspace, capsys):

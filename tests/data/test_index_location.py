@@ -95,6 +95,10 @@ def test_a_new_run_directory_maps_the_pixels_an_earlier_run_decoded(photos, tmp_
     monkeypatch.setattr(hygiene, "_graph_pass", lambda *a, **k: graph.append(1) or real_graph(*a, **k))
     second = _load(photos, checked, run_dir=tmp_path / "run_b")
     assert checked == [] and calls == [] and graph == []  # nothing decoded at all
+    assert "pixels kept in" in first.info.index and "0 of " in first.info.index
+    n = len(second.hygiene) - 1  # stray.txt is listed, never looked up
+    assert f"{n} of {n} files known" in second.info.index and "pixels mapped from" in second.info.index
+    assert f"hygiene index: {second.info.index}" in str(second.info)
     base = second.examples("train").pixels
     assert isinstance(base, np.memmap) and Path(base.filename).parent == cache_dir() / "hygiene"
     for s in ("train", "val"):

@@ -76,7 +76,11 @@ def load_folder(root, *, size, channels, resize, fracs, seed, run_dir, num_class
                        record, hygiene_index)
     records, pixels = scan(files, classes, size, channels, resize, keep, workers, index)
     changed = True
+    index_note = "none (every file checked)"
     if index is not None:
+        index_note = f"{index.path}: {index.hits} of {len(files)} files known, not checked again"
+        if index.pixels_note:
+            index_note += f"; {index.pixels_note}"
         changed = index.dirty()
         index.save()
         del index  # its per-file entries go before the split's per-file tables come
@@ -104,7 +108,7 @@ def load_folder(root, *, size, channels, resize, fracs, seed, run_dir, num_class
                      header=None if keep else [(body[i].height, body[i].width) for i in ok])
     splits = {s: whole.take(ii) for s, ii in idx.items() if ii}
     info = make_info(classes, channels, str(root), {s: v.labels for s, v in splits.items()}, skipped)
-    info.pipeline = pipeline
+    info.pipeline, info.index = pipeline, index_note
     return Data(info, size, splits, resize=resize, hygiene=records, run_dir=_str(run_dir), seed=seed)
 
 
@@ -163,6 +167,8 @@ def load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_di
         write_hygiene(run_dir, records, as_path(_src_of(src, "train")))
     source = ", ".join(f"{k}={_src_of(src, k)}" for k in loaded)
     info = make_info(names, channels, source, {k: v.labels for k, v in splits.items()}, skipped)
+    info.pipeline = "; ".join(f"{k}: {d.info.pipeline}" for k, d in loaded.items())
+    info.index = "; ".join(f"{k}: {d.info.index}" for k, d in loaded.items())
     return Data(info, size, splits, resize=resize, hygiene=records, run_dir=_str(run_dir), seed=seed)
 
 

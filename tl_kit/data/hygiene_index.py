@@ -110,6 +110,7 @@ class HygieneIndex:
         self._changed = False
         self._lock = threading.Lock()
         self.hits = 0
+        self.pixels_note = ""  # the in-memory path's pixel file: read back, or kept for next time
         if path is not None and path.is_file():
             self._read(path)
 
@@ -208,7 +209,10 @@ class HygieneIndex:
             arr = np.load(self._pixel_file(key), mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
             return None
-        return arr if arr.shape == tuple(shape) and arr.dtype == np.uint8 else None
+        if arr.shape != tuple(shape) or arr.dtype != np.uint8:
+            return None
+        self.pixels_note = f"pixels mapped from {self._pixel_file(key).name}, nothing decoded"
+        return arr
 
     def pixel_target(self, key: str, shape: tuple) -> np.ndarray | None:
         """A new zeroed uint8 array of ``shape`` for the scan to decode into, memory-mapped
@@ -252,6 +256,7 @@ class HygieneIndex:
         with self._lock:
             self._pixels[key] = digest
             self._changed = True
+        self.pixels_note = f"pixels kept in {self._pixel_file(key).name} for the next load"
         self._drop_other_versions(key)
         return True
 

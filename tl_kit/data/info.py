@@ -26,6 +26,9 @@ class DatasetInfo:
     #: folders: "memory" (decoded once into a uint8 cache) or "stream" (decoded in the
     #: tf.data graph each epoch), with the reason; "" for other sources
     pipeline: str = ""
+    #: folders: the hygiene index the load used and how many files it already knew (those
+    #: were only stat'ed, not decoded); "" for other sources
+    index: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -45,6 +48,8 @@ class DatasetInfo:
             lines.append(f"  skipped {len(self.skipped)} file(s); see hygiene report")
         if self.pipeline:
             lines.append(f"  pipeline: {self.pipeline}")
+        if self.index:
+            lines.append(f"  hygiene index: {self.index}")
         return "\n".join(lines)
 
 

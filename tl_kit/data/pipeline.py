@@ -99,7 +99,7 @@ class Data:
         splits = {s: v.relabel(remap[v.labels]) for s, v in self._splits.items()}
         info = make_info(names, self.info.channels, self.info.source,
                          {s: v.labels for s, v in splits.items()}, self.info.skipped)
-        info.pipeline = self.info.pipeline
+        info.pipeline, info.index = self.info.pipeline, self.info.index
         return Data(info, self.image_size, splits, resize=self.resize, hygiene=self.hygiene,
                     run_dir=self.run_dir, seed=self.seed)
 

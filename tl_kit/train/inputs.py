@@ -34,13 +34,23 @@ def load_learner_data(learner, data, whole: bool = False):
     kw.update(seed=learner.seed, run_dir=str(learner.rundir.out))
     shard = worker_shard(learner.strategy)
     if shard is None:
-        return load_data(data, **kw)
-    # every worker loads its training data here: the hygiene scan is shared over them
-    with shared_scan(*shard, lambda v: sum_over_workers(learner.strategy, v)) as share:
         loaded = load_data(data, **kw)
-    if share.files:
-        learner.log(share.summary())
+    else:  # every worker loads its training data here: the hygiene scan is shared over them
+        with shared_scan(*shard, lambda v: sum_over_workers(learner.strategy, v)) as share:
+            loaded = load_data(data, **kw)
+        if share.files:
+            learner.log(share.summary())
+    _log_folder_load(learner, loaded)
     return loaded
+
+
+def _log_folder_load(learner, data) -> None:
+    """The log lines of a folder load: in memory or streamed and why, and the hygiene index."""
+    info = getattr(data, "info", None)
+    if info is not None and info.pipeline:
+        learner.log(f"data pipeline: {info.pipeline}")
+    if info is not None and info.index:
+        learner.log(f"hygiene index: {info.index}")
 
 
 def adopt_class_names(learner, data) -> None:
