@@ -54,6 +54,9 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cache_dir() == tmp_path / "home" / ".cache" / "tl_kit"
+    with monkeypatch.context() as m:
+        m.setattr(Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
+        assert cache_dir() is None  # no home directory: no cache, not a crash
     monkeypatch.setenv("TL_KIT_CACHE_DIR", "")  # set and empty: no cache
     assert cache_dir() is None
     run = tmp_path / "run"

@@ -56,12 +56,17 @@ _HOST = socket.gethostname().replace(".", "_") or "host"
 def cache_dir() -> Path | None:
     """tl_kit's cache folder for hygiene indexes and kept pixels: ``$TL_KIT_CACHE_DIR``
     when set (set and empty: None, no cache), else ``$XDG_CACHE_HOME/tl_kit``, else
-    ``~/.cache/tl_kit``."""
+    ``~/.cache/tl_kit`` (None when there is no home directory)."""
     env = os.environ.get("TL_KIT_CACHE_DIR")
     if env is not None:
         return Path(env).expanduser() if env.strip() else None
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tl_kit"
+    if xdg:
+        return Path(xdg).expanduser() / "tl_kit"
+    try:
+        return Path.home() / ".cache" / "tl_kit"
+    except (RuntimeError, KeyError):  # no home directory to be found: no cache
+        return None
 
 
 def index_location(root: Path, channels: int, run_dir=None, explicit=None) -> Path | None:
