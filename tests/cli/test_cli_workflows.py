@@ -269,6 +269,46 @@ def test_weights_fetch_offline_is_one_line(tmp_path, monkeypatch, capsys):
     _one_line_error(capsys, status, "not in the Keras cache", str(tmp_path / "keras"))
 
 
+def test_cache_list_and_clear(tmp_path, monkeypatch, capsys):
+    import warnings
+
+    from tl_kit.data import load_data
+
+    monkeypatch.setenv("TL_KIT_CACHE_DIR", str(tmp_path / "cache"))
+    data = _copy_textures(tmp_path / "textures")
+    assert main(["cache", "list"]) == 0
+    assert "is empty" in capsys.readouterr().out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        load_data(data, image_size=(16, 16), validation_split=0.25, seed=1)
+    assert main(["cache", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["cache_dir"] == str(tmp_path / "cache" / "hygiene")
+    (entry,) = listed["folders"]
+    assert entry["folder"] == str(data.resolve()) and entry["exists"] is True
+    assert [p["key"] for p in entry["pixels"]] == ["16x16-stretch-r3"]
+    assert main(["cache", "list"]) == 0
+    table = capsys.readouterr().out
+    assert str(data.resolve()) in table and "16x16-stretch-r3" in table and "today" in table
+
+    assert main(["cache", "clear", str(data), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would remove 2 files" in out and Path(entry["index"]).is_file()
+    assert main(["cache", "clear", str(data), "--json"]) == 0
+    cleared = json.loads(capsys.readouterr().out)
+    assert cleared["bytes"] == entry["bytes"] and not Path(entry["index"]).exists()
+    assert sorted(f["file"] for f in cleared["files"]) == sorted(
+        [entry["index"], entry["pixels"][0]["file"]])
+
+    _one_line_error(capsys, main(["cache", "clear"]), "Say what to clear", "--all")
+    _one_line_error(capsys, main(["cache", "clear", str(data)]), "No entry", str(data))
+    _one_line_error(capsys, main(["cache", "clear", "--older-than", "-3"]),
+                    "0 or more", "--older-than")
+    _one_line_error(capsys, main(["cache", "list", "--all"]), "cache clear")
+    assert main(["cache", "purge"]) == 2  # argparse's usage error
+    assert "invalid choice: 'purge'" in capsys.readouterr().err
+
+
 def test_augment_preview_writes_a_png(workspace, tmp_path, capsys):
     out = tmp_path / "preview.png"
     status = main(["augment-preview", "--data", str(workspace["data"]), "--policy", "strong",

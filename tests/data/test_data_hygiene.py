@@ -82,14 +82,14 @@ def test_hygiene_index_skips_unchanged_files_and_rechecks_changed_ones(messy, tm
     assert n_files == len(first.hygiene) - 1  # every file checked once (stray.txt is listed only)
     index_files = list((tmp_path / "cache" / "hygiene").glob("*.json"))
     assert len(index_files) == 1
-    stamp = index_files[0].stat().st_mtime_ns
+    stamp = (index_files[0].stat().st_ino, index_files[0].read_bytes())  # saved: a new inode
     os.chmod(root, 0o555)  # a read-only data folder works: nothing is written there
     try:
         second = load()
     finally:
         os.chmod(root, 0o755)
     assert decoded == []  # unchanged folder: listed and stat'ed, nothing decoded
-    assert index_files[0].stat().st_mtime_ns == stamp  # and the index not rewritten
+    assert (index_files[0].stat().st_ino, index_files[0].read_bytes()) == stamp  # not rewritten
     assert [(r.path, r.status, r.reason, r.decoder) for r in second.hygiene] == \
         [(r.path, r.status, r.reason, r.decoder) for r in first.hygiene]
     assert second.info.skipped == first.info.skipped

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from tl_kit import __version__
 from tl_kit.cli import (
     augment,
+    cache,
     demo,
     doctor,
     evaluate,
@@ -70,8 +71,8 @@ __all__ = [
 # The subcommands, in the order `tl-kit --help` lists them.
 SUBCOMMANDS.extend(
     module.COMMAND
-    for module in (models, summary, train, demo, evaluate, predict, export, weights, augment,
-                   lr_find, explain, doctor)
+    for module in (models, summary, train, demo, evaluate, predict, export, weights, cache,
+                   augment, lr_find, explain, doctor)
 )
 
 

@@ -22,6 +22,10 @@ Where it lives (never in the data folder, so read-only data folders work), first
 4. with the cache turned off (``TL_KIT_CACHE_DIR=""``): ``run_dir/hygiene_index/<name>``
    of a run directory, else no index.
 
+A load that may write its index sets the index's mtime, so the mtime says when the folder
+was last used; :mod:`tl_kit.data.hygiene_cache` (``tl-kit cache list|clear``) lists the
+cache per folder and removes entries, which nothing else does.
+
 The in-memory path needs every file's pixels for its cache: the first load decodes each file
 (that decode is the cache fill) straight into a file beside the index, memory-mapped
 (``<index name>-<H>x<W>-<resize>-r<RESIZE_VERSION>.npy``, rows in listing order, with a
@@ -35,6 +39,7 @@ image size or resize mode; an index written for other channels is not used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -46,10 +51,11 @@ import numpy as np
 
 from tl_kit.data.uri import FileStamp
 
-__all__ = ["HygieneIndex", "cache_dir", "in_run_dir", "index_location"]
+__all__ = ["CACHE_SUBDIR", "HygieneIndex", "cache_dir", "in_run_dir", "index_location"]
 
 INDEX_VERSION = 1
 INDEX_DIR = "hygiene_index"
+CACHE_SUBDIR = "hygiene"  # below cache_dir(): the shared indexes and pixel files
 _HOST = socket.gethostname().replace(".", "_") or "host"
 
 
@@ -81,7 +87,7 @@ def index_location(root: Path, channels: int, run_dir=None, explicit=None) -> Pa
     if own is not None and own.is_file():
         return own
     cache = cache_dir()
-    return cache / "hygiene" / name if cache is not None else own
+    return cache / CACHE_SUBDIR / name if cache is not None else own
 
 
 def in_run_dir(path: Path | None, run_dir) -> bool:
@@ -129,6 +135,9 @@ class HygieneIndex:
                 and found.get("root") == _where(self.root)):
             self._entries = dict(found.get("files", {}))
             self._pixels = dict(found.get("pixels", {}))
+            if self.writable:  # its mtime says when a load last used it (tl-kit cache)
+                with contextlib.suppress(OSError):
+                    os.utime(path)
 
     def _key(self, file: str) -> str:
         file = os.fspath(file)
