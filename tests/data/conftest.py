@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -63,3 +66,27 @@ def messy(tmp_path_factory):
 def fill_class():
     """``fill_class(folder, n, colour, ext=".png")``: ``n`` plain images in ``folder``."""
     return _fill_class
+
+
+@pytest.fixture
+def photos(messy, tmp_path):
+    """A writable copy of the messy folder."""
+    root = tmp_path / "photos"
+    shutil.copytree(messy, root)
+    return root
+
+
+@pytest.fixture
+def checked(monkeypatch):
+    """The names of the files each load checks (decodes), in order."""
+    from tl_kit.data import hygiene
+
+    names: list[str] = []
+    real = hygiene._check_all
+
+    def check_all(todo, files, *a, **k):
+        names.extend(Path(files[i][0]).name for i in todo)
+        return real(todo, files, *a, **k)
+
+    monkeypatch.setattr(hygiene, "_check_all", check_all)
+    return names

@@ -13,33 +13,12 @@ import numpy as np
 import pytest
 
 import tl_kit.data as D
-from tl_kit.data import hygiene, load_data
+from tl_kit.data import load_data
 from tl_kit.data.hygiene_cache import cache_contents, clear_cache, hygiene_cache_dir
 from tl_kit.data.hygiene_index import _HOST
 from tl_kit.errors import UserError
 
 DAY = 86400
-
-
-@pytest.fixture
-def photos(messy, tmp_path):
-    root = tmp_path / "photos"
-    shutil.copytree(messy, root)
-    return root
-
-
-@pytest.fixture
-def checked(monkeypatch):
-    """The names of the files each load checks (decodes)."""
-    names: list[str] = []
-    real = hygiene._check_all
-
-    def check_all(todo, files, *a, **k):
-        names.extend(Path(files[i][0]).name for i in todo)
-        return real(todo, files, *a, **k)
-
-    monkeypatch.setattr(hygiene, "_check_all", check_all)
-    return names
 
 
 def _load(root, size=(16, 16), **kw):

@@ -3,39 +3,16 @@ training run into a new run directory does not check an unchanged folder again."
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import tl_kit.data as D
 from tl_kit.data import hygiene, load_data
 from tl_kit.data.hygiene_index import INDEX_DIR, cache_dir, in_run_dir, index_location
 
 SIZE = (16, 16)
-
-
-@pytest.fixture
-def photos(messy, tmp_path):
-    root = tmp_path / "photos"
-    shutil.copytree(messy, root)
-    return root
-
-
-@pytest.fixture
-def checked(monkeypatch):
-    """The names of the files each load checks (decodes), cleared before every load."""
-    names: list[str] = []
-    real = hygiene._check_all
-
-    def check_all(todo, files, *a, **k):
-        names.extend(Path(files[i][0]).name for i in todo)
-        return real(todo, files, *a, **k)
-
-    monkeypatch.setattr(hygiene, "_check_all", check_all)
-    return names
 
 
 def _load(root, checked, **kw):
