@@ -289,7 +289,7 @@ def test_cache_list_and_clear(tmp_path, monkeypatch, capsys):
     assert [p["key"] for p in entry["pixels"]] == ["16x16-stretch-r3"]
     assert main(["cache", "list"]) == 0
     table = capsys.readouterr().out
-    assert str(data.resolve()) in table and "16x16-stretch-r3" in table and "today" in table
+    assert str(data.resolve()) in table and "16x16-stretch-r3" in table and "just now" in table
 
     assert main(["cache", "clear", str(data), "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -300,11 +300,36 @@ def test_cache_list_and_clear(tmp_path, monkeypatch, capsys):
     assert sorted(f["file"] for f in cleared["files"]) == sorted(
         [entry["index"], entry["pixels"][0]["file"]])
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        load_data(data, image_size=(16, 16), validation_split=0.25, seed=1)
+    where = tmp_path / "cache" / "hygiene"
+    busy = where / ".0123456789abcdef-c3-8x8-stretch-r3.npy.otherhost-7.tmp.npy"
+    busy.write_bytes(b"x" * 10)
+    assert main(["cache", "list"]) == 0
+    assert "being written by otherhost pid 7" in capsys.readouterr().out
+    assert main(["cache", "clear", "--older-than", "1"]) == 0  # used just now: kept
+    assert "removed 0 files" in capsys.readouterr().out
+    assert main(["cache", "clear", "--gone", "--pixels", "--json"]) == 0  # nothing is gone
+    assert json.loads(capsys.readouterr().out)["files"] == []
+    assert main(["cache", "clear", str(data), "--pixels"]) == 0
+    assert "removed 1 file," in capsys.readouterr().out
+    [index] = where.glob("*-c3.json")
+    assert index.is_file() and not list(where.glob("[0-9a-f]*-c3-*.npy"))
+    shutil.rmtree(data)
+    assert main(["cache", "clear", "--gone"]) == 0
+    assert f"removed {index}" in capsys.readouterr().out and not index.exists()
+    assert busy.exists()  # busy: never removed
+
     _one_line_error(capsys, main(["cache", "clear"]), "Say what to clear", "--all")
     _one_line_error(capsys, main(["cache", "clear", str(data)]), "No entry", str(data))
     _one_line_error(capsys, main(["cache", "clear", "--older-than", "-3"]),
                     "0 or more", "--older-than")
     _one_line_error(capsys, main(["cache", "list", "--all"]), "cache clear")
+    monkeypatch.setenv("TL_KIT_CACHE_DIR", "")
+    assert main(["cache", "list"]) == 0
+    assert "turned off" in capsys.readouterr().out
+    _one_line_error(capsys, main(["cache", "clear", "--all"]), "turned off", "TL_KIT_CACHE_DIR")
     assert main(["cache", "purge"]) == 2  # argparse's usage error
     assert "invalid choice: 'purge'" in capsys.readouterr().err
 

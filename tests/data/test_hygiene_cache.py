@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -63,22 +64,136 @@ def test_list_shows_each_folder_with_its_verdicts_pixels_and_sizes(photos, tmp_p
     assert d["cache_dir"] == str(where) and len(d["folders"]) == 2
 
 
+def _aged(path: Path, days: float) -> Path:
+    t = time.time() - days * DAY
+    os.utime(path, (t, t))
+    return path
+
+
 def test_leftover_files_are_strays_but_a_fill_in_progress_is_not(photos):
     _load(photos)
     where = hygiene_cache_dir()
-    orphan = where / "0123456789abcdef-c3-16x16-stretch-r3.npy"  # its index is gone
+    stem = "0123456789abcdef-c3"
+    orphan = where / f"{stem}-16x16-stretch-r3.npy"  # its index is gone
     orphan.write_bytes(b"x" * 100)
-    dead = where / ".0123456789abcdef-c3.json.4242.tmp"  # an index save that never finished
-    dead.write_text("{")
-    live = where / f".0123456789abcdef-c3-16x16-stretch-r3.npy.{_HOST}-{os.getpid()}.tmp.npy"
-    live.write_bytes(b"x")  # this process is filling it
+    dead = where / f".{stem}.json.{_HOST}-999999999.tmp"  # this host, no such process
+    live = where / f".{stem}-16x16-stretch-r3.npy.{_HOST}-{os.getpid()}.tmp.npy"  # filling
+    elsewhere = where / f".{stem}-8x8-stretch-r3.npy.otherhost-77.tmp.npy"  # a shared cache
+    abandoned = where / f".{stem}-4x4-stretch-r3.npy.otherhost-78.tmp.npy"
+    unnamed = where / f".{stem}.json.4242.tmp"  # an older index save: no host in its name
+    for f in (dead, live, elsewhere, abandoned, unnamed):
+        f.write_bytes(b"x" * 10)
+    _aged(dead, 0)
+    _aged(abandoned, 2 / 24)  # no one has written to it for two hours
+    _aged(_aged(unnamed, 0.5), 0.5)
     broken = where / "fedcba9876543210-c3.json"
     broken.write_text("not json")
+    malformed = {  # readable JSON, but no load would read it as an index
+        "1111111111111111-c3.json": {"root": "/x", "channels": 3, "files": []},
+        "2222222222222222-c3.json": {"version": 1, "root": "/x", "channels": 3, "files": 5},
+        "3333333333333333-c3.json": {"version": 1, "root": "/x", "channels": 1, "files": {}},
+        "4444444444444444-c3.json": {"version": 99, "root": "/x", "channels": 3, "files": {}},
+        "5555555555555555-c3.json": [1, 2, 3],
+        "6666666666666666-c3.json": {"version": 1, "root": "/x", "channels": 3, "files": {},
+                                     "pixels": ["16x16"]},
+    }
+    for name, body in malformed.items():
+        (where / name).write_text(json.dumps(body))
     contents = cache_contents()
     assert sorted(p.name for p, _ in contents.strays) == sorted(
-        [orphan.name, dead.name, broken.name])
+        [orphan.name, dead.name, abandoned.name, unnamed.name, broken.name, *malformed])
     assert dict(contents.strays)[orphan] == 100
+    assert sorted((p.name, n, w) for p, n, w in contents.busy) == sorted([
+        (live.name, 10, f"{_HOST} pid {os.getpid()}"), (elsewhere.name, 10, "otherhost pid 77")])
+    assert contents.bytes == sum(f.bytes for f in contents.folders) + sum(
+        n for _, n in contents.strays) + 20
     assert len(contents.folders) == 1
+    removed = {p for p, _ in clear_cache(everything=True)}
+    assert live.exists() and elsewhere.exists()  # busy: never removed
+    assert removed == {p for p, _ in contents.strays} | {contents.folders[0].index} | {
+        p.path for p in contents.folders[0].pixels}
+    _aged(elsewhere, 2 / 24)  # its writer went quiet: now a stray
+    assert elsewhere in {p for p, _ in clear_cache(gone=True)} and not elsewhere.exists()
+
+
+def test_a_folder_is_found_however_it_is_spelled(photos, tmp_path, monkeypatch):
+    _load(photos)
+    link = tmp_path / "link"
+    link.symlink_to(photos, target_is_directory=True)
+    monkeypatch.chdir(photos.parent)
+    for spelled in (f"{photos}/", f"./{photos.name}", photos.name, str(link)):
+        [path] = [p for p, _ in clear_cache([spelled], dry_run=True) if p.suffix == ".json"]
+        assert path == cache_contents().folders[0].index, spelled
+
+
+def test_a_uri_folder_is_matched_as_a_load_keys_it_and_never_gone(tmp_path):
+    where = hygiene_cache_dir()
+    where.mkdir(parents=True)
+    index = where / "abcdefabcdefabcd-c3.json"
+    index.write_text(json.dumps({"version": 1, "root": "gs://bucket/photos", "channels": 3,
+                                 "files": {"a.jpg": [1, 2, "ok", "", "jpeg"]}, "pixels": {}}))
+    [entry] = cache_contents().folders
+    assert entry.folder == "gs://bucket/photos" and entry.exists is None and entry.files == 1
+    assert clear_cache(gone=True) == []  # not looked up, so never taken as gone
+    assert [p for p, _ in clear_cache(["gs://bucket/photos/"], dry_run=True)] == [index]
+
+
+def test_a_folder_that_cannot_be_looked_up_is_not_known_and_never_gone(photos, monkeypatch):
+    _load(photos)
+    real = Path.is_dir
+
+    def is_dir(self):
+        if self == photos.resolve():
+            raise PermissionError(13, "Permission denied")  # an unreadable parent, a stale mount
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir)
+    [entry] = cache_contents().folders
+    assert entry.exists is None
+    assert clear_cache(gone=True) == []
+
+
+def test_a_pixel_file_its_index_does_not_name_is_old(photos):
+    _load(photos)
+    [rgb] = cache_contents().folders
+    [kept] = rgb.pixels
+    other = kept.path.with_name(kept.path.name.replace("16x16", "12x12"))
+    shutil.copyfile(kept.path, other)
+    by = {p.path: p for p in cache_contents().folders[0].pixels}
+    assert by[kept.path].current is True and by[other].current is False
+
+
+def test_gone_with_pixels_removes_leftover_pixel_files_and_keeps_every_index(photos):
+    _load(photos)
+    where = hygiene_cache_dir()
+    orphan = where / "0123456789abcdef-c3-16x16-stretch-r3.npy"
+    orphan.write_bytes(b"x" * 100)
+    broken = where / "fedcba9876543210-c3.json"
+    broken.write_text("not json")
+    removed = [p for p, _ in clear_cache(gone=True, pixels_only=True)]
+    assert removed == [orphan] and broken.exists()
+    assert cache_contents().folders[0].index.exists()
+
+
+def test_a_file_that_cannot_be_removed_is_named_after_the_rest_are_removed(photos, tmp_path,
+                                                                           monkeypatch):
+    other = tmp_path / "other"
+    shutil.copytree(photos, other)
+    _load(photos)
+    _load(other)
+    stuck = next(f for f in cache_contents().folders if f.folder == str(photos.resolve())).index
+    real = Path.unlink
+
+    def unlink(self, *a, **k):
+        if self == stuck:
+            raise PermissionError(13, "Permission denied")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with pytest.raises(UserError, match=rf"could not remove 1: {stuck} \(Permission denied\)"):
+        clear_cache(everything=True)
+    assert stuck.exists()
+    assert [p for p in hygiene_cache_dir().iterdir()] == [stuck]  # every other file removed
 
 
 def test_clear_a_folder_removes_its_entry_and_the_next_load_checks_again(photos, tmp_path,

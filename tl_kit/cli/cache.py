@@ -42,11 +42,17 @@ def size(n: int) -> str:
     return f"{n} B"
 
 
-def _ago(t: float) -> str:
-    days = (time.time() - t) / 86400
-    if days < 1:
-        return "today"
-    return f"{days:.0f} day{'s' if round(days) != 1 else ''} ago"
+def _ago(t: float, now: float | None = None) -> str:
+    """How long ago ``t`` was: ``just now``, ``5 min ago``, ``3 h ago``, ``12 days ago``."""
+    s = max(0.0, (time.time() if now is None else now) - t)
+    if s < 60:
+        return "just now"
+    if s < 3600:
+        return f"{s // 60:.0f} min ago"
+    if s < 86400:
+        return f"{s // 3600:.0f} h ago"
+    days = round(s / 86400)
+    return f"{days} day{'s' if days != 1 else ''} ago"
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -64,7 +70,7 @@ def _list(args: argparse.Namespace) -> int:
     if contents.where is None:
         echo("The tl_kit cache is turned off (TL_KIT_CACHE_DIR is set and empty).")
         return EXIT_OK
-    if not contents.folders and not contents.strays:
+    if not contents.folders and not contents.strays and not contents.busy:
         echo(f"The tl_kit hygiene cache ({contents.where}) is empty.")
         return EXIT_OK
     rows = []
@@ -76,8 +82,11 @@ def _list(args: argparse.Namespace) -> int:
                      f"{f.files}" + (f" ({f.skipped} skipped)" if f.skipped else ""),
                      kept, size(f.bytes), _ago(f.last_used)))
     if contents.strays:
-        rows.append(("(leftover files)", "", str(len(contents.strays)), "-",
-                     size(sum(n for _, n in contents.strays)), ""))
+        rows.append(("(leftover files: --gone removes them)", "", str(len(contents.strays)),
+                     "-", size(sum(n for _, n in contents.strays)), ""))
+    for path, n, writer in contents.busy:
+        rows.append((f"(being written by {writer}: {path.name})", "", "", "-", size(n),
+                     _ago(path.stat().st_mtime) if path.exists() else ""))
     rich_table(f"tl_kit hygiene cache: {contents.where} ({size(contents.bytes)})",
                ("folder", "ch", "files", "pixels kept", "size", "last used"), rows,
                right=(2, 4))
@@ -105,13 +114,15 @@ def _clear(args: argparse.Namespace) -> int:
 COMMAND = Subcommand(
     name="cache",
     help="show (list) or remove (clear) the hygiene cache's verdicts and kept pixels",
-    description="Every load of a data folder keeps, in the user's cache ($TL_KIT_CACHE_DIR, "
-    "else $XDG_CACHE_HOME/tl_kit, else ~/.cache/tl_kit), the hygiene verdict of each file "
+    description="Every load of a data folder keeps, in the hygiene/ folder of the user's "
+    "cache ($TL_KIT_CACHE_DIR, else $XDG_CACHE_HOME/tl_kit, else ~/.cache/tl_kit), the "
+    "hygiene verdict of each file "
     "(so the next load of an unchanged folder checks nothing again) and, for the in-memory "
     "path, the decoded pixels at each image size (the next load maps them, decoding "
     "nothing). 'list' shows them per folder with their size and when a load last used them; "
     "'clear' removes what the folders, --gone, --older-than and --all pick (any of them). "
-    "Removing is always safe: the next load checks and decodes again.",
+    "Removing loses nothing but time: the next load checks and decodes again. Files a "
+    "load is writing now are listed as busy and never removed.",
     add_arguments=_args,
     run=_run,
     epilog="examples:\n"

@@ -4,10 +4,18 @@ The shared cache (:func:`tl_kit.data.hygiene_index.cache_dir`, ``<cache>/hygiene
 for every folder loaded, one index of verdicts (``<key>-c<channels>.json``, small) and, for
 the in-memory path, one pixel file per image size and resize mode
 (``<key>-c<channels>-<H>x<W>-<mode>-r<version>.npy``: a 100k-file folder at 64 px is
-1.2 GB). Nothing removes them by itself: :func:`cache_contents` says what is there and
-:func:`clear_cache` removes what the user picks. Removing is always safe: the next load of a
-folder checks its files again (and decodes them again) and writes them anew; a load that
-has a pixel file mapped keeps its pages.
+1.2 GB). No load removes a folder's entry: :func:`cache_contents` says what is there and
+:func:`clear_cache` removes what the user picks (loads only remove their own leftovers: a
+pixel file of an older resize version, a half-written file of a process of this host that
+is gone). Removing an entry loses no data: the next load of its folder checks the files
+again (and decodes them again) and writes them anew; a load that has a pixel file mapped
+keeps its pages (on POSIX; where an open file cannot be removed, the removal fails and
+says so).
+
+A half-written file (``.<name>.<host>-<pid>.tmp[.npy]``) is *busy*, listed and never
+removed, while its process may still be writing it: a live process of this host, or, for
+another host's file (a cache shared over the network) or an older name without a host,
+one written to in the last :data:`BUSY_S` seconds. After that it is a stray.
 
 Only files named as tl_kit names them are listed or removed; anything else in the folder
 (``TL_KIT_CACHE_DIR`` pointed at a folder that holds other things) is left alone.
@@ -31,7 +39,10 @@ _PIXELS = re.compile(r"^(?P<stem>[0-9a-f]{16}-c\d+)-(?P<key>\d+x\d+-[A-Za-z0-9_]
 # half-written files: an index being saved (".<name>.json.<pid>.tmp") or pixels being filled
 # (".<name>.npy.<host>-<pid>.tmp.npy")
 _TMP = re.compile(r"^\.(?P<stem>[0-9a-f]{16}-c\d+)\S*\.tmp(\.npy)?$")
+_WRITER = re.compile(r"\.(?P<host>[^.]+)-(?P<pid>\d+)\.tmp(\.npy)?$")
 _DAY = 86400.0
+BUSY_S = 3600.0
+"""How long a half-written file whose writer this host cannot ask is taken as busy."""
 
 
 def hygiene_cache_dir(cache: Path | str | None = None) -> Path | None:
@@ -96,20 +107,25 @@ class CachedFolder:
 class CacheContents:
     """The cache folder, its folders' entries (most recently used first), and ``strays``:
     tl_kit's files that belong to no readable index (pixel files whose index is gone, an
-    unreadable index, files half-written by a process that is no longer running)."""
+    unreadable index or one of another format version, files half-written by a process
+    that is no longer running); and ``busy``: half-written files that a process may still
+    be writing (``(file, bytes, writer)``, writer ``"host pid N"``), which nothing removes."""
 
     where: Path | None
     folders: list[CachedFolder] = field(default_factory=list)
     strays: list[tuple[Path, int]] = field(default_factory=list)
+    busy: list[tuple[Path, int, str]] = field(default_factory=list)
 
     @property
     def bytes(self) -> int:
-        return sum(f.bytes for f in self.folders) + sum(n for _, n in self.strays)
+        return (sum(f.bytes for f in self.folders) + sum(n for _, n in self.strays)
+                + sum(n for _, n, _w in self.busy))
 
     def as_dict(self) -> dict:
         return {"cache_dir": str(self.where) if self.where else None, "bytes": self.bytes,
                 "folders": [f.as_dict() for f in self.folders],
-                "strays": [{"file": str(p), "bytes": n} for p, n in self.strays]}
+                "strays": [{"file": str(p), "bytes": n} for p, n in self.strays],
+                "busy": [{"file": str(p), "bytes": n, "writer": w} for p, n, w in self.busy]}
 
 
 def cache_contents(cache: Path | str | None = None) -> CacheContents:
@@ -123,7 +139,7 @@ def cache_contents(cache: Path | str | None = None) -> CacheContents:
         m = _PIXELS.match(name)
         if m:
             pixels.setdefault(m["stem"], []).append((m["key"], where / name))
-    folders, strays, claimed = [], [], set()
+    folders, strays, busy, claimed = [], [], [], set()
     for name in names:
         m = _INDEX.match(name)
         if not m:
@@ -137,21 +153,24 @@ def cache_contents(cache: Path | str | None = None) -> CacheContents:
         m = _INDEX.match(name) or _PIXELS.match(name) or _TMP.match(name)
         if m is None or m["stem"] in claimed and not _TMP.match(name):
             continue
-        if _TMP.match(name) and _in_use(name):
-            continue  # being written right now
-        strays.append((where / name, _size(where / name)))
+        writer = _writer(where / name) if _TMP.match(name) else None
+        if writer is not None:
+            busy.append((where / name, _size(where / name), writer))
+        else:
+            strays.append((where / name, _size(where / name)))
     folders.sort(key=lambda f: (-f.last_used, f.folder))
-    return CacheContents(where, folders, strays)
+    return CacheContents(where, folders, strays, busy)
 
 
 def _named(contents: CacheContents, folders: list[str]) -> list[CachedFolder]:
     """The entries of ``folders`` (as given to a load, or as listed); a UserError names a
     folder that has none."""
     from tl_kit.data.hygiene_index import _where
+    from tl_kit.data.uri import as_path
 
     picked = []
     for given in folders:
-        keys = {str(given), _where(given)}
+        keys = {str(given), _where(as_path(given))}  # as a load keys it: ./x, x/, a link
         hits = [f for f in contents.folders if f.folder in keys]
         if not hits:
             raise UserError(f"No entry in the hygiene cache ({contents.where}) for folder "
@@ -161,21 +180,34 @@ def _named(contents: CacheContents, folders: list[str]) -> list[CachedFolder]:
 
 
 def _entry(index: Path, pixel_files: list[tuple[str, Path]]) -> CachedFolder | None:
+    """The entry of ``index``; None for a file no load would read (unreadable, not an index
+    of this format version, or not of the channels its name says): a stray."""
+    from tl_kit.data.hygiene_index import INDEX_VERSION
+
     try:
         found = json.loads(index.read_text())
         st = index.stat()
-        root = str(found["root"])
-        channels = int(found["channels"])
-        entries = found.get("files", {})
-        named = dict(found.get("pixels", {}))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict):
+        return None
+    root, channels = found.get("root"), found.get("channels")
+    entries, named = found.get("files", {}), found.get("pixels", {})
+    if (found.get("version") != INDEX_VERSION or not isinstance(root, str) or not root
+            or not isinstance(entries, dict) or not isinstance(named, dict)
+            or not index.name.endswith(f"-c{channels}.json")):
         return None
     skipped = sum(1 for e in entries.values() if isinstance(e, list) and len(e) > 2
                   and e[2] == "skipped")
     kept = tuple(PixelFile(p, key, _size(p), key in named) for key, p in pixel_files)
-    exists = None if "://" in root else Path(root).is_dir()
-    return CachedFolder(root, channels, index, len(entries), skipped, st.st_size, kept, exists,
-                        st.st_mtime)
+    exists: bool | None = None
+    if "://" not in root:
+        try:
+            exists = Path(root).is_dir()
+        except OSError:  # an unreadable parent, a stale network mount: not known
+            exists = None
+    return CachedFolder(root, int(channels), index, len(entries), skipped, st.st_size, kept,
+                        exists, st.st_mtime)
 
 
 def _size(path: Path) -> int:
@@ -185,15 +217,22 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _in_use(tmp_name: str) -> bool:
-    """Whether a half-written file's process may still be writing it: a pixel fill of this
-    host whose process is alive, or any file of another host (its process cannot be asked)."""
+def _writer(tmp: Path, now: float | None = None) -> str | None:
+    """Who may still be writing the half-written file ``tmp`` (``"host pid N"``), or None
+    when no one can be: its process of this host is gone, or (another host's, or an older
+    name with no host) it has not been written to for :data:`BUSY_S` seconds."""
     from tl_kit.data.hygiene_index import _HOST, _alive
 
-    m = re.search(r"\.(?P<host>[^.]+)-(?P<pid>\d+)\.tmp\.npy$", tmp_name)
-    if m is None:  # an index being saved: a write of milliseconds, so one left is dead
-        return False
-    return m["host"] != _HOST or _alive(int(m["pid"]))
+    m = _WRITER.search(tmp.name)
+    if m is not None and m["host"] == _HOST:
+        return f"{_HOST} pid {m['pid']}" if _alive(int(m["pid"])) else None
+    try:
+        idle = (time.time() if now is None else now) - tmp.stat().st_mtime
+    except OSError:
+        return None
+    if idle >= BUSY_S:
+        return None
+    return f"{m['host']} pid {m['pid']}" if m is not None else "unknown writer"
 
 
 def clear_cache(folders: list[str] | None = None, *, gone: bool = False,
@@ -211,10 +250,12 @@ def clear_cache(folders: list[str] | None = None, *, gone: bool = False,
     * ``older_than_days``: entries no load has used for that many days;
     * ``everything``: every entry and stray.
 
-    ``pixels_only`` removes only the picked entries' pixel files (the big ones) and keeps
-    the verdicts: a streaming load still checks nothing again; an in-memory load decodes
-    every file once more (that decode checks it too) and keeps its pixels again. With no
-    selector: a UserError.
+    ``pixels_only`` removes only the picked entries' pixel files (the big ones), and of
+    the strays only pixel files, and keeps the verdicts: a streaming load still checks
+    nothing again; an in-memory load decodes every file once more (that decode checks it
+    too) and keeps its pixels again. With no selector: a UserError. Busy files are never
+    removed. A file that cannot be removed (permissions, a read-only cache) is a UserError
+    naming it, after every other file picked is removed.
     """
     if not (folders or gone or older_than_days is not None or everything):
         raise UserError("Say what to clear: one or more folders, --gone, --older-than DAYS "
@@ -235,14 +276,23 @@ def clear_cache(folders: list[str] | None = None, *, gone: bool = False,
         chosen.update({p.path: p.bytes for p in f.pixels})
         if not pixels_only:
             chosen[f.index] = f.index_bytes
-    if (gone or everything) and not pixels_only:
-        chosen.update(dict(contents.strays))
-    removed = []
+    if gone or everything:
+        chosen.update({p: n for p, n in contents.strays
+                       if not pixels_only or p.name.endswith(".npy")})
+    removed, failed = [], []
     for path, n in sorted(chosen.items()):
         if not dry_run:
             try:
                 path.unlink()
             except FileNotFoundError:
                 continue  # removed meanwhile (another clear, a load replacing it)
+            except OSError as e:
+                failed.append(f"{path} ({e.strerror or e})")
+                continue
         removed.append((path, n))
+    if failed:
+        raise UserError(f"Removed {len(removed)} file(s) of the hygiene cache, but could not "
+                        f"remove {len(failed)}: " + "; ".join(failed[:5])
+                        + ("; ..." if len(failed) > 5 else "")
+                        + f". Check the permissions of {contents.where}.")
     return removed

@@ -312,7 +312,7 @@ class HygieneIndex:
                    "channels": self.channels, "files": self._entries, "pixels": self._pixels}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp = self.path.with_name(f".{self.path.name}.{_HOST}-{os.getpid()}.tmp")
             tmp.write_text(json.dumps(payload, separators=(",", ":")))
             os.replace(tmp, self.path)
         except OSError:
