@@ -188,3 +188,27 @@ def test_help_does_not_import_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_cache_commands_do_not_import_tensorflow(tmp_path):
+    """``tl-kit cache`` never touches TensorFlow, so it answers without its import; a
+    command that does (``summary``) still imports it."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    code = (
+        "import sys\n"
+        "from tl_kit.cli import main\n"
+        "assert main(['cache', 'list']) == 0\n"
+        "assert main(['cache', 'clear', '--all', '--dry-run']) == 0\n"
+        f"assert main(['cache', 'clear', {str(folder)!r}]) == 2\n"  # a user error: no entry
+        "print('before:', 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+        "assert main(['summary', 'lenet5']) == 0\n"
+        "print('after:', 'tensorflow' in sys.modules)\n"
+    )
+    env = dict(os.environ, TL_KIT_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "before: False False" in lines and lines[-1] == "after: True", proc.stdout
+    assert "No entry in the hygiene cache" in proc.stderr

@@ -13,7 +13,8 @@ Errors that are the user's to fix (:class:`tl_kit.errors.UserError`, ``ValueErro
 raised for bad input, ``FileNotFoundError``) print ``tl-kit: error: ...`` on one line
 to stderr and exit with status 2; ``--traceback`` shows the full traceback instead.
 Argparse usage errors also exit with 2. TensorFlow and Keras are imported inside the
-run functions only, so ``tl-kit --help`` is fast.
+run functions only, so ``tl-kit --help`` is fast, and not at all for a subcommand that
+says it does not need them (``Subcommand.needs_tensorflow``: ``tl-kit cache``).
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         cmd.add_arguments(p)
-        p.set_defaults(_run=cmd.run, _flags=_flags_of(p, cmd.arguments))
+        p.set_defaults(_run=cmd.run, _flags=_flags_of(p, cmd.arguments),
+                       _needs_tensorflow=cmd.needs_tensorflow)
     return parser
 
 
@@ -124,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return (
             exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USER_ERROR)
         )
-    import_tensorflow_quietly()  # every command uses TensorFlow; --help returned above
+    if getattr(args, "_needs_tensorflow", True):  # --help returned above
+        import_tensorflow_quietly()
     from tl_kit.errors import in_terms_of_flags
 
     try:

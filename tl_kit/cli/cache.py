@@ -125,6 +125,7 @@ COMMAND = Subcommand(
     "load is writing now are listed as busy and never removed.",
     add_arguments=_args,
     run=_run,
+    needs_tensorflow=False,
     epilog="examples:\n"
     "  tl-kit cache list\n"
     "  tl-kit cache clear data/my_photos\n"

@@ -35,6 +35,9 @@ class Subcommand:
         arguments: library argument names the run function passes a flag's value to under
             another name (``{"run_dir": "out"}``: ``Learner(run_dir=args.out)``), so that
             error messages naming ``run_dir`` show ``--out``; same-named ones need no entry.
+        needs_tensorflow: whether ``tl-kit`` imports TensorFlow (quietly, without its banner)
+            before running it; False for a command that never touches it (``cache``), which
+            then answers in a fraction of a second instead of the seconds that import takes.
     """
 
     name: str
@@ -44,6 +47,7 @@ class Subcommand:
     description: str = ""
     epilog: str = ""
     arguments: Mapping[str, str] = field(default_factory=dict)
+    needs_tensorflow: bool = True
 
 
 # Filled by tl_kit.cli (its __init__), in the order of `tl-kit --help`.
