@@ -310,3 +310,18 @@ def test_header_test_cost(tmp_path):
     assert all(len(v) == 2 for v in r["cpu_s_rounds"].values())
     med = r["cpu_s_median"]
     assert r["codes_us_per_file"] == round(1e6 * (med["codes"] - med["format_only"]) / 12, 1)
+
+
+def test_listing_measures_both_sides_of_both_commands():
+    """bench_listing: the weights lookup names the same file both ways; the cache listing
+    lists the generated folder's files, and only its 'before' side imports TensorFlow."""
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.bench_listing as listing
+
+    w = listing.weights_listing("keras:vgg16", rounds=1)
+    assert w["backbones"] == 1 and w["same_files"] is True
+    assert all(_pos(float(v["wall_s"])) and _pos(float(v["peak_rss_mb"])) for v in w["sides"].values())
+    c = listing.cache_listing(files=40, rounds=1)
+    assert c["listed"] == c["files"] == 40 and c["index_bytes"] > 0
+    assert c["tensorflow_imported"] == {"before": True, "now": False}
+    assert set(c["rounds"]) == {"before", "now"} and all(len(r) == 1 for r in c["rounds"].values())

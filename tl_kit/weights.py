@@ -235,8 +235,8 @@ def imagenet_weights_file(spec: Any) -> tuple[str, str]:
     :class:`~tl_kit.models.registry.ModelSpec`. Builds the architecture with
     ``weights="imagenet"`` while ``get_file`` only records what it was asked for and stops
     the build. The build runs in a stateless scope that never initialises the variables
-    (only their shapes are made): every backbone of ``tl-kit weights list`` in 21 s and
-    0.64 GB instead of 72 s and 2.3 GB (2 cores), with the same files.
+    (only their shapes are made): all 47 backbones of ``tl-kit weights list`` in 25 s and
+    0.63 GB instead of 77 s and 2.3 GB, with the same files (``benchmarks/bench_listing.py``).
     """
     from keras.src.backend.common.stateless_scope import StatelessScope
     from keras.src.utils import file_utils
