@@ -42,9 +42,9 @@ def size(n: int) -> str:
     return f"{n} B"
 
 
-def _ago(t: float, now: float | None = None) -> str:
+def _ago(t: float) -> str:
     """How long ago ``t`` was: ``just now``, ``5 min ago``, ``3 h ago``, ``12 days ago``."""
-    s = max(0.0, (time.time() if now is None else now) - t)
+    s = max(0.0, time.time() - t)
     if s < 60:
         return "just now"
     if s < 3600:

@@ -36,8 +36,8 @@ __all__ = ["CachedFolder", "CacheContents", "PixelFile", "cache_contents", "clea
 
 _INDEX = re.compile(r"^(?P<stem>[0-9a-f]{16}-c\d+)\.json$")
 _PIXELS = re.compile(r"^(?P<stem>[0-9a-f]{16}-c\d+)-(?P<key>\d+x\d+-[A-Za-z0-9_]+-r\d+)\.npy$")
-# half-written files: an index being saved (".<name>.json.<pid>.tmp") or pixels being filled
-# (".<name>.npy.<host>-<pid>.tmp.npy")
+# half-written files: an index being saved (".<name>.json.<host>-<pid>.tmp"; older versions:
+# ".<name>.json.<pid>.tmp") or pixels being filled (".<name>.npy.<host>-<pid>.tmp.npy")
 _TMP = re.compile(r"^\.(?P<stem>[0-9a-f]{16}-c\d+)\S*\.tmp(\.npy)?$")
 _WRITER = re.compile(r"\.(?P<host>[^.]+)-(?P<pid>\d+)\.tmp(\.npy)?$")
 _DAY = 86400.0
@@ -76,7 +76,8 @@ class CachedFolder:
         index: the index file.
         files: files with a verdict; ``skipped``: of which corrupt or not images.
         pixels: the pixel files of this folder.
-        exists: whether the folder is still there (None for a URI: not looked up).
+        exists: whether the folder is still there (None when not known: a URI, which is
+            not looked up, or a path whose lookup failed).
         last_used: when a load last read or wrote the index (its mtime, which every load
             that may write it sets; seconds since the epoch).
     """
@@ -150,14 +151,17 @@ def cache_contents(cache: Path | str | None = None) -> CacheContents:
         folders.append(entry)
         claimed.add(m["stem"])
     for name in names:
-        m = _INDEX.match(name) or _PIXELS.match(name) or _TMP.match(name)
-        if m is None or m["stem"] in claimed and not _TMP.match(name):
-            continue
-        writer = _writer(where / name) if _TMP.match(name) else None
-        if writer is not None:
-            busy.append((where / name, _size(where / name), writer))
+        path = where / name
+        if _TMP.match(name):
+            writer = _writer(path)
+            if writer is not None:
+                busy.append((path, _size(path), writer))
+                continue
         else:
-            strays.append((where / name, _size(where / name)))
+            m = _INDEX.match(name) or _PIXELS.match(name)
+            if m is None or m["stem"] in claimed:
+                continue
+        strays.append((path, _size(path)))
     folders.sort(key=lambda f: (-f.last_used, f.folder))
     return CacheContents(where, folders, strays, busy)
 
@@ -217,7 +221,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _writer(tmp: Path, now: float | None = None) -> str | None:
+def _writer(tmp: Path) -> str | None:
     """Who may still be writing the half-written file ``tmp`` (``"host pid N"``), or None
     when no one can be: its process of this host is gone, or (another host's, or an older
     name with no host) it has not been written to for :data:`BUSY_S` seconds."""
@@ -227,7 +231,7 @@ def _writer(tmp: Path, now: float | None = None) -> str | None:
     if m is not None and m["host"] == _HOST:
         return f"{_HOST} pid {m['pid']}" if _alive(int(m["pid"])) else None
     try:
-        idle = (time.time() if now is None else now) - tmp.stat().st_mtime
+        idle = time.time() - tmp.stat().st_mtime
     except OSError:
         return None
     if idle >= BUSY_S:
