@@ -106,6 +106,14 @@ def test_a_second_training_run_on_the_same_folder_checks_nothing_again(workspace
     n = sum(1 for p in workspace["data"].rglob("*.jpg"))
     assert f"{n} of {n} files known, not checked again; pixels mapped from" in log, log
     assert (tmp_path / "again" / "hygiene.csv").is_file()  # the run still records its hygiene
+    status = main(["train", "small", "--data", str(workspace["data"]), "--backbone", "lenet5",
+                   "--weights", "none", "--image-size", "32", "--quick", "--pipeline", "stream",
+                   "--out", str(tmp_path / "streamed")])
+    assert status == 0
+    capsys.readouterr()
+    log = (tmp_path / "streamed" / "train.log").read_text()
+    assert "data pipeline: stream: pipeline='stream' asked" in log, log
+    assert f"{n} of {n} files known, not checked again" in log and "pixels" not in log.split("hygiene index")[1].split("\n")[0]
 
 
 def test_train_user_errors_are_one_line(tmp_path, workspace, capsys):

@@ -8,6 +8,7 @@ run in NumPy (:func:`numpy_op`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -95,12 +96,22 @@ def _stages(ops: list[dict], image_size, seed) -> list[tuple[str, object]]:
     return stages
 
 
-def albu_batch_fn(ops: list[dict], image_size, seed) -> Callable[[np.ndarray], np.ndarray]:
-    """NumPy function over a batch (B, H, W, C) float32 running the per-image ops in order."""
-    stages = _stages(ops, image_size, seed)
-    rng = np.random.default_rng(seed)
+def albu_batch_fn(ops: list[dict], image_size, seed) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """NumPy function ``fn(batch, call_seed)`` over a batch (B, H, W, C) float32 running the
+    per-image ops in order. Every random draw of a call comes from ``call_seed`` (two ints:
+    the batch's seed, :func:`tl_kit.augment.build.batch_seeds`), and each thread of a
+    parallel map has its own copy of the transforms, so a batch is augmented the same way
+    whichever thread runs it and whatever ran before."""
+    local = threading.local()
 
-    def fn(batch: np.ndarray) -> np.ndarray:
+    def fn(batch: np.ndarray, call_seed: np.ndarray) -> np.ndarray:
+        stages = getattr(local, "stages", None)
+        if stages is None:
+            stages = local.stages = _stages(ops, image_size, seed)
+        rng = np.random.default_rng([int(v) & 0xFFFFFFFF for v in np.ravel(call_seed)])
+        for kind, stage in stages:
+            if kind == "albu":
+                stage.set_random_seed(int(rng.integers(2**31)))
         out = np.empty_like(batch, dtype=np.float32)
         for i, img in enumerate(batch):
             cur = img.astype(np.float32)

@@ -86,8 +86,16 @@ def _budget_args(p: argparse.ArgumentParser) -> None:
 
 
 def _runtime_args(p: argparse.ArgumentParser) -> None:
-    """--seed, the device settings, --overwrite, --json and --no-calibrate."""
+    """--seed, --pipeline, the device settings, --overwrite, --json and --no-calibrate."""
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--pipeline",
+        choices=("auto", "memory", "stream"),
+        default="auto",
+        help="how images reach training: auto (in memory when the resized pixels fit in "
+        "min(2 GiB, 25%% of RAM), else streamed from disk), memory (decoded once, kept) or "
+        "stream (decoded each epoch); train.log says which and why",
+    )
     p.add_argument(
         "--strategy",
         choices=("auto", "default", "mirrored", "multiworker"),
@@ -184,6 +192,7 @@ def _run(args: argparse.Namespace) -> int:
         precision=args.precision,
         jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
         overwrite=args.overwrite,
+        pipeline=args.pipeline,
         # TensorBoard logs only where the tensorboard package is installed; without it the
         # Learner's default would write JSON-lines logs instead, which tl-kit train never did.
         tensorboard=importlib.util.find_spec("tensorboard") is not None,

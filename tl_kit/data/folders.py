@@ -62,8 +62,9 @@ def list_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tupl
 @gc_paused  # per-file tables, no cycles: see tl_kit.data._gc
 def load_folder(root, *, size, channels, resize, fracs, seed, run_dir, num_classes,
                 class_names=None, workers=None, record: bool = True, hygiene_index=None,
-                index_run_dir=None) -> Data:
-    """One folder of class folders: scanned, split (``fracs``), in memory or streamed.
+                index_run_dir=None, pipeline: str = "auto") -> Data:
+    """One folder of class folders: scanned, split (``fracs``), in memory or streamed
+    (``pipeline``: :func:`tl_kit.data.cache.pipeline_choice`).
     ``index_run_dir``: where the hygiene index lives when not in ``run_dir``."""
     root = root.expanduser() if isinstance(root, (Path, URIPath)) else as_path(os.fspath(root)).expanduser()
     classes, files, stray = list_folder(root)
@@ -71,7 +72,7 @@ def load_folder(root, *, size, channels, resize, fracs, seed, run_dir, num_class
         raise UserError(
             f"{root} has {len(classes)} class folders ({', '.join(classes)}) but num_classes="
             f"{num_classes}. Fix the folder or num_classes. Received: num_classes={num_classes!r}")
-    keep, pipeline = pipeline_choice(len(files), size, channels)
+    keep, pipeline = pipeline_choice(len(files), size, channels, pipeline, root)
     index = open_index(root, channels, index_run_dir if index_run_dir is not None else run_dir,
                        record, hygiene_index)
     records, pixels = scan(files, classes, size, channels, resize, keep, workers, index)
@@ -141,7 +142,8 @@ def split_subfolders(root: Path) -> dict[str, str] | None:
 
 
 def load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_dir, num_classes,
-                       class_names, workers=None, record: bool = True, hygiene_index=None) -> Data:
+                       class_names, workers=None, record: bool = True, hygiene_index=None,
+                       pipeline: str = "auto") -> Data:
     """``{"train": folder, "val": folder, "test": folder}``: splits made by the user, one
     class folder layout each. Every folder gets the same hygiene scan; the class names are
     the train folder's, and another split may hold fewer classes but no new one. A missing
@@ -154,7 +156,7 @@ def load_split_folders(src: dict, *, size, channels, resize, fracs, seed, run_di
                                 resize=resize, fracs=zero, seed=seed, run_dir=None,
                                 num_classes=num_classes if s == "train" else None,
                                 workers=workers, record=record, hygiene_index=hygiene_index,
-                                index_run_dir=run_dir)
+                                index_run_dir=run_dir, pipeline=pipeline)
     if "train" not in loaded:
         raise UserError(f"A dict of split folders needs a 'train' entry. Received: keys={list(src)!r}")
     names = loaded["train"].class_names

@@ -170,10 +170,10 @@ class Data:
 
         ds = ds.map(_to_float, num_parallel_calls=autotune)
         if training and augment is not None and augment != "none":
-            from tl_kit.augment import build_augmenter
+            from tl_kit.augment.build import build_augmenter, with_batch_seeds
 
             fn = build_augmenter(augment, image_size=self.image_size, backend=backend, seed=seed)
-            ds = ds.map(fn, num_parallel_calls=autotune, deterministic=order)
+            ds = with_batch_seeds(ds, fn, seed, deterministic=order)  # a seed per batch, no race
         options = tf.data.Options()
         options.deterministic = order
         if shards is not None:  # already one worker's files: TF must not shard again

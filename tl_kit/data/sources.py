@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from tl_kit.data.arrays import is_tf_dataset, resolve_classes, to_xy
+from tl_kit.data.cache import check_pipeline
 from tl_kit.data.examples import Examples
 from tl_kit.data.folders import load_folder, load_split_folders, split_subfolders
 from tl_kit.data.info import make_info
@@ -25,7 +26,7 @@ RESIZE_MODES = ("stretch", "crop", "pad")
 def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_split: float = 0.2,
               test_split: float = 0.0, seed: int = 0, run_dir=None, num_classes: int | None = None,
               resize: str = "stretch", class_names=None, workers: int | None = None,
-              record: bool = True, hygiene_index=None) -> Data:
+              record: bool = True, hygiene_index=None, pipeline: str = "auto") -> Data:
     """Load a folder, ``"tfds:NAME"``, ``(x, y)`` arrays, a tf.data dataset or a dict of splits.
 
     Args:
@@ -50,6 +51,10 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
             unchanged files are not decoded again by the scan): None for the default place
             (``run_dir``'s own index when it has one, else the user's cache:
             :func:`tl_kit.data.hygiene_index.cache_dir`), a file path, or False for none.
+        pipeline: folder sources: ``"auto"`` (in memory when the resized pixels fit in
+            :data:`tl_kit.data.CACHE_LIMIT_BYTES`, else streamed), ``"memory"`` (decoded
+            once, kept; refused when they exceed the machine's RAM) or ``"stream"``
+            (decoded in the tf.data graph each epoch). Other sources are in memory already.
 
     Returns:
         A :class:`Data`.
@@ -67,11 +72,13 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
     if num_classes is not None and (not isinstance(num_classes, (int, np.integer)) or num_classes < 1):
         raise UserError(f"`num_classes` must be a positive integer. Received: num_classes={num_classes!r}")
     fracs = check_fracs(validation_split, test_split)
+    check_pipeline(pipeline)
     kw = dict(size=size, channels=channels, resize=resize, fracs=fracs, seed=int(seed),
               run_dir=run_dir, num_classes=num_classes, class_names=class_names, record=bool(record))
     if isinstance(source, dict):
         if source and all(isinstance(v, (str, os.PathLike)) for v in source.values()):
-            return load_split_folders(source, workers=workers, hygiene_index=hygiene_index, **kw)
+            return load_split_folders(source, workers=workers, hygiene_index=hygiene_index,
+                                      pipeline=pipeline, **kw)
         return _load_dict(source, **kw)
     if is_tf_dataset(source):
         return _load_arrays(source, source="tf.data", **kw)
@@ -83,8 +90,9 @@ def load_data(source, *, image_size=(224, 224), channels: int = 3, validation_sp
         root = as_path(os.fspath(source))
         split_dirs = split_subfolders(root)
         if split_dirs:  # photos/train/<class>, photos/val/<class>: the user's own split
-            return load_split_folders(split_dirs, workers=workers, hygiene_index=hygiene_index, **kw)
-        return load_folder(root, workers=workers, hygiene_index=hygiene_index, **kw)
+            return load_split_folders(split_dirs, workers=workers, hygiene_index=hygiene_index,
+                                      pipeline=pipeline, **kw)
+        return load_folder(root, workers=workers, hygiene_index=hygiene_index, pipeline=pipeline, **kw)
     raise UserError(
         "`source` must be a folder path, 'tfds:NAME', (x, y) arrays, a tf.data.Dataset or a dict "
         f"of splits. Received: source={type(source).__name__}")

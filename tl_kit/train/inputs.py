@@ -28,7 +28,7 @@ def load_learner_data(learner, data, whole: bool = False):
         return learner.data
     names = None if learner.placeholder_names else learner.class_names
     kw = dict(image_size=learner.image_size, channels=learner.channels, num_classes=learner.num_classes,
-              class_names=names)
+              class_names=names, pipeline=learner.pipeline)
     if whole:
         return load_data(data, validation_split=0.0, **kw)
     kw.update(seed=learner.seed, run_dir=str(learner.rundir.out))

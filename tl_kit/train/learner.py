@@ -87,6 +87,11 @@ class Learner:
             epoch, then once 60 s and 9x what the last write took have passed, so writing
             stays under ~10% of the time), ``0`` (every epoch) or a number
             of seconds; always at the stage's end.
+        pipeline: how a folder's images reach training (:func:`tl_kit.load_data`):
+            ``"auto"`` (in memory when the resized pixels fit in
+            :data:`tl_kit.data.CACHE_LIMIT_BYTES`, else streamed from disk), ``"memory"``
+            or ``"stream"``. The training log states the choice and why. It changes speed
+            and memory, not the pixels, so a run resumes under either.
 
 
     Run directories, resume and overwrite: see :mod:`tl_kit.train`.
@@ -114,13 +119,16 @@ class Learner:
         jit_compile: bool | str = "auto",
         overwrite: bool = False,
         checkpoint_interval: float | str = "auto",
+        pipeline: str = "auto",
     ):
         from tl_kit import distribute as dist
+        from tl_kit.data.cache import check_pipeline
 
         # First TensorFlow call of the process (MultiWorkerMirroredStrategy needs that).
         self.strategy = dist.resolve_strategy(strategy)
         self.precision = dist.resolve_precision(precision)
         options.check_options(regime, jit_compile)
+        self.pipeline = check_pipeline(pipeline)
         self.jit_compile, self.overwrite, self.regime = jit_compile, bool(overwrite), regime
         self.spec, self.weights, note = resolve_spec(backbone, weights)
         self.requested_weights = weights
