@@ -33,8 +33,10 @@ the batch reversed. Pixel results are clipped to [0, 255].
 
 Backends:
     * ``"tf"`` (default): TF image ops, vectorised over the batch, inside the tf.data graph
-      (parallel, no Python); random numbers come from a ``tf.random.Generator`` so
-      augmentations differ every epoch, each image drawing its own parameters. Full-size work
+      (parallel, no Python); random numbers derive from one seed per batch
+      (``Data.dataset`` draws it from the pipeline: :func:`~tl_kit.augment.build.batch_seeds`),
+      so a seeded run augments the same way every time, augmentations differ every epoch,
+      and each image draws its own parameters. Full-size work
       is deferred and merged (:mod:`~tl_kit.augment.tf_pending`): flips and a crop run as
       one ``crop_and_resize``; colour offsets, brightness, contrast and the clipping as one
       scale, shift and clamp; rotation uses ``ImageProjectiveTransformV3``.
